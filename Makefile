@@ -1,0 +1,31 @@
+# Two commands do all the set-up: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO   := runs/demo
+DEMO_SENTENCE := the old man did not see the red car of his daughter .
+
+.PHONY: install demo test clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The main job: prepare the built-in English→French corpus, train the default RNN with
+# Luong attention, evaluate on the test set, and draw one alignment.
+demo: install
+	$(BIN)/attnjax prepare --config configs/default.py
+	$(BIN)/attnjax train --config configs/default.py --workdir $(DEMO)
+	$(BIN)/attnjax eval --workdir $(DEMO) --split test
+	$(BIN)/attnjax align --workdir $(DEMO) --src "$(DEMO_SENTENCE)" --out $(DEMO)/alignment.png
+
+test: install
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) runs

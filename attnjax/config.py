@@ -1,0 +1,169 @@
+"""Configs: the shared defaults, checks before anything is built or compiled, and the copy
+kept in a workdir.
+
+Unknown keys and wrong types are refused by ml_collections itself when a flag overrides a
+field; here we refuse impossible values, each with a one-line message naming the field.
+"""
+
+import json
+import pathlib
+
+import ml_collections
+
+
+def base() -> ml_collections.ConfigDict:
+  """Every section with the defaults shared by all configs; a config file sets `model`."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  # Data: the corpus, the subword vocabulary and the batches.
+  config.data = ml_collections.ConfigDict()
+  config.data.name = "en_fr_synth:quick"   # or numbers:fr, files, a TFDS name (wmt14_translate/de-en)
+  config.data.data_dir = ""                # "" = $ATTNJAX_DATA_DIR or ~/.cache/attnjax
+  config.data.files_dir = ""               # for name="files": train/valid/test.{src,tgt}
+  config.data.src_lang = "en"
+  config.data.tgt_lang = "fr"
+  config.data.tokenizer = "unigram"        # unigram | bpe
+  config.data.vocab_size = 2000
+  config.data.shared_vocab = True
+  config.data.max_src_len = 64             # subword tokens, EOS included
+  config.data.max_tgt_len = 64
+  config.data.batch_size = 64              # sentence pairs per global batch
+  config.data.tokens_per_batch = 0         # > 0: token-based batches instead
+  config.data.pack = False                 # sequence packing (Transformer only)
+  config.data.prefetch = 2
+
+  # Training.
+  config.train = ml_collections.ConfigDict()
+  config.train.num_steps = 3000
+  config.train.optimizer = "adam"          # adam | adamw
+  config.train.learning_rate = 3e-3
+  config.train.weight_decay = 0.0
+  config.train.schedule = "rsqrt"          # rsqrt | cosine | constant (each after warmup)
+  config.train.warmup_steps = 200
+  config.train.clip_norm = 1.0
+  config.train.label_smoothing = 0.1
+  config.train.grad_accum_steps = 1
+  config.train.log_every = 50
+  config.train.eval_every = 500
+  config.train.eval_samples = 200          # validation sentences decoded for BLEU
+  config.train.checkpoint_every = 500
+  config.train.keep_checkpoints = 2
+  config.train.early_stopping_patience = 0  # evaluations without BLEU gain; 0 = off
+  config.train.nan_policy = "stop"          # stop | skip
+
+  # Decoding (eval, translate, align).
+  config.decode = ml_collections.ConfigDict()
+  config.decode.beam_size = 1
+  config.decode.length_penalty = 0.6        # GNMT alpha
+  config.decode.max_len = 80
+
+  # Devices.
+  config.parallel = ml_collections.ConfigDict()
+  config.parallel.strategy = "mesh"         # mesh | pmap
+  config.parallel.fsdp = 1                  # size of the mesh's fsdp axis
+  return config
+
+
+def rnn_model(decoder: str = "luong", score: str = "general") -> ml_collections.ConfigDict:
+  """The RNN family's model section (see attnjax/models/rnn.py)."""
+  model = ml_collections.ConfigDict()
+  model.family = "rnn"
+  model.dtype = "float32"
+  model.cell = "lstm"
+  model.embed_dim = 128
+  model.hidden_dim = 256
+  model.num_layers = 1
+  model.bidirectional = True
+  model.dropout = 0.1
+  model.decoder = decoder        # seq2seq | bahdanau | luong
+  model.score = score            # dot | general | concat | additive | scaled_dot (luong)
+  model.input_feeding = True     # luong
+  return model
+
+
+class ConfigError(ValueError):
+  """A config value that cannot work; the message names the field and what would."""
+
+
+def _check(ok: bool, message: str) -> None:
+  if not ok:
+    raise ConfigError(message)
+
+
+def _one_of(config, path, choices):
+  section, key = path.split(".")
+  value = config[section][key]
+  _check(value in choices, f"{path}={value!r} is not one of {', '.join(map(str, choices))}")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raise ConfigError on the first impossible value."""
+  for section in ("data", "model", "train", "decode", "parallel"):
+    _check(section in config, f"the config has no '{section}' section; start from configs/default.py")
+  d, t, dec, par = config.data, config.train, config.decode, config.parallel
+  _check(d.batch_size > 0, f"data.batch_size={d.batch_size} must be positive")
+  _check(d.tokens_per_batch >= 0, f"data.tokens_per_batch={d.tokens_per_batch} must be 0 (off) or positive")
+  _check(d.vocab_size >= 16, f"data.vocab_size={d.vocab_size} is too small; use at least 16")
+  _check(d.max_src_len >= 2 and d.max_tgt_len >= 2,
+         f"data.max_src_len={d.max_src_len} and data.max_tgt_len={d.max_tgt_len} must be at least 2")
+  _one_of(config, "data.tokenizer", ("unigram", "bpe"))
+  _check(t.num_steps > 0, f"train.num_steps={t.num_steps} must be positive")
+  _check(t.learning_rate > 0, f"train.learning_rate={t.learning_rate} must be positive")
+  _check(t.warmup_steps >= 0, f"train.warmup_steps={t.warmup_steps} must be 0 or positive")
+  _one_of(config, "train.schedule", ("rsqrt", "cosine", "constant"))
+  _one_of(config, "train.optimizer", ("adam", "adamw"))
+  _one_of(config, "train.nan_policy", ("stop", "skip"))
+  _check(t.clip_norm >= 0, f"train.clip_norm={t.clip_norm} must be 0 (off) or positive")
+  _check(0 <= t.label_smoothing < 1, f"train.label_smoothing={t.label_smoothing} must be in [0, 1)")
+  _check(t.grad_accum_steps >= 1, f"train.grad_accum_steps={t.grad_accum_steps} must be at least 1")
+  _check(d.batch_size % t.grad_accum_steps == 0,
+         f"data.batch_size={d.batch_size} is not divisible by train.grad_accum_steps={t.grad_accum_steps}")
+  for key in ("log_every", "eval_every", "checkpoint_every", "keep_checkpoints"):
+    _check(t[key] > 0, f"train.{key}={t[key]} must be positive")
+  _check(t.eval_samples >= 0, f"train.eval_samples={t.eval_samples} must be 0 or positive")
+  _check(t.early_stopping_patience >= 0, f"train.early_stopping_patience={t.early_stopping_patience} must be 0 (off) or positive")
+  _check(dec.beam_size >= 1, f"decode.beam_size={dec.beam_size} must be at least 1")
+  _check(dec.max_len >= 1, f"decode.max_len={dec.max_len} must be at least 1")
+  _check(dec.length_penalty >= 0, f"decode.length_penalty={dec.length_penalty} must be 0 or positive")
+  _one_of(config, "parallel.strategy", ("mesh", "pmap"))
+  _check(par.fsdp >= 1, f"parallel.fsdp={par.fsdp} must be at least 1")
+  _one_of(config, "model.dtype", ("float32", "bfloat16"))
+  from attnjax import models  # the models check their own fields (sizes, heads, scores)
+  try:
+    models.build(config.model, d.vocab_size, d.vocab_size)
+  except ValueError as err:
+    raise ConfigError(str(err)) from None
+
+
+# The sections a trained model depends on: a workdir refuses a config that changes them.
+FIXED_SECTIONS = ("data", "model")
+
+
+def save(config, workdir) -> pathlib.Path:
+  path = pathlib.Path(workdir) / "config.json"
+  tmp = path.with_suffix(".json.tmp")
+  tmp.write_text(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
+  tmp.replace(path)
+  return path
+
+
+def load(workdir) -> ml_collections.ConfigDict:
+  path = pathlib.Path(workdir) / "config.json"
+  if not path.is_file():
+    raise ConfigError(f"{workdir} is not an attnjax workdir (no config.json); train one with "
+                      f"`attnjax train --config ... --workdir {workdir}`")
+  try:
+    return ml_collections.ConfigDict(json.loads(path.read_text()))
+  except json.JSONDecodeError as err:
+    raise ConfigError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+
+
+def check_compatible(config, saved) -> None:
+  """Refuse to continue a workdir whose data or model section differs from `config`'s."""
+  for section in FIXED_SECTIONS:
+    new, old = json.loads(config[section].to_json()), saved[section].to_dict()
+    for key in sorted(set(new) | set(old)):
+      if new.get(key) != old.get(key):
+        raise ConfigError(f"the workdir was trained with {section}.{key}={old.get(key)!r} but the config "
+                          f"says {new.get(key)!r}; use a new --workdir or the original config")

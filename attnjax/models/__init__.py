@@ -1,0 +1,115 @@
+"""Model families behind one contract; `build(cfg, src_vocab_size, tgt_vocab_size)` picks one.
+
+Every model has `__call__(src, tgt_in, train)`, `encode(src, train)`,
+`init_decode_state(src, max_len)` and `decode_step(tokens, state)`, and sows its attention
+maps at the top level under 'intermediates' ('cross_attention' and, for the Transformer,
+'encoder_self_attention' and 'decoder_self_attention').
+"""
+
+import flax.linen as nn
+import jax.numpy as jnp
+import ml_collections
+
+# Token ids, fixed project-wide. Defined before the model imports, which use PAD_ID.
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
+
+from attnjax.models.attention import SCORES  # noqa: E402
+from attnjax.models.rnn import CELLS, DECODERS, RNNSeq2Seq  # noqa: E402
+from attnjax.models.transformer import NORMS, POSITIONS, Transformer  # noqa: E402
+
+FAMILIES = ('rnn', 'transformer')
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+__all__ = ['PAD_ID', 'BOS_ID', 'EOS_ID', 'UNK_ID', 'build', 'RNNSeq2Seq', 'Transformer']
+
+
+def _get(cfg, field):
+  if field not in cfg:
+    raise ValueError(f'model.{field} is missing; add it to the model section of the config.')
+  return cfg[field]
+
+
+def _choice(cfg, field, choices):
+  value = _get(cfg, field)
+  if value not in choices:
+    raise ValueError(f'model.{field}={value!r} is not one of: {", ".join(choices)}.')
+  return value
+
+
+def _positive(cfg, field):
+  value = _get(cfg, field)
+  if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    raise ValueError(f'model.{field}={value!r} must be a positive integer.')
+  return value
+
+
+def _rate(cfg, field):
+  value = _get(cfg, field)
+  if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+    raise ValueError(f'model.{field}={value!r} must be a probability in [0, 1).')
+  return float(value)
+
+
+def _build_rnn(cfg, src_vocab_size, tgt_vocab_size, dtype):
+  decoder = _choice(cfg, 'decoder', DECODERS)
+  hidden_dim = _positive(cfg, 'hidden_dim')
+  bidirectional = bool(_get(cfg, 'bidirectional'))
+  if bidirectional and hidden_dim < 2:
+    raise ValueError(f'model.hidden_dim={hidden_dim} must be at least 2 with '
+                     'model.bidirectional=True (each direction gets hidden_dim // 2).')
+  luong = {}  # score and input_feeding matter to Luong's decoder only
+  if decoder == 'luong':
+    luong = {'score': _choice(cfg, 'score', SCORES),
+             'input_feeding': bool(_get(cfg, 'input_feeding'))}
+  return RNNSeq2Seq(
+      src_vocab_size, tgt_vocab_size,
+      cell=_choice(cfg, 'cell', tuple(CELLS)),
+      embed_dim=_positive(cfg, 'embed_dim'),
+      hidden_dim=hidden_dim,
+      num_layers=_positive(cfg, 'num_layers'),
+      bidirectional=bidirectional,
+      dropout=_rate(cfg, 'dropout'),
+      decoder=decoder,
+      dtype=dtype,
+      **luong)
+
+
+def _build_transformer(cfg, src_vocab_size, tgt_vocab_size, dtype):
+  d_model, num_heads = _positive(cfg, 'd_model'), _positive(cfg, 'num_heads')
+  if d_model % num_heads:
+    raise ValueError(f'model.d_model={d_model} is not divisible by model.num_heads={num_heads}.')
+  positions = _choice(cfg, 'positions', POSITIONS)
+  if positions == 'sinusoidal' and d_model % 2:
+    raise ValueError(f"model.d_model={d_model} must be even for model.positions='sinusoidal'.")
+  share_embeddings = bool(_get(cfg, 'share_embeddings'))
+  if share_embeddings and src_vocab_size != tgt_vocab_size:
+    raise ValueError(f'model.share_embeddings=True needs one vocabulary, but the source has '
+                     f'{src_vocab_size} tokens and the target {tgt_vocab_size}; use a joint '
+                     'vocabulary or set model.share_embeddings=False.')
+  return Transformer(
+      src_vocab_size, tgt_vocab_size,
+      d_model=d_model,
+      num_heads=num_heads,
+      d_ff=_positive(cfg, 'd_ff'),
+      num_encoder_layers=_positive(cfg, 'num_encoder_layers'),
+      num_decoder_layers=_positive(cfg, 'num_decoder_layers'),
+      dropout=_rate(cfg, 'dropout'),
+      attention_dropout=_rate(cfg, 'attention_dropout'),
+      positions=positions,
+      norm=_choice(cfg, 'norm', NORMS),
+      share_embeddings=share_embeddings,
+      max_len=_positive(cfg, 'max_len'),
+      dtype=dtype)
+
+
+def build(cfg: ml_collections.ConfigDict, src_vocab_size: int, tgt_vocab_size: int) -> nn.Module:
+  """The model that the config's `model` section describes; ValueError for impossible values."""
+  for name, size in (('source', src_vocab_size), ('target', tgt_vocab_size)):
+    if size <= UNK_ID:
+      raise ValueError(f'The {name} vocabulary has {size} tokens; it needs more than the '
+                       f'{UNK_ID + 1} reserved ids (PAD, BOS, EOS, UNK).')
+  family = _choice(cfg, 'family', FAMILIES)
+  dtype = DTYPES[_choice(cfg, 'dtype', tuple(DTYPES))]
+  if family == 'rnn':
+    return _build_rnn(cfg, src_vocab_size, tgt_vocab_size, dtype)
+  return _build_transformer(cfg, src_vocab_size, tgt_vocab_size, dtype)

@@ -1,0 +1,336 @@
+"""RNN encoder-decoders: the fixed-size bottleneck and two attentive decoders.
+
+* `seq2seq`: the decoder sees the source only through its initial state
+  (Sutskever et al. 2014).
+* `bahdanau`: RNNsearch, attention on the previous decoder state (Bahdanau et al. 2015).
+* `luong`: global attention on the current decoder state, with or without input feeding
+  (Luong et al. 2015).
+
+Each decoder has a `recurrence` (one time step, carried state) and an `output` (from the
+step's features to logits, batched over time when it can be). Teacher forcing scans
+`recurrence` over the target with `nn.scan`; `decode_step` calls the same `recurrence` once,
+so step-wise decoding computes what teacher forcing computes.
+"""
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from attnjax.models import PAD_ID
+from attnjax.models.attention import Attention
+
+CELLS = {'lstm': nn.OptimizedLSTMCell, 'gru': nn.GRUCell}
+DECODERS = ('seq2seq', 'bahdanau', 'luong')
+
+
+def _output_of(carry):
+  """A layer's output h from its carry: (c, h) for an LSTM, h for a GRU."""
+  return carry[1] if isinstance(carry, tuple) else carry
+
+
+class Encoder(nn.Module):
+  """Embeddings and a stacked, optionally bidirectional RNN over the source, with dropout on
+  the embeddings and between layers.
+
+  Sequence lengths keep padding out of every state: each direction stops at the last real
+  token, and outputs at padded positions are zero.
+  Returns H [B, S, D] (D = 2 * hidden_dim if bidirectional), the final carry of each layer
+  (a (forward, backward) pair if bidirectional) and the source mask [B, S].
+  """
+
+  vocab_size: int
+  cell: str
+  embed_dim: int
+  hidden_dim: int  # per direction
+  num_layers: int
+  bidirectional: bool
+  dropout: float
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, src, train: bool):
+    mask = src != PAD_ID  # [B, S]
+    lengths = jnp.sum(mask, axis=-1)  # [B]
+    x = nn.Embed(self.vocab_size, self.embed_dim, dtype=self.dtype, name='embed')(src)
+    finals = []
+    for layer in range(self.num_layers):
+      x = nn.Dropout(self.dropout)(x, deterministic=not train)
+      cell = lambda: CELLS[self.cell](self.hidden_dim, dtype=self.dtype)
+      if self.bidirectional:  # outputs [B, S, 2 * hidden]
+        rnn = nn.Bidirectional(nn.RNN(cell()), nn.RNN(cell()), name=f'layer_{layer}')
+      else:
+        rnn = nn.RNN(cell(), name=f'layer_{layer}')
+      final, x = rnn(x, seq_lengths=lengths, return_carry=True)
+      x = jnp.where(mask[..., None], x, 0.0)  # [B, S, D]
+      finals.append(final)
+    return x, tuple(finals), mask
+
+
+class Bridge(nn.Module):
+  """The decoder's initial state, layer by layer, from the encoder's final states.
+
+  Unidirectional: the final state itself. Bidirectional: s_0 = tanh(W_s [h->_S; h<-_1])
+  for each part of each layer's carry (Bahdanau et al. 2015, A.2.2, with both directions).
+  """
+
+  hidden_dim: int
+  bidirectional: bool
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, finals):
+    if not self.bidirectional:
+      return finals
+    bridged = []
+    for layer, (forward, backward) in enumerate(finals):
+      parts, treedef = jax.tree.flatten(forward)
+      merged = [
+          jnp.tanh(nn.Dense(self.hidden_dim, dtype=self.dtype, name=f'layer_{layer}_{i}')(
+              jnp.concatenate([f, b], axis=-1))).astype(jnp.float32)  # [B, hidden]
+          for i, (f, b) in enumerate(zip(parts, jax.tree.leaves(backward)))]
+      bridged.append(jax.tree.unflatten(treedef, merged))
+    return tuple(bridged)
+
+
+class StackedCells(nn.Module):
+  """One time step through `num_layers` cells, with dropout between layers."""
+
+  cell: str
+  hidden_dim: int
+  num_layers: int
+  dropout: float
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    self.layers = [CELLS[self.cell](self.hidden_dim, dtype=self.dtype)
+                   for _ in range(self.num_layers)]
+    self.drop = nn.Dropout(self.dropout)
+
+  def __call__(self, carry, x, train: bool):
+    """carry: one carry per layer; x [B, E] -> (carry, s_t [B, hidden])."""
+    new_carry = []
+    for layer, layer_carry in zip(self.layers, carry):
+      if new_carry:
+        x = self.drop(x, deterministic=not train)
+      layer_carry, x = layer(layer_carry, x)
+      new_carry.append(layer_carry)
+    return tuple(new_carry), x
+
+
+class Decoder(nn.Module):
+  """Shared driver: teacher forcing scans `recurrence`; `step` calls it once.
+
+  Subclasses define `setup`, `init_carry(bridged)`, `prepare_memory(states, mask)`,
+  `recurrence(carry, y_emb, memory, train) -> (carry, features)` and
+  `output(features, memory, train) -> (logits, alignment or None)`, where `output` works
+  with or without a time axis.
+  """
+
+  vocab_size: int
+  cell: str
+  hidden_dim: int
+  num_layers: int
+  dropout: float
+  dtype: Any = jnp.float32
+
+  def _cells(self):
+    return StackedCells(self.cell, self.hidden_dim, self.num_layers, self.dropout, self.dtype)
+
+  def _project(self, x, train):
+    """Output logits [..., V] in float32 from the last hidden layer."""
+    return self.projection(self.drop(x, deterministic=not train)).astype(jnp.float32)
+
+  def init_carry(self, bridged):
+    return bridged
+
+  def prepare_memory(self, states, mask):
+    """What each step reads from the source: H, its key-side projection and the mask."""
+    return {'keys': states, 'prepared_keys': self.attention.prepare_keys(states), 'mask': mask}
+
+  def __call__(self, carry, y_emb, memory, train: bool):
+    """Teacher forcing: y_emb [B, T, E] -> logits [B, T, V], alignment [B, T, S] or None."""
+    scan = nn.scan(
+        lambda module, carry, y_emb_t, memory: module.recurrence(carry, y_emb_t, memory, train),
+        variable_broadcast='params', split_rngs={'params': False, 'dropout': True},
+        in_axes=(1, nn.broadcast), out_axes=1)
+    _, features = scan(self, carry, y_emb, memory)
+    return self.output(features, memory, train)
+
+  def step(self, carry, y_emb, memory):
+    """One deterministic step: y_emb [B, E] -> (carry, logits [B, V], alignment [B, S])."""
+    carry, features = self.recurrence(carry, y_emb, memory, False)
+    logits, alignment = self.output(features, memory, False)
+    return carry, logits, alignment
+
+
+class Seq2SeqDecoder(Decoder):
+  """The bottleneck: p(y_t | y_<t, x) = softmax(W s_t), with s_0 from the encoder's final
+  state only (Sutskever et al. 2014)."""
+
+  def setup(self):
+    self.cells = self._cells()
+    self.drop = nn.Dropout(self.dropout)
+    self.projection = nn.Dense(self.vocab_size, dtype=self.dtype)
+
+  def prepare_memory(self, states, mask):
+    return {}
+
+  def recurrence(self, carry, y_emb, memory, train):
+    return self.cells(carry, y_emb, train)  # features: s_t
+
+  def output(self, s, memory, train):
+    return self._project(s, train), None
+
+
+class BahdanauDecoder(Decoder):
+  """RNNsearch (Bahdanau et al. 2015).
+
+  e_ij = v_a^T tanh(W_a s_{i-1} + U_a h_j), c_i = sum_j a_ij h_j   (eq. 5, 6)
+  s_i = f(s_{i-1}, [E y_{i-1}; c_i])                                (eq. 4)
+  t_i = tanh(W_o [s_i; c_i; E y_{i-1}]), p(y_i) = softmax(W t_i)    (A.2.2, tanh for maxout)
+  With several layers, the top layer's previous output is s_{i-1}.
+  """
+
+  def setup(self):
+    self.attention = Attention('additive', self.hidden_dim, dtype=self.dtype)
+    self.cells = self._cells()
+    self.readout = nn.Dense(self.hidden_dim, dtype=self.dtype)
+    self.drop = nn.Dropout(self.dropout)
+    self.projection = nn.Dense(self.vocab_size, dtype=self.dtype)
+
+  def recurrence(self, carry, y_emb, memory, train):
+    s_prev = _output_of(carry[-1])  # [B, hidden]
+    context, alignment = self.attention.attend(
+        s_prev, memory['keys'], memory['prepared_keys'], memory['mask'])  # [B, Dk], [B, S]
+    carry, s = self.cells(carry, jnp.concatenate([y_emb, context], axis=-1), train)
+    return carry, (s, context, y_emb, alignment)
+
+  def output(self, features, memory, train):
+    s, context, y_emb, alignment = features
+    t = jnp.tanh(self.readout(jnp.concatenate([s, context, y_emb], axis=-1)))  # [..., hidden]
+    return self._project(t, train), alignment
+
+
+class LuongDecoder(Decoder):
+  """Global attention (Luong et al. 2015).
+
+  a_t(j) = softmax_j(score(s_t, h_j)), c_t = sum_j a_t(j) h_j    (eq. 7, 8)
+  attentional_state h~_t = tanh(W_c [c_t; s_t])                  (eq. 5)
+  p(y_t | y_<t, x) = softmax(W_s h~_t)                           (eq. 6)
+  Input feeding (sec. 3.3) concatenates h~_{t-1} to the input embedding; without it the
+  RNN runs alone in the scan and attention is one batched call over all steps.
+  """
+
+  score: str = 'general'
+  input_feeding: bool = True
+
+  def setup(self):
+    self.cells = self._cells()
+    self.attention = Attention(self.score, self.hidden_dim, dtype=self.dtype)
+    self.combine = nn.Dense(self.hidden_dim, use_bias=False, dtype=self.dtype)  # W_c
+    self.drop = nn.Dropout(self.dropout)
+    self.projection = nn.Dense(self.vocab_size, dtype=self.dtype)  # W_s
+
+  def init_carry(self, bridged):
+    if not self.input_feeding:
+      return bridged
+    batch = _output_of(bridged[-1]).shape[0]
+    return bridged, jnp.zeros((batch, self.hidden_dim), jnp.float32)  # h~_0
+
+  def attentional_state(self, s, memory):
+    """h~ = tanh(W_c [c; s]) for s [B, hidden] or [B, T, hidden]."""
+    context, alignment = self.attention.attend(
+        s, memory['keys'], memory['prepared_keys'], memory['mask'])
+    combined = jnp.concatenate([context, s.astype(self.dtype)], axis=-1)  # [..., Dk + hidden]
+    return jnp.tanh(self.combine(combined)), alignment
+
+  def recurrence(self, carry, y_emb, memory, train):
+    if not self.input_feeding:
+      return self.cells(carry, y_emb, train)  # features: s_t
+    cells_carry, feed = carry
+    cells_carry, s = self.cells(
+        cells_carry, jnp.concatenate([y_emb, feed.astype(y_emb.dtype)], axis=-1), train)
+    attentional_state, alignment = self.attentional_state(s, memory)
+    return (cells_carry, attentional_state.astype(jnp.float32)), (attentional_state, alignment)
+
+  def output(self, features, memory, train):
+    if self.input_feeding:
+      attentional_state, alignment = features
+    else:
+      attentional_state, alignment = self.attentional_state(features, memory)
+    return self._project(attentional_state, train), alignment
+
+
+class RNNSeq2Seq(nn.Module):
+  """RNN encoder-decoder implementing the attnjax model contract.
+
+  Decoding state: {'carry': the decoder's carry (per layer: (c, h) [B, hidden] each for an
+  LSTM, h for a GRU; for Luong with input feeding, (that, h~ [B, hidden])), 'memory':
+  {'keys': H [B, S, Dk], 'prepared_keys': [B, S, D'], 'mask': [B, S]} ({} for seq2seq)}.
+  """
+
+  src_vocab_size: int
+  tgt_vocab_size: int
+  cell: str = 'lstm'
+  embed_dim: int = 256
+  hidden_dim: int = 512
+  num_layers: int = 1
+  bidirectional: bool = True
+  dropout: float = 0.0
+  decoder: str = 'luong'
+  score: str = 'general'
+  input_feeding: bool = True
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    per_direction = self.hidden_dim // 2 if self.bidirectional else self.hidden_dim
+    self.encoder = Encoder(self.src_vocab_size, self.cell, self.embed_dim, per_direction,
+                           self.num_layers, self.bidirectional, self.dropout, self.dtype)
+    self.bridge = Bridge(self.hidden_dim, self.bidirectional, self.dtype)
+    self.tgt_embed = nn.Embed(self.tgt_vocab_size, self.embed_dim, dtype=self.dtype)
+    self.embed_drop = nn.Dropout(self.dropout)
+    args = (self.tgt_vocab_size, self.cell, self.hidden_dim, self.num_layers, self.dropout,
+            self.dtype)
+    if self.decoder == 'seq2seq':
+      self.decoder_net = Seq2SeqDecoder(*args)
+    elif self.decoder == 'bahdanau':
+      self.decoder_net = BahdanauDecoder(*args)
+    elif self.decoder == 'luong':
+      self.decoder_net = LuongDecoder(*args, score=self.score, input_feeding=self.input_feeding)
+    else:
+      raise ValueError(f'RNN decoder {self.decoder!r} is not one of {", ".join(DECODERS)}.')
+
+  def encode(self, src, train: bool = False):
+    """src [B, S] -> {'states': H [B, S, Dk], 'final': per-layer carries, 'mask': [B, S]}."""
+    states, final, mask = self.encoder(src, train)
+    return {'states': states, 'final': final, 'mask': mask}
+
+  def _start(self, src, train):
+    encoded = self.encode(src, train)
+    carry = self.decoder_net.init_carry(self.bridge(encoded['final']))
+    return carry, self.decoder_net.prepare_memory(encoded['states'], encoded['mask'])
+
+  def __call__(self, src, tgt_in, train: bool = False):
+    """Teacher forcing: src [B, S], tgt_in [B, T] -> logits [B, T, V] (float32)."""
+    carry, memory = self._start(src, train)
+    y_emb = self.embed_drop(self.tgt_embed(tgt_in), deterministic=not train)  # [B, T, E]
+    logits, alignment = self.decoder_net(carry, y_emb, memory, train)
+    if alignment is not None:
+      self.sow('intermediates', 'cross_attention', alignment[:, :, None, None, :])  # [B,T,1,1,S]
+    return logits
+
+  def init_decode_state(self, src, max_len: int):
+    """Encodes src; `max_len` is unused, as an RNN state does not grow with the output."""
+    del max_len
+    carry, memory = self._start(src, False)
+    return {'carry': carry, 'memory': memory}
+
+  def decode_step(self, tokens, state):
+    """tokens [B] (y_{t-1}; BOS first) -> (logits [B, V] float32, next state)."""
+    carry, logits, alignment = self.decoder_net.step(
+        state['carry'], self.tgt_embed(tokens), state['memory'])
+    if alignment is not None:
+      self.sow('intermediates', 'cross_attention', alignment[:, None, None, :])  # [B, 1, 1, S]
+    return logits, {'carry': carry, 'memory': state['memory']}

@@ -1,0 +1,307 @@
+"""The Transformer encoder-decoder (Vaswani et al. 2017), with an explicit KV cache.
+
+Multi-head attention is written out here so that every attention map can be returned and
+step-wise decoding can keep its keys and values in plain arrays of the decoding state.
+`norm='post'` is the paper's LayerNorm(x + Dropout(sublayer(x))); `norm='pre'` is
+x + Dropout(sublayer(LayerNorm(x))) with a final LayerNorm on each stack.
+"""
+
+import functools
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from attnjax.models import PAD_ID
+from attnjax.models.attention import masked_softmax
+
+POSITIONS = ('sinusoidal', 'learned')
+NORMS = ('pre', 'post')
+
+
+def sinusoidal_positions(positions: jax.Array, d_model: int) -> jax.Array:
+  """PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(...) (Vaswani 2017, sec. 3.5).
+
+  positions [...] int -> [..., d_model] float32; d_model must be even.
+  """
+  rates = jnp.exp(-math.log(10000.0) * jnp.arange(0, d_model, 2) / d_model)  # [d/2]
+  angles = positions[..., None].astype(jnp.float32) * rates  # [..., d/2]
+  return jnp.stack([jnp.sin(angles), jnp.cos(angles)], axis=-1).reshape(*positions.shape, d_model)
+
+
+def dot_product_attention(query, key, value, mask, dropout: nn.Dropout, train: bool):
+  """softmax(Q K^T / sqrt(d_k)) V (Vaswani 2017, eq. 1), per head.
+
+  query [B, T, H, Dh], key and value [B, S, H, Dh], mask broadcastable to [B, H, T, S].
+  Returns the output [B, T, H, Dh] and the weights [B, H, T, S] (float32, before dropout).
+  """
+  query = query * query.shape[-1] ** -0.5
+  score = jnp.einsum('bthd,bshd->bhts', query, key)  # [B, H, T, S]
+  weights = masked_softmax(score, mask)
+  dropped = dropout(weights, deterministic=not train).astype(value.dtype)
+  return jnp.einsum('bhts,bshd->bthd', dropped, value), weights
+
+
+class _Attention(nn.Module):
+  """Common fields of self- and cross-attention."""
+
+  d_model: int
+  num_heads: int
+  attention_dropout: float
+  dtype: Any = jnp.float32
+
+  def _dense(self, features, axis=-1):
+    return nn.DenseGeneral(features, axis=axis, dtype=self.dtype)
+
+  def _heads(self, *leading):
+    return (*leading, self.num_heads, self.d_model // self.num_heads)
+
+  def _attend(self, query, key, value, mask, train):
+    out, weights = dot_product_attention(query, key, value, mask, self.drop, train)
+    return self.out(out), weights  # [B, T, d_model], [B, H, T, S]
+
+
+class SelfAttention(_Attention):
+  """Multi-head self-attention with one fused Q/K/V projection."""
+
+  def setup(self):
+    self.qkv = self._dense(self._heads(3))
+    self.out = self._dense(self.d_model, axis=(-2, -1))
+    self.drop = nn.Dropout(self.attention_dropout)
+
+  def __call__(self, x, mask, train: bool):
+    """x [B, T, d_model], mask broadcastable to [B, H, T, T]."""
+    query, key, value = jnp.moveaxis(self.qkv(x), 2, 0)  # each [B, T, H, Dh]
+    return self._attend(query, key, value, mask, train)
+
+  def step(self, x, cache, step):
+    """x [B, 1, d_model] at position `step` [B]; writes its K/V into the cache.
+
+    cache {'k', 'v'}: [B, max_len, H, Dh]; positions after `step` are masked.
+    """
+    query, key, value = jnp.moveaxis(self.qkv(x), 2, 0)  # each [B, 1, H, Dh]
+    positions = jnp.arange(cache['k'].shape[1])  # [max_len]
+    here = (positions == step[:, None])[:, :, None, None]  # [B, max_len, 1, 1]
+    cache = {'k': jnp.where(here, key, cache['k']), 'v': jnp.where(here, value, cache['v'])}
+    mask = (positions <= step[:, None])[:, None, None, :]  # [B, 1, 1, max_len]
+    out, _ = self._attend(query, cache['k'], cache['v'], mask, False)
+    return out, cache
+
+
+class CrossAttention(_Attention):
+  """Multi-head attention from the decoder to the encoder memory."""
+
+  def setup(self):
+    self.query = self._dense(self._heads())
+    self.kv = self._dense(self._heads(2))
+    self.out = self._dense(self.d_model, axis=(-2, -1))
+    self.drop = nn.Dropout(self.attention_dropout)
+
+  def keys_values(self, memory):
+    """memory [B, S, d_model] -> {'k', 'v'}: [B, S, H, Dh], once per sentence."""
+    key, value = jnp.moveaxis(self.kv(memory), 2, 0)
+    return {'k': key, 'v': value}
+
+  def __call__(self, x, kv, mask, train: bool):
+    return self._attend(self.query(x), kv['k'], kv['v'], mask, train)
+
+
+class _Layer(nn.Module):
+  """Residual sublayers with pre- or post-LayerNorm."""
+
+  d_model: int
+  num_heads: int
+  d_ff: int
+  dropout: float
+  attention_dropout: float
+  norm: str
+  dtype: Any = jnp.float32
+
+  def _sublayers(self, count):
+    """For setup: `count` LayerNorms, residual dropout and the feed-forward sublayer."""
+    self.norms = [nn.LayerNorm(dtype=self.dtype) for _ in range(count)]
+    self.drop = nn.Dropout(self.dropout)
+    self.ff_in = nn.Dense(self.d_ff, dtype=self.dtype)
+    self.ff_out = nn.Dense(self.d_model, dtype=self.dtype)
+
+  def before(self, x, i):
+    """The sublayer's input: LayerNorm(x) for pre-LN, x for post-LN."""
+    return self.norms[i](x) if self.norm == 'pre' else x
+
+  def after(self, x, y, i, train):
+    """x + Dropout(y) for pre-LN, LayerNorm(x + Dropout(y)) for post-LN."""
+    x = x + self.drop(y, deterministic=not train)
+    return x if self.norm == 'pre' else self.norms[i](x)
+
+  def feed_forward(self, x, i, train):
+    """FFN(x) = max(0, x W_1 + b_1) W_2 + b_2 (Vaswani 2017, eq. 2), as sublayer i."""
+    return self.after(x, self.ff_out(nn.relu(self.ff_in(self.before(x, i)))), i, train)
+
+
+class EncoderLayer(_Layer):
+
+  def setup(self):
+    self._sublayers(2)
+    self.self_attention = SelfAttention(self.d_model, self.num_heads, self.attention_dropout,
+                                        self.dtype)
+
+  def __call__(self, x, mask, train):
+    """x [B, S, d_model], mask [B, 1, 1, S] -> x, weights [B, H, S, S]."""
+    y, weights = self.self_attention(self.before(x, 0), mask, train)
+    return self.feed_forward(self.after(x, y, 0, train), 1, train), weights
+
+
+class DecoderLayer(_Layer):
+
+  def setup(self):
+    self._sublayers(3)
+    args = (self.d_model, self.num_heads, self.attention_dropout, self.dtype)
+    self.self_attention = SelfAttention(*args)
+    self.cross_attention = CrossAttention(*args)
+
+  def keys_values(self, memory):
+    return self.cross_attention.keys_values(memory)
+
+  def __call__(self, x, memory, causal_mask, src_mask, train):
+    """x [B, T, d_model] -> x, self weights [B, H, T, T], cross weights [B, H, T, S]."""
+    y, self_weights = self.self_attention(self.before(x, 0), causal_mask, train)
+    x = self.after(x, y, 0, train)
+    y, cross_weights = self.cross_attention(
+        self.before(x, 1), self.keys_values(memory), src_mask, train)
+    x = self.after(x, y, 1, train)
+    return self.feed_forward(x, 2, train), self_weights, cross_weights
+
+  def step(self, x, cache, kv, step, src_mask):
+    """x [B, 1, d_model] -> x, cache, cross weights [B, H, 1, S]."""
+    y, cache = self.self_attention.step(self.before(x, 0), cache, step)
+    x = self.after(x, y, 0, False)
+    y, cross_weights = self.cross_attention(self.before(x, 1), kv, src_mask, False)
+    x = self.after(x, y, 1, False)
+    return self.feed_forward(x, 2, False), cache, cross_weights
+
+
+def _stack_layers(weights):
+  """Per-layer [B, H, Tq, Tk] -> [B, Tq, L, H, Tk]."""
+  return jnp.stack(weights, axis=1).transpose(0, 3, 1, 2, 4)
+
+
+class Transformer(nn.Module):
+  """Encoder-decoder Transformer implementing the attnjax model contract.
+
+  Decoding state: {'step': [B] int32 (position of the next token), 'cache': per decoder layer
+  {'k', 'v'}: [B, max_len, H, Dh], 'cross': per decoder layer {'k', 'v'}: [B, S, H, Dh]
+  (the encoder memory's projections, computed once), 'src_mask': [B, S]}.
+  """
+
+  src_vocab_size: int
+  tgt_vocab_size: int
+  d_model: int = 512
+  num_heads: int = 8
+  d_ff: int = 2048
+  num_encoder_layers: int = 6
+  num_decoder_layers: int = 6
+  dropout: float = 0.1
+  attention_dropout: float = 0.0
+  positions: str = 'sinusoidal'
+  norm: str = 'pre'
+  share_embeddings: bool = False
+  max_len: int = 256
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    embed = functools.partial(
+        nn.Embed, features=self.d_model, dtype=self.dtype,
+        embedding_init=nn.initializers.normal(self.d_model ** -0.5))
+    self.src_embed = embed(self.src_vocab_size)
+    if not self.share_embeddings:
+      self.tgt_embed = embed(self.tgt_vocab_size)
+      self.projection = nn.Dense(self.tgt_vocab_size, dtype=self.dtype)
+    if self.positions == 'learned':
+      self.src_positions = embed(self.max_len)
+      self.tgt_positions = embed(self.max_len)
+    self.embed_drop = nn.Dropout(self.dropout)
+    layer = (self.d_model, self.num_heads, self.d_ff, self.dropout, self.attention_dropout,
+             self.norm, self.dtype)
+    self.encoder_layers = [EncoderLayer(*layer) for _ in range(self.num_encoder_layers)]
+    self.decoder_layers = [DecoderLayer(*layer) for _ in range(self.num_decoder_layers)]
+    if self.norm == 'pre':
+      self.encoder_norm = nn.LayerNorm(dtype=self.dtype)
+      self.decoder_norm = nn.LayerNorm(dtype=self.dtype)
+
+  def _embed(self, tokens, positions, side, train):
+    """sqrt(d_model) * E x + PE (Vaswani 2017, sec. 3.4-3.5): [B, T] -> [B, T, d_model]."""
+    table = self.src_embed if side == 'src' or self.share_embeddings else self.tgt_embed
+    x = table(tokens) * math.sqrt(self.d_model)
+    if self.positions == 'learned':
+      if positions.shape[-1] > self.max_len:
+        raise ValueError(f'A {side} of length {positions.shape[-1]} exceeds model.max_len='
+                         f'{self.max_len} learned positions; raise model.max_len.')
+      x = x + (self.src_positions if side == 'src' else self.tgt_positions)(positions)
+    else:
+      x = x + sinusoidal_positions(positions, self.d_model).astype(x.dtype)
+    return self.embed_drop(x, deterministic=not train)
+
+  def _logits(self, y):
+    """[..., d_model] -> [..., V] float32; the output layer is E^T when embeddings are shared."""
+    if self.share_embeddings:
+      return self.src_embed.attend(y).astype(jnp.float32)
+    return self.projection(y).astype(jnp.float32)
+
+  def encode(self, src, train: bool = False):
+    """src [B, S] -> memory [B, S, d_model]; sows 'encoder_self_attention' [B, S, L, H, S]."""
+    mask = (src != PAD_ID)[:, None, None, :]  # [B, 1, 1, S]
+    x = self._embed(src, jnp.arange(src.shape[1])[None], 'src', train)
+    weights = []
+    for layer in self.encoder_layers:
+      x, layer_weights = layer(x, mask, train)
+      weights.append(layer_weights)
+    self.sow('intermediates', 'encoder_self_attention', _stack_layers(weights))
+    return self.encoder_norm(x) if self.norm == 'pre' else x
+
+  def __call__(self, src, tgt_in, train: bool = False):
+    """Teacher forcing: src [B, S], tgt_in [B, T] -> logits [B, T, V] (float32)."""
+    memory = self.encode(src, train)
+    src_mask = (src != PAD_ID)[:, None, None, :]  # [B, 1, 1, S]
+    length = tgt_in.shape[1]
+    causal_mask = jnp.tril(jnp.ones((length, length), bool))[None, None]  # [1, 1, T, T]
+    y = self._embed(tgt_in, jnp.arange(length)[None], 'tgt', train)
+    self_weights, cross_weights = [], []
+    for layer in self.decoder_layers:
+      y, layer_self, layer_cross = layer(y, memory, causal_mask, src_mask, train)
+      self_weights.append(layer_self)
+      cross_weights.append(layer_cross)
+    self.sow('intermediates', 'decoder_self_attention', _stack_layers(self_weights))
+    self.sow('intermediates', 'cross_attention', _stack_layers(cross_weights))
+    return self._logits(self.decoder_norm(y) if self.norm == 'pre' else y)
+
+  def init_decode_state(self, src, max_len: int):
+    """Encodes src and allocates a KV cache for `max_len` target positions."""
+    if self.positions == 'learned' and max_len > self.max_len:
+      raise ValueError(f'Decoding max_len={max_len} exceeds model.max_len={self.max_len} '
+                       'learned positions; decode shorter or raise model.max_len.')
+    memory = self.encode(src)
+    batch = src.shape[0]
+    empty = jnp.zeros((batch, max_len, self.num_heads, self.d_model // self.num_heads),
+                      self.dtype)
+    return {
+        'step': jnp.zeros((batch,), jnp.int32),
+        'cache': tuple({'k': empty, 'v': empty} for _ in self.decoder_layers),
+        'cross': tuple(layer.keys_values(memory) for layer in self.decoder_layers),
+        'src_mask': src != PAD_ID,
+    }
+
+  def decode_step(self, tokens, state):
+    """tokens [B] (y_{t-1}; BOS first) -> (logits [B, V] float32, next state)."""
+    step = state['step']
+    y = self._embed(tokens[:, None], step[:, None], 'tgt', False)  # [B, 1, d_model]
+    src_mask = state['src_mask'][:, None, None, :]  # [B, 1, 1, S]
+    caches, cross_weights = [], []
+    for layer, cache, kv in zip(self.decoder_layers, state['cache'], state['cross']):
+      y, cache, layer_cross = layer.step(y, cache, kv, step, src_mask)
+      caches.append(cache)
+      cross_weights.append(layer_cross[:, :, 0])  # [B, H, S]
+    self.sow('intermediates', 'cross_attention', jnp.stack(cross_weights, axis=1))  # [B,L,H,S]
+    logits = self._logits(self.decoder_norm(y) if self.norm == 'pre' else y)[:, 0]
+    return logits, {**state, 'step': step + 1, 'cache': tuple(caches)}

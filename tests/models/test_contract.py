@@ -1,0 +1,200 @@
+"""The contract every family implements, so that decoding, evaluation and plots never branch
+on the family: step-wise decoding equals teacher forcing, decoding states keep a batch axis
+and their structure, attention maps are sown under the same keys, every parameter learns,
+bfloat16 compute stays close to float32, and build() rejects impossible configs.
+
+Parameters are drawn with numpy from the shapes `jax.eval_shape(model.init)` gives, which
+keeps these tests fast (compiling the real initialisers costs seconds per model on CPU).
+"""
+
+import types
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from attnjax.models import build
+
+RNN = dict(family='rnn', dtype='float32', cell='lstm', embed_dim=8, hidden_dim=10,
+           num_layers=1, bidirectional=False, dropout=0.1, decoder='seq2seq', score='general',
+           input_feeding=True)
+TRANSFORMER = dict(family='transformer', dtype='float32', d_model=16, num_heads=2, d_ff=24,
+                   num_encoder_layers=1, num_decoder_layers=2, dropout=0.1,
+                   attention_dropout=0.1, positions='sinusoidal', norm='pre',
+                   share_embeddings=False, max_len=16)
+CONFIGS = {
+    'seq2seq-bigru-2layers': {**RNN, 'cell': 'gru', 'bidirectional': True, 'num_layers': 2},
+    'bahdanau-bilstm-2layers': {**RNN, 'decoder': 'bahdanau', 'bidirectional': True,
+                                'num_layers': 2},
+    'luong-feeding-general-bilstm': {**RNN, 'decoder': 'luong', 'bidirectional': True},
+    'luong-feeding-concat-gru-2layers': {**RNN, 'decoder': 'luong', 'score': 'concat',
+                                         'cell': 'gru', 'num_layers': 2},
+    'luong-dot-bilstm-odd': {**RNN, 'decoder': 'luong', 'score': 'dot', 'input_feeding': False,
+                             'bidirectional': True, 'hidden_dim': 9},
+    'transformer-pre': TRANSFORMER,
+    'transformer-post-learned-shared': {**TRANSFORMER, 'norm': 'post', 'positions': 'learned',
+                                        'share_embeddings': True},
+}
+SRC = jnp.array([[5, 6, 7, 2, 0, 0], [4, 5, 6, 7, 8, 2], [9, 2, 0, 0, 0, 0]], jnp.int32)
+TGT_IN = jnp.array([[1, 5, 6, 7, 0], [1, 4, 4, 5, 6], [1, 8, 0, 0, 0]], jnp.int32)
+TGT_OUT = jnp.array([[5, 6, 7, 2, 0], [4, 4, 5, 6, 2], [8, 2, 0, 0, 0]], jnp.int32)
+B, S = SRC.shape
+T = TGT_IN.shape[1]
+
+
+def vocab_sizes(cfg):
+  return (17, 17) if cfg.get('share_embeddings') else (13, 17)
+
+
+def random_variables(model, seed=0):
+  """Normal(0, 0.3) parameters (LayerNorm scales near one) of the model's shapes."""
+  shapes = jax.eval_shape(model.init, jax.random.key(0), SRC, TGT_IN)
+  rng = np.random.default_rng(seed)
+
+  def draw(path, leaf):
+    x = rng.normal(scale=0.3, size=leaf.shape)
+    return jnp.asarray(1.0 + x / 3 if path[-1].key == 'scale' else x, leaf.dtype)
+
+  return jax.tree_util.tree_map_with_path(draw, shapes)
+
+
+def cross_entropy(logits):
+  return -jnp.sum(jax.nn.log_softmax(logits) * jax.nn.one_hot(TGT_OUT, logits.shape[-1]))
+
+
+@pytest.fixture(scope='module', params=list(CONFIGS))
+def run(request):
+  """Teacher forcing (with gradients) and step-wise decoding of the same batch."""
+  cfg = ml_collections.ConfigDict(CONFIGS[request.param])
+  model = build(cfg, *vocab_sizes(cfg))
+  variables = random_variables(model)
+
+  @jax.jit
+  def teacher_forcing(params):
+    def loss(params):
+      logits, inter = model.apply({'params': params}, SRC, TGT_IN, mutable=['intermediates'])
+      return cross_entropy(logits), (logits, inter.get('intermediates', {}))
+    return jax.value_and_grad(loss, has_aux=True)(params)
+
+  @jax.jit
+  def decode(variables):
+    state = model.apply(variables, SRC, T, method=model.init_decode_state)
+
+    def step(state, tokens):  # lax.scan also checks that the state keeps its structure
+      (logits, state), inter = model.apply(
+          variables, tokens, state, method=model.decode_step, mutable=['intermediates'])
+      cross = inter['intermediates']['cross_attention'][0] if inter else None
+      return state, (logits, cross)
+
+    _, (logits, cross) = jax.lax.scan(step, state, TGT_IN.T)
+    return state, logits.swapaxes(0, 1), None if cross is None else cross.swapaxes(0, 1)
+
+  (_, (logits, intermediates)), grads = teacher_forcing(variables['params'])
+  state, step_logits, step_cross = decode(variables)
+  return types.SimpleNamespace(
+      cfg=cfg, model=model, variables=variables, logits=logits,
+      intermediates=intermediates, grads=grads, state=state, step_logits=step_logits,
+      step_cross=step_cross)
+
+
+def test_step_decoding_reproduces_teacher_forcing(run):
+  assert run.logits.shape == run.step_logits.shape == (B, T, 17)
+  assert run.logits.dtype == run.step_logits.dtype == jnp.float32
+  np.testing.assert_allclose(run.step_logits, run.logits, atol=1e-5, rtol=1e-5)
+
+
+def test_step_cross_attention_equals_teacher_forced(run):
+  if run.cfg.family == 'rnn' and run.cfg.decoder == 'seq2seq':
+    assert run.intermediates == {} and run.step_cross is None  # no alignment to show
+    return
+  cross = run.intermediates['cross_attention'][0]  # [B, T, L, H, S]
+  layers, heads = ((1, 1) if run.cfg.family == 'rnn'
+                   else (run.cfg.num_decoder_layers, run.cfg.num_heads))
+  assert cross.shape == (B, T, layers, heads, S)
+  np.testing.assert_allclose(run.step_cross, cross, atol=1e-5)
+
+
+@pytest.mark.parametrize('run', ['transformer-pre', 'transformer-post-learned-shared'],
+                         indirect=True)
+def test_transformer_sows_self_attention(run):
+  heads = run.cfg.num_heads
+  assert (run.intermediates['decoder_self_attention'][0].shape
+          == (B, T, run.cfg.num_decoder_layers, heads, T))
+  assert (run.intermediates['encoder_self_attention'][0].shape
+          == (B, S, run.cfg.num_encoder_layers, heads, S))
+
+
+def test_every_state_leaf_has_the_batch_axis(run):
+  for path, leaf in jax.tree_util.tree_leaves_with_path(run.state):
+    assert leaf.shape[0] == B, jax.tree_util.keystr(path)
+
+
+def test_gradients_are_finite_and_nonzero_for_every_parameter(run):
+  for path, grad in jax.tree_util.tree_leaves_with_path(run.grads):
+    name = jax.tree_util.keystr(path)
+    assert np.all(np.isfinite(grad)), name
+    assert np.any(grad != 0), name
+
+
+@pytest.mark.parametrize('run', ['seq2seq-bigru-2layers', 'bahdanau-bilstm-2layers',
+                                 'luong-dot-bilstm-odd', 'transformer-pre'], indirect=True)
+def test_bfloat16_compute_stays_close_to_float32(run):  # one config per decoder, for speed
+  model = build(ml_collections.ConfigDict({**run.cfg, 'dtype': 'bfloat16'}),
+                *vocab_sizes(run.cfg))
+  logits = jax.jit(model.apply)(run.variables, SRC, TGT_IN)
+  assert logits.dtype == jnp.float32
+  error = jnp.max(jnp.abs(logits - run.logits)) / jnp.max(jnp.abs(run.logits))
+  assert error < 0.05
+
+
+@pytest.mark.parametrize('run', ['luong-feeding-concat-gru-2layers', 'transformer-pre'],
+                         indirect=True)
+def test_dropout_only_in_training(run):  # one config per family, for speed
+  apply = jax.jit(lambda key: run.model.apply(run.variables, SRC, TGT_IN, train=True,
+                                              rngs={'dropout': key}))
+  key = lambda seed: jax.random.key(seed, impl='rbg')  # compiles faster than threefry on CPU
+  train_logits = apply(key(0))
+  assert not np.allclose(train_logits, run.logits)  # run.logits: train=False, no rng
+  np.testing.assert_array_equal(apply(key(0)), train_logits)
+  assert not np.allclose(apply(key(1)), train_logits)
+
+
+@pytest.mark.parametrize('family', ['rnn', 'transformer'])
+def test_parameters_stay_float32_under_bfloat16(family):
+  cfg = {**(RNN if family == 'rnn' else TRANSFORMER), 'dtype': 'bfloat16'}
+  model = build(ml_collections.ConfigDict(cfg), 17, 17)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), SRC, TGT_IN)
+  assert {leaf.dtype for leaf in jax.tree.leaves(shapes)} == {jnp.dtype(jnp.float32)}
+
+
+@pytest.mark.parametrize('overrides, vocab, field', [
+    ({**RNN, 'family': 'cnn'}, (13, 17), 'model.family'),
+    ({**RNN, 'dtype': 'float16'}, (13, 17), 'model.dtype'),
+    ({**RNN, 'cell': 'rnn'}, (13, 17), 'model.cell'),
+    ({**RNN, 'decoder': 'pointer'}, (13, 17), 'model.decoder'),
+    ({**RNN, 'decoder': 'luong', 'score': 'cosine'}, (13, 17), 'model.score'),
+    ({**RNN, 'hidden_dim': 0}, (13, 17), 'model.hidden_dim'),
+    ({**RNN, 'bidirectional': True, 'hidden_dim': 1}, (13, 17), 'model.hidden_dim'),
+    ({**RNN, 'dropout': 1.0}, (13, 17), 'model.dropout'),
+    ({key: value for key, value in RNN.items() if key != 'embed_dim'}, (13, 17),
+     'model.embed_dim'),
+    ({**TRANSFORMER, 'd_model': 250, 'num_heads': 4}, (13, 17), 'model.d_model=250'),
+    ({**TRANSFORMER, 'd_model': 15, 'num_heads': 3}, (13, 17), 'model.d_model=15'),
+    ({**TRANSFORMER, 'norm': 'sandwich'}, (13, 17), 'model.norm'),
+    ({**TRANSFORMER, 'positions': 'rotary'}, (13, 17), 'model.positions'),
+    ({**TRANSFORMER, 'share_embeddings': True}, (13, 17), 'model.share_embeddings'),
+    (TRANSFORMER, (3, 17), 'source vocabulary'),
+])
+def test_build_rejects_impossible_configs(overrides, vocab, field):
+  with pytest.raises(ValueError, match=field.replace('.', r'\.')):
+    build(ml_collections.ConfigDict(overrides), *vocab)
+
+
+def test_build_ignores_fields_of_other_families():
+  model = build(ml_collections.ConfigDict({**TRANSFORMER, **RNN, 'family': 'transformer',
+                                           'dropout': 0.1, 'score': 'nonsense'}), 13, 17)
+  assert type(model).__name__ == 'Transformer'
+  assert model.d_model == 16 and model.dtype == jnp.float32
+  assert build(ml_collections.ConfigDict({**RNN, 'score': 'nonsense'}), 13, 17).cell == 'lstm'

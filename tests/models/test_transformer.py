@@ -1,0 +1,107 @@
+"""The Transformer: causal decoding, padding-invariant encoding, positions, shared embeddings."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from attnjax.models import PAD_ID, build
+from attnjax.models.transformer import sinusoidal_positions
+
+BASE = dict(family='transformer', dtype='float32', d_model=16, num_heads=2, d_ff=24,
+            num_encoder_layers=1, num_decoder_layers=2, dropout=0.1, attention_dropout=0.1,
+            positions='sinusoidal', norm='pre', share_embeddings=False, max_len=8)
+SRC = jnp.array([[5, 6, 7, 2, 0], [4, 5, 6, 7, 2], [9, 2, 0, 0, 0]], jnp.int32)
+TGT_IN = jnp.array([[1, 5, 6, 7, 8], [1, 4, 4, 5, 6], [1, 8, 9, 0, 0]], jnp.int32)
+PADDED_SRC = jnp.pad(SRC, ((0, 0), (0, 3)), constant_values=PAD_ID)
+CHANGED = 2  # the target position whose token the causality test changes
+
+
+def make(**overrides):
+  cfg = ml_collections.ConfigDict({**BASE, **overrides})
+  vocab = 17 if cfg.share_embeddings else 13
+  return build(cfg, vocab, 17)
+
+
+def random_variables(model, seed=0):
+  shapes = jax.eval_shape(model.init, jax.random.key(0), SRC, TGT_IN)
+  rng = np.random.default_rng(seed)
+  return jax.tree.map(lambda leaf: jnp.asarray(rng.normal(scale=0.3, size=leaf.shape)), shapes)
+
+
+@pytest.mark.parametrize('overrides', [
+    dict(),
+    dict(norm='post', positions='learned', share_embeddings=True),
+], ids=['pre-sinusoidal', 'post-learned-shared'])
+def test_causal_and_blind_to_source_padding(overrides):
+  model = make(**overrides)
+  variables = random_variables(model)
+  changed_tgt = TGT_IN.at[:, CHANGED].set(11)
+
+  @jax.jit
+  def run():
+    apply = lambda src, tgt: model.apply(variables, src, tgt, mutable=['intermediates'])
+    return apply(SRC, TGT_IN), apply(SRC, changed_tgt), apply(PADDED_SRC, TGT_IN)
+
+  (logits, inter), (changed, _), (padded, padded_inter) = run()
+  np.testing.assert_allclose(changed[:, :CHANGED], logits[:, :CHANGED], atol=1e-6)
+  assert not np.allclose(changed[:, CHANGED:], logits[:, CHANGED:])
+  np.testing.assert_allclose(padded, logits, atol=1e-5)
+
+  self_attention = inter['intermediates']['decoder_self_attention'][0]  # [B, T, L, H, T]
+  future = np.triu(np.ones((TGT_IN.shape[1],) * 2, bool), k=1)[None, :, None, None, :]
+  np.testing.assert_array_equal(np.asarray(self_attention) * future, 0.0)
+  source_pad = np.asarray(PADDED_SRC == PAD_ID)[:, None, None, None, :]
+  for name in ('cross_attention', 'encoder_self_attention'):
+    weights = padded_inter['intermediates'][name][0]  # [B, T or S, L, H, S]
+    np.testing.assert_array_equal(np.asarray(weights) * source_pad, 0.0)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_sinusoidal_positions_follow_the_formula():
+  table = sinusoidal_positions(jnp.arange(6), 8)  # [6, 8]
+  for pos in range(6):
+    for i in range(4):
+      angle = pos / 10000 ** (2 * i / 8)
+      np.testing.assert_allclose(table[pos, 2 * i], math.sin(angle), atol=1e-6)
+      np.testing.assert_allclose(table[pos, 2 * i + 1], math.cos(angle), atol=1e-6)
+
+
+def test_shared_embeddings_use_one_matrix():
+  shared = jax.eval_shape(make(share_embeddings=True).init, jax.random.key(0), SRC, TGT_IN)
+  separate = jax.eval_shape(make().init, jax.random.key(0), SRC, TGT_IN)
+  assert {'tgt_embed', 'projection'} <= set(separate['params'])
+  assert not {'tgt_embed', 'projection'} & set(shared['params'])
+
+
+def test_norm_placement():
+  pre = jax.eval_shape(make(norm='pre').init, jax.random.key(0), SRC, TGT_IN)['params']
+  post = jax.eval_shape(make(norm='post').init, jax.random.key(0), SRC, TGT_IN)['params']
+  assert {'encoder_norm', 'decoder_norm'} <= set(pre)  # final LayerNorm of each pre-LN stack
+  assert not {'encoder_norm', 'decoder_norm'} & set(post)
+
+
+def test_kv_cache_is_sized_by_max_len():
+  model = make()
+  variables = random_variables(model)
+  state = jax.eval_shape(lambda src: model.apply(variables, src, 7,
+                                                 method=model.init_decode_state), SRC)
+  head_dim = BASE['d_model'] // BASE['num_heads']
+  assert len(state['cache']) == BASE['num_decoder_layers']
+  assert state['cache'][0]['k'].shape == (3, 7, BASE['num_heads'], head_dim)
+  assert state['cross'][0]['v'].shape == (3, SRC.shape[1], BASE['num_heads'], head_dim)
+  assert state['step'].shape == (3,) and state['step'].dtype == jnp.int32
+
+
+def test_learned_positions_refuse_lengths_past_max_len():
+  short = make(positions='learned', max_len=SRC.shape[1] - 1)
+  with pytest.raises(ValueError, match='max_len'):
+    jax.eval_shape(short.init, jax.random.key(0), SRC, TGT_IN)
+  model = make(positions='learned')
+  variables = jax.eval_shape(model.init, jax.random.key(0), SRC, TGT_IN)
+  with pytest.raises(ValueError, match='max_len'):
+    jax.eval_shape(lambda v: model.apply(v, SRC, BASE['max_len'] + 1,
+                                         method=model.init_decode_state), variables)

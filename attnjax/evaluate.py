@@ -1,0 +1,63 @@
+"""Scores from sacreBLEU: corpus BLEU and chrF with their signatures, and BLEU by source length.
+
+Hypotheses and references are detokenised text, scored exactly as `sacrebleu` on the
+command line scores them, so the numbers here can be checked against the hypothesis file.
+"""
+
+import json
+import pathlib
+
+import sacrebleu
+
+
+def corpus_scores(hypotheses: list[str], references: list[str]) -> dict:
+  bleu = sacrebleu.metrics.BLEU()
+  chrf = sacrebleu.metrics.CHRF()
+  b = bleu.corpus_score(hypotheses, [references])
+  c = chrf.corpus_score(hypotheses, [references])
+  return {"bleu": b.score, "chrf": c.score, "bleu_signature": str(bleu.get_signature()),
+          "chrf_signature": str(chrf.get_signature()), "sentences": len(hypotheses)}
+
+
+def length_buckets(sources: list[str], hypotheses: list[str], references: list[str],
+                   width: int = 10) -> list[dict]:
+  """BLEU per bucket of source length in whitespace tokens: [0, width), [width, 2*width), ..."""
+  buckets: dict[int, list[int]] = {}
+  for i, src in enumerate(sources):
+    buckets.setdefault(len(src.split()) // width, []).append(i)
+  rows = []
+  for b in sorted(buckets):
+    idx = buckets[b]
+    score = sacrebleu.metrics.BLEU().corpus_score([hypotheses[i] for i in idx],
+                                                   [[references[i] for i in idx]])
+    rows.append({"min_len": b * width, "max_len": (b + 1) * width - 1, "sentences": len(idx),
+                 "bleu": score.score})
+  return rows
+
+
+def evaluate(translator, pairs: list[tuple[str, str]], bucket_width: int = 10) -> tuple[dict, list[str]]:
+  """Translate the sources of `pairs` and score them against the references."""
+  sources = [s for s, _ in pairs]
+  references = [t for _, t in pairs]
+  hypotheses = [t.text for t in translator(sources)]
+  report = corpus_scores(hypotheses, references)
+  report["by_length"] = length_buckets(sources, hypotheses, references, bucket_width)
+  return report, hypotheses
+
+
+def write(workdir, split: str, report: dict, hypotheses: list[str]) -> tuple[pathlib.Path, pathlib.Path]:
+  """`eval_<split>.json` and `hyp_<split>.txt` in the workdir (one hypothesis per line)."""
+  workdir = pathlib.Path(workdir)
+  json_path, hyp_path = workdir / f"eval_{split}.json", workdir / f"hyp_{split}.txt"
+  json_path.write_text(json.dumps(report, indent=2) + "\n")
+  hyp_path.write_text("".join(h + "\n" for h in hypotheses))
+  return json_path, hyp_path
+
+
+def format_table(report: dict) -> str:
+  lines = [f"BLEU  {report['bleu']:6.2f}   {report['bleu_signature']}",
+           f"chrF  {report['chrf']:6.2f}   {report['chrf_signature']}",
+           f"sentences {report['sentences']}", "", "source length   sentences    BLEU"]
+  for row in report.get("by_length", []):
+    lines.append(f"{row['min_len']:>5d}-{row['max_len']:<5d}   {row['sentences']:>9d}   {row['bleu']:6.2f}")
+  return "\n".join(lines)

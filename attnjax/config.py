@@ -35,7 +35,7 @@ def base() -> ml_collections.ConfigDict:
 
   # Training.
   config.train = ml_collections.ConfigDict()
-  config.train.num_steps = 3000
+  config.train.num_steps = 1500
   config.train.optimizer = "adam"          # adam | adamw
   config.train.learning_rate = 3e-3
   config.train.weight_decay = 0.0
@@ -62,6 +62,7 @@ def base() -> ml_collections.ConfigDict:
   config.parallel = ml_collections.ConfigDict()
   config.parallel.strategy = "mesh"         # mesh | pmap
   config.parallel.fsdp = 1                  # size of the mesh's fsdp axis
+  config.parallel.num_devices = 0           # 0 = every device; N = the first N/processes of each process
   return config
 
 
@@ -128,6 +129,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _check(dec.length_penalty >= 0, f"decode.length_penalty={dec.length_penalty} must be 0 or positive")
   _one_of(config, "parallel.strategy", ("mesh", "pmap"))
   _check(par.fsdp >= 1, f"parallel.fsdp={par.fsdp} must be at least 1")
+  _check(par.num_devices >= 0, f"parallel.num_devices={par.num_devices} must be 0 (all) or positive")
   _one_of(config, "model.dtype", ("float32", "bfloat16"))
   from attnjax import models  # the models check their own fields (sizes, heads, scores)
   try:

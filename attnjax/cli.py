@@ -1,0 +1,236 @@
+"""The `attnjax` command: flags and subcommands only; the work is done in importable modules.
+
+    attnjax prepare   --config configs/default.py
+    attnjax train     --config configs/default.py --workdir runs/x [--config.train.num_steps=2000]
+    attnjax eval      --workdir runs/x [--split test] [--beam 4]
+    attnjax translate --workdir runs/x [--beam 4] [sentence ...]      (or one per line on stdin)
+    attnjax align     --workdir runs/x --src "..." --out align.png
+    attnjax bench     --model transformer --task train      (the speed protocol; --help for shapes)
+"""
+
+import json
+import logging
+import os
+import re
+import sys
+
+from absl import flags
+from absl import logging as absl_logging
+from ml_collections import config_flags
+
+USAGE = __doc__.split("\n\n", 1)[1]
+
+
+def _common(fv):
+  flags.DEFINE_bool("quiet", False, "No progress bars.", flag_values=fv)
+
+
+def _config_flags(fv):
+  config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/default.py or "
+                                  "configs/rnn_luong.py:score=dot; override fields with "
+                                  "--config.train.num_steps=100.", flag_values=fv, lock_config=True)
+
+
+def _workdir_flag(fv, required=True):
+  flags.DEFINE_string("workdir", None, "Directory of the run: checkpoints, logs, config, tokenizer.",
+                      flag_values=fv, required=required)
+
+
+def _define(command, fv):
+  _common(fv)
+  if command == "prepare":
+    _config_flags(fv)
+  elif command == "train":
+    _config_flags(fv)
+    _workdir_flag(fv)
+    # Several processes (hosts): found by themselves under SLURM, Open MPI and on TPU VMs.
+    flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for a multi-process "
+                        "run outside SLURM, Open MPI and TPU VMs.", flag_values=fv)
+    flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.", flag_values=fv)
+    flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes - 1.", flag_values=fv)
+  elif command in ("eval", "translate", "align"):
+    _workdir_flag(fv)
+    flags.DEFINE_integer("beam", None, "Beam size (default: the config's decode.beam_size; 1 = greedy).",
+                         flag_values=fv)
+    flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest).", flag_values=fv)
+    if command == "eval":
+      flags.DEFINE_enum("split", "test", ["validation", "test"], "Split to score.", flag_values=fv)
+      flags.DEFINE_integer("limit", 0, "Score only the first N sentences (0 = all).", flag_values=fv)
+    if command == "align":
+      flags.DEFINE_string("src", None, "Source sentence to translate and draw.", flag_values=fv,
+                          required=True)
+      flags.DEFINE_string("out", "alignment.png", "Output PNG.", flag_values=fv)
+      flags.DEFINE_bool("per_head", True, "Also draw every layer and head (Transformer).", flag_values=fv)
+
+
+def _require_config(fv):
+  if fv["config"].value is None:
+    raise UsageError("--config is required, e.g. --config configs/default.py")
+  return fv["config"].value
+
+
+class UsageError(ValueError):
+  pass
+
+
+def run(command: str, fv, positional=()) -> int:
+  """Run one subcommand with parsed flags; returns the exit status."""
+  from attnjax.data import pipeline
+  from attnjax.data.prepare import prepare
+  progress = not fv["quiet"].value
+  if command == "prepare":
+    config = _require_config(fv)
+    from attnjax import config as config_lib
+    config_lib.validate(config)
+    prepared = prepare(config.data, progress=progress)
+    print(prepared.summary())
+    return 0
+  if command == "train":
+    config = _require_config(fv)
+    import jax
+    from attnjax import parallel
+    from attnjax.train.loop import train_and_evaluate
+    parallel.initialize_distributed(fv["coordinator_address"].value, fv["num_processes"].value,
+                                    fv["process_id"].value)
+    metrics = train_and_evaluate(config, fv["workdir"].value, progress=progress)
+    if jax.process_index() == 0:  # one summary, not one per process
+      print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}))
+    return 0
+
+  from attnjax import evaluate, viz, workdir as workdir_lib
+  if fv["beam"].value is not None and fv["beam"].value < 1:
+    raise UsageError(f"--beam={fv['beam'].value}: the beam size must be at least 1")
+  trained = workdir_lib.load(fv["workdir"].value, fv["step"].value)
+  if command == "eval":
+    prepared = prepare(trained.config.data, progress=progress)
+    pairs = pipeline.load_pairs(trained.config.data, fv["split"].value, prepared)
+    if fv["limit"].value:
+      pairs = pairs[: fv["limit"].value]
+    report, hyps = evaluate.evaluate(trained.translator(fv["beam"].value), pairs)
+    report.update(split=fv["split"].value, step=trained.step,
+                  beam=fv["beam"].value or trained.config.decode.beam_size)
+    json_path, hyp_path = evaluate.write(fv["workdir"].value, fv["split"].value, report, hyps)
+    print(evaluate.format_table(report))
+    print(f"wrote {json_path} and {hyp_path}")
+    return 0
+  if command == "translate":
+    sentences = list(positional) or [l.rstrip("\n") for l in sys.stdin]
+    sentences = [s for s in sentences if s.strip()]
+    if not sentences:
+      raise UsageError("nothing to translate: give sentences as arguments or one per line on stdin")
+    for t in trained.translator(fv["beam"].value)(sentences):
+      print(t.text)
+    return 0
+  if command == "align":
+    if not fv["src"].value.strip():
+      raise UsageError("--src is empty: give the sentence to translate and draw")
+    (t,) = trained.translator(fv["beam"].value, batch_size=1)([fv["src"].value])
+    if t.alignment is None:
+      raise UsageError(f"the model in {fv['workdir'].value} has no attention "
+                       f"(model.decoder={trained.config.model.get('decoder')!r}): there is no alignment to draw")
+    path = viz.plot_alignment(t.alignment, t.src_pieces, t.tgt_pieces, fv["out"].value,
+                              per_head=fv["per_head"].value)
+    print(t.text)
+    print(f"wrote {path}")
+    return 0
+  raise UsageError(f"unknown command {command!r}")
+
+
+COMMANDS = ("prepare", "train", "eval", "translate", "align", "bench")
+
+
+def main(argv=None) -> int:
+  argv = list(sys.argv if argv is None else argv)
+  if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+    print("usage:\n" + USAGE)
+    return 0
+  command = argv[1]
+  if command == "bench":  # its flags mirror the PyTorch reference's, so it parses its own
+    from attnjax import bench
+    return bench.main(argv[2:])
+  if command not in COMMANDS:
+    print(f"attnjax: error: unknown command {command!r}; choose from {', '.join(COMMANDS)}", file=sys.stderr)
+    return 2
+  fv = flags.FlagValues()
+  _define(command, fv)
+  if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[2:]):
+    print(f"usage: attnjax {command} [flags]\n\n" + fv.get_help())
+    return 0
+  absl_logging.set_verbosity(absl_logging.WARNING)
+  logging.getLogger().setLevel(logging.WARNING)
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  # Compiled programs are kept across runs, so eval, translate, align and a resumed train
+  # reuse what an earlier command compiled.
+  os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.expanduser("~/.cache/attnjax/jax"))
+  try:
+    positional = _parse(fv, command, argv[2:])
+    return run(command, fv, positional)
+  except KeyboardInterrupt:
+    print(f"attnjax {command}: interrupted", file=sys.stderr)
+    return 130
+  except Exception as err:  # noqa: BLE001 -- every known failure becomes one line, below
+    from attnjax import parallel
+    message = _one_line(err)
+    if message is None:
+      parallel.exit_now_if_distributed(1, show_traceback=True)
+      raise
+    print(f"attnjax {command}: error: {message}", file=sys.stderr)
+    code = 2 if isinstance(err, (flags.Error, UsageError, ValueError)) else 1
+    parallel.exit_now_if_distributed(code)  # never wait on processes that may be gone
+    return code
+
+
+def _parse(fv, command, args):
+  """Parse flags and load the config file; any failure is one UsageError line."""
+  # ml_collections finds `--config.a.b=...` overrides in sys.argv, so it must hold these args.
+  saved, sys.argv = sys.argv, [f"attnjax {command}"] + args
+  try:
+    positional = fv(sys.argv)[1:]
+    if "config" in fv and fv["config"].value is not None:
+      fv["config"].value.keys()  # a file that failed to load raises on first use: now
+  except (flags.Error, AttributeError, KeyError, TypeError, ValueError, OSError) as err:
+    raise UsageError(_flag_message(err)) from None
+  finally:
+    sys.argv = saved
+  if positional and command != "translate":
+    raise UsageError(f"unexpected arguments: {' '.join(positional)}")
+  return positional
+
+
+def _flag_message(err) -> str:
+  """The useful line of an absl / ml_collections parsing error."""
+  text = str(err).strip().replace("\\n", "\n").replace("\\'", "'")
+  if text[:1] in "'\"" and text[-1:] == text[:1]:
+    text = text[1:-1]
+  lines = [l.strip() for l in text.splitlines() if l.strip()]
+  if "Traceback" in text:  # a config file's get_config raised: keep its own last line
+    return lines[-1].split(": ", 1)[-1]
+  if "No such file or directory" in text:
+    path = re.search(r"Attempted \[Relative path\]:\s*(\S+)", text)
+    return f"config file {path.group(1) if path else text.split(':')[-1].strip()} does not exist"
+  if isinstance(err, (AttributeError, KeyError)):
+    field = lines[0].split()[0].strip(chr(39))
+    hint = f": {lines[-1]}" if "Did you mean" in text else ""
+    return f"no config field {field!r}{hint}"
+  return " ".join(lines)
+
+
+def _one_line(err: Exception) -> str | None:
+  """The message for errors users cause; None for bugs, which keep their traceback."""
+  from attnjax.parallel import DistributedError, peer_failure
+  if (lost := peer_failure(err)) is not None:
+    return lost
+  from attnjax.config import ConfigError
+  from attnjax.train.checkpoint import CheckpointError
+  from attnjax.train.loop import Preempted, TrainingError
+  known = (flags.Error, UsageError, ConfigError, CheckpointError, TrainingError, Preempted,
+           DistributedError, FileNotFoundError, PermissionError, OSError)
+  from attnjax.data.builders import DataError
+  known += (DataError,)
+  if isinstance(err, known):
+    return " ".join(str(err).split()) or type(err).__name__
+  return None
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,101 @@
+"""Orbax checkpoints of a workdir: the train state, the data iterator and the config.
+
+Saves are asynchronous; the manager keeps the last `keep` steps plus the best one by
+validation BLEU. A checkpoint that cannot be read (truncated, damaged, half-written) is
+reported and skipped in favour of the newest one that can; nothing is deleted.
+"""
+
+import logging
+import pathlib
+import shutil
+import time
+
+import jax
+
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as policies
+
+
+class CheckpointError(RuntimeError):
+  pass
+
+
+def manager(workdir, keep: int = 2, every: int = 1, read_only: bool = False) -> ocp.CheckpointManager:
+  directory = pathlib.Path(workdir).absolute() / "checkpoints"
+  preserve = policies.AnyPreservationPolicy([
+      policies.LatestN(n=max(keep, 1)),
+      policies.BestN(get_metric_fn=lambda m: m["bleu"], n=1, keep_checkpoints_without_metrics=False),
+  ])
+  options = ocp.CheckpointManagerOptions(
+      preservation_policy=preserve, read_only=read_only, create=not read_only,
+      enable_async_checkpointing=True, save_interval_steps=1)
+  return ocp.CheckpointManager(directory, options=options, item_names=("state", "data", "meta"))
+
+
+def save(mngr, step: int, state, data_state: dict, meta: dict, bleu: float | None = None) -> None:
+  """Start an asynchronous save; a failed write (full or read-only disk) is a CheckpointError."""
+  args = ocp.args.Composite(state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state),
+                            meta=ocp.args.JsonSave(meta))
+  try:
+    mngr.save(step, args=args, metrics=None if bleu is None else {"bleu": float(bleu)}, force=True)
+  except Exception as err:  # noqa: BLE001 -- includes the previous async save's failure
+    raise CheckpointError(f"could not write the checkpoint of step {step} in {mngr.directory} "
+                          f"({_reason(err)}); earlier checkpoints are intact") from err
+
+
+def wait(mngr) -> None:
+  """Block until pending saves are on disk; a failed one is a CheckpointError."""
+  try:
+    mngr.wait_until_finished()
+  except Exception as err:  # noqa: BLE001
+    raise CheckpointError(f"a checkpoint in {mngr.directory} could not be written ({_reason(err)}); "
+                          f"earlier checkpoints are intact") from err
+
+
+def _reason(err: BaseException) -> str:
+  while err.__cause__ is not None or err.__context__ is not None:
+    if isinstance(err, OSError):
+      break
+    err = err.__cause__ or err.__context__
+  text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+  return text[:200]
+
+
+def restore(mngr, abstract_state, step: int | None = None, set_aside: bool = True):
+  """Restore `step` (default: the newest readable one); returns (step, state, data_state, meta).
+
+  With `set_aside`, unreadable checkpoints newer than the restored one are moved to
+  `checkpoints.unreadable/` beside the checkpoints (kept for inspection, out of the
+  manager's way, so training can write those steps again) with a warning.
+  Returns None when the workdir has no checkpoint at all.
+  """
+  steps = sorted(mngr.all_steps(), reverse=True) if step is None else [step]
+  bad = []
+  for candidate in steps:
+    try:
+      restored = mngr.restore(candidate, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore(),
+          meta=ocp.args.JsonRestore()))
+    except Exception as err:  # noqa: BLE001 -- any unreadable checkpoint is skipped, never fatal
+      logging.warning("checkpoint %s is unreadable (%s); trying an older one",
+                      pathlib.Path(mngr.directory) / str(candidate), _reason(err))
+      bad.append(candidate)
+      continue
+    if bad and set_aside and jax.process_index() == 0:
+      _set_aside(mngr, bad)
+    return candidate, restored.state, restored.data, restored.meta
+  if steps:
+    raise CheckpointError(f"none of the checkpoints {sorted(steps)} in {mngr.directory} can be read; "
+                          f"move them away to start afresh")
+  return None
+
+
+def _set_aside(mngr, steps) -> None:
+  directory = pathlib.Path(mngr.directory)
+  aside = directory.parent / "checkpoints.unreadable"
+  aside.mkdir(exist_ok=True)
+  for step in steps:
+    target = aside / f"{step}-{int(time.time())}"
+    shutil.move(str(directory / str(step)), str(target))
+    logging.warning("moved unreadable checkpoint %s to %s", directory / str(step), target)
+  mngr.reload()

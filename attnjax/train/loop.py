@@ -1,0 +1,215 @@
+"""`train_and_evaluate(config, workdir)`: the whole training job, read top to bottom.
+
+Resuming is exact: the checkpoint holds the train state and the data iterator's position,
+and the dropout randomness of step n is `fold_in(seed, n)`, so a run stopped and restarted
+any number of times takes the same steps as one that never stopped.
+"""
+
+import json
+import logging
+import pathlib
+import shutil
+import time
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from attnjax import config as config_lib
+from attnjax.data import pipeline
+from attnjax.data.prepare import prepare
+from attnjax.data.tokenizer import Tokenizers
+from attnjax import evaluate, models, parallel
+from attnjax.train import checkpoint, steps
+from attnjax.train.state import init_state
+from attnjax.translate import Translator
+
+
+class TrainingError(RuntimeError):
+  """Training cannot go on (a non-finite loss, say); the message says at which step."""
+
+
+class Preempted(RuntimeError):
+  """SIGTERM arrived; a checkpoint was written first."""
+
+
+def build(config, tokenizers):
+  return models.build(config.model, tokenizers.src.vocab_size, tokenizers.tgt.vocab_size)
+
+
+def _sum(metrics_list):
+  return jax.tree.map(lambda *xs: float(np.sum(xs)), *jax.device_get(metrics_list))
+
+
+class _Log:
+  """Metrics to a JSONL file and TensorBoard event files; process 0 only."""
+
+  def __init__(self, workdir, enabled: bool):
+    self.enabled = enabled
+    if enabled:
+      from tensorboardX import SummaryWriter
+      self.jsonl = open(pathlib.Path(workdir) / "metrics.jsonl", "a")
+      self.tb = SummaryWriter(str(pathlib.Path(workdir) / "tensorboard"))
+
+  def write(self, step: int, **scalars):
+    if not self.enabled:
+      return
+    self.jsonl.write(json.dumps({"step": step, **scalars}) + "\n")
+    self.jsonl.flush()
+    for name, value in scalars.items():
+      self.tb.add_scalar(name, value, step)
+
+  def close(self):
+    if self.enabled:
+      self.jsonl.close()
+      self.tb.close()
+
+
+def validate(runner, state, translator, eval_batches, pairs) -> dict:
+  """Validation loss and perplexity over `eval_batches`, BLEU on `pairs`."""
+  sums = _sum([runner.eval_step(state, b) for b in eval_batches()])
+  out = {"val_loss": sums["loss"] / max(sums["tokens"], 1.0),
+         "val_ppl": float(np.exp(min(sums["nll"] / max(sums["tokens"], 1.0), 50.0)))}
+  if pairs:
+    translator.variables = {"params": runner.params(state)}
+    report, _ = evaluate.evaluate(translator, pairs)
+    out["val_bleu"] = report["bleu"]
+  return out
+
+
+def train_and_evaluate(config, workdir, progress: bool = True) -> dict:
+  """Train `config` in `workdir` (resuming what is there) and return the last metrics."""
+  config_lib.validate(config)
+  t_cfg = config.train
+  workdir = pathlib.Path(workdir)
+  lead = jax.process_index() == 0
+
+  # ---- Workdir: a new one gets the config; an old one must have been made by a compatible one.
+  if (workdir / "config.json").exists():
+    config_lib.check_compatible(config, config_lib.load(workdir))
+  workdir.mkdir(parents=True, exist_ok=True)
+
+  # ---- Input pipeline and tokenizers (prepared once per data dir, copied into the workdir).
+  # Process 0 prepares first; the others then find the prepared corpus on the shared disk.
+  prepared = parallel.lead_first(lambda: prepare(config.data, progress=progress and lead), "prepare")
+  tokenizers = Tokenizers.load(prepared.tokenizer_dir)
+  if lead:
+    config_lib.save(config, workdir)
+    if not (workdir / "tokenizer").exists():
+      shutil.copytree(prepared.tokenizer_dir, workdir / "tokenizer")
+
+  # ---- Model, optimizer and the parallel step.
+  model = build(config, tokenizers)
+  runner = parallel.make_runner(config.parallel, lambda axis: steps.bind(model, t_cfg, axis))
+  parallel.check_batch_divides(config.data.batch_size, runner.num_devices)
+  local_devices = len(runner.local_devices)   # this process reads only its slice of each batch
+  train_iter = pipeline.train_iterator(config.data, seed=config.seed, prepared=prepared,
+                                       num_devices=local_devices)
+  eval_batches = lambda: pipeline.eval_batches(config.data, "validation", prepared=prepared,
+                                               num_devices=local_devices)
+  bleu_pairs = pipeline.load_pairs(config.data, "validation", prepared)[: t_cfg.eval_samples]
+  translator = Translator(model, None, tokenizers, max_src_len=config.data.max_src_len,
+                          max_len=config.decode.max_len, batch_size=min(64, max(len(bleu_pairs), 1)))
+
+  # ---- Checkpoints: resume from the newest readable one, if any.
+  state = init_state(model, t_cfg, config.seed)
+  mngr = checkpoint.manager(workdir, keep=t_cfg.keep_checkpoints)
+  meta = {"best_bleu": None, "evals_without_gain": 0, "skipped_updates": 0}
+  restored = checkpoint.restore(mngr, runner.abstract_state(state))
+  if restored is not None:
+    step0, state, data_state, meta = restored
+    train_iter.set_state(data_state)
+    logging.info("resumed from step %d (%s): parameters, optimizer state, data position", step0,
+                 mngr.directory / str(step0))
+    if lead:
+      print(f"resumed {workdir} at step {step0} of {t_cfg.num_steps} "
+            f"(optimizer, learning-rate schedule and data position restored)")
+  state = runner.put_state(state)
+  start = int(jax.device_get(runner.checkpointable(state).step))
+  dropout_rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
+
+  def save(step, bleu=None):
+    checkpoint.save(mngr, step, runner.checkpointable(state), train_iter.get_state(),
+                    dict(meta, config=json.loads(config.to_json_best_effort())), bleu)
+
+  stop = parallel.StopRequest()   # SIGTERM; with several processes, agreed on a common step
+  log = _Log(workdir, lead)
+  bar = tqdm(total=t_cfg.num_steps, initial=start, disable=not (progress and lead), unit="step",
+             dynamic_ncols=True)
+  window, t_window, last = [], time.perf_counter(), {}
+
+  # ---- The loop.
+  try:
+    prev = None
+    for step in range(start, t_cfg.num_steps):
+      batch = next(train_iter)
+      state, metrics = runner.train_step(state, batch, dropout_rng)
+      done = step + 1
+      if prev is not None:   # the previous step's flag: reading it waits for that step only
+        _check_finite(prev, done - 1, t_cfg.nan_policy, meta)
+      prev = metrics
+      window.append(metrics)
+      bar.update(1)
+
+      if done % t_cfg.log_every == 0 or done == t_cfg.num_steps:
+        sums = _sum(window)
+        elapsed = time.perf_counter() - t_window
+        last = {"loss": sums["loss"] / max(sums["tokens"], 1.0),
+                "accuracy": sums["correct"] / max(sums["tokens"], 1.0),
+                "tgt_tokens_per_s": sums["tokens"] / elapsed, "grad_norm": sums["grad_norm"] / len(window)}
+        log.write(done, **last)
+        bar.set_postfix(loss=f"{last['loss']:.3f}", tok_s=f"{last['tgt_tokens_per_s']:.0f}")
+        window, t_window = [], time.perf_counter()
+
+      bleu = None
+      if done % t_cfg.eval_every == 0 or done == t_cfg.num_steps:
+        scores = validate(runner, state, translator, eval_batches, bleu_pairs)
+        log.write(done, **scores)
+        last.update(scores)
+        bleu = scores.get("val_bleu")
+        if lead:
+          tqdm.write(f"step {done}: " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+        if bleu is not None:
+          if meta["best_bleu"] is None or bleu > meta["best_bleu"]:
+            meta["best_bleu"], meta["evals_without_gain"] = bleu, 0
+          else:
+            meta["evals_without_gain"] += 1
+        t_window = time.perf_counter()
+
+      early = (t_cfg.early_stopping_patience > 0
+               and meta["evals_without_gain"] >= t_cfg.early_stopping_patience)
+      stopping = stop(done)
+      if (done % t_cfg.checkpoint_every == 0 or done == t_cfg.num_steps or early
+          or stopping or bleu is not None):
+        _check_finite(prev, done, t_cfg.nan_policy, meta)   # never checkpoint past a bad step
+        prev = None
+        save(done, bleu)
+      if stopping:
+        checkpoint.wait(mngr)
+        raise Preempted(f"stopped by SIGTERM after step {done}; checkpoint saved, run the same "
+                        f"command to resume")
+      if early:
+        if lead:
+          tqdm.write(f"early stopping at step {done}: no BLEU gain in "
+                     f"{meta['evals_without_gain']} evaluations (best {meta['best_bleu']:.2f})")
+        break
+    checkpoint.wait(mngr)
+  finally:
+    bar.close()
+    mngr.close()
+    log.close()
+    stop.close()
+  last["step"] = int(jax.device_get(runner.checkpointable(state).step))
+  last["skipped_updates"] = meta["skipped_updates"]
+  return last
+
+
+def _check_finite(metrics, step: int, policy: str, meta: dict) -> None:
+  if not float(metrics["nonfinite"]):
+    return
+  if policy == "stop":
+    raise TrainingError(f"non-finite loss or gradient at step {step}; the update was not applied and "
+                        f"no checkpoint of it was written (set train.nan_policy=skip to skip such updates)")
+  meta["skipped_updates"] += 1
+  logging.warning("non-finite loss or gradient at step %d: update skipped (%d so far)", step,
+                  meta["skipped_updates"])

@@ -1,0 +1,104 @@
+"""Pure training and evaluation steps: `train_step(state, batch, rng) -> (state, metrics)`.
+
+No I/O and no devices here. Metrics are sums (loss, tokens, correct tokens), so the
+parallel wrappers only add them up across devices; `axis_name` names the pmap axis when
+there is one, and under `jax.jit` with a mesh it stays None (the compiler sums for us).
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from attnjax.models import PAD_ID
+from attnjax.train.state import TrainState
+
+
+def cross_entropy(logits, labels, label_smoothing: float):
+  """Per-token label-smoothed cross-entropy and plain negative log-likelihood, both [B, T]."""
+  log_probs = jax.nn.log_softmax(logits.astype(jnp.float32))
+  nll = -jnp.take_along_axis(log_probs, labels[..., None], axis=-1)[..., 0]
+  if label_smoothing == 0.0:
+    return nll, nll
+  smooth = -jnp.mean(log_probs, axis=-1)
+  return (1.0 - label_smoothing) * nll + label_smoothing * smooth, nll
+
+
+def _psum(x, axis_name):
+  return x if axis_name is None else jax.lax.psum(x, axis_name)
+
+
+def _loss_terms(model, params, batch, rng, label_smoothing, train):
+  logits = model.apply({"params": params}, batch["src"], batch["tgt_in"], train=train,
+                       rngs={"dropout": rng} if train else None)
+  labels = batch["tgt_out"]
+  weights = (labels != PAD_ID).astype(jnp.float32)
+  loss, nll = cross_entropy(logits, labels, label_smoothing)
+  correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
+  return {"loss": jnp.sum(loss * weights), "nll": jnp.sum(nll * weights),
+          "correct": jnp.sum(correct * weights), "tokens": jnp.sum(weights)}
+
+
+def train_step(state: TrainState, batch, rng, *, model, label_smoothing: float = 0.0,
+               grad_accum_steps: int = 1, axis_name=None):
+  """One optimizer update on one global batch; returns (new_state, summed metrics).
+
+  The loss is the token-level mean over the whole global batch (all devices, all
+  accumulation micro-batches), so every strategy and device count computes the same
+  update. A non-finite loss or gradient leaves the state unchanged and sets
+  `metrics["nonfinite"]`; the loop decides whether to stop or go on.
+  """
+  rng = jax.random.fold_in(rng, state.step)
+  total_tokens = _psum(jnp.sum(batch["tgt_out"] != PAD_ID).astype(jnp.float32), axis_name)
+
+  def grads_of(micro_batch, micro_rng):
+    def loss_fn(params):
+      terms = _loss_terms(model, params, micro_batch, micro_rng, label_smoothing, train=True)
+      return terms["loss"] / total_tokens, terms
+    (_, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    return grads, terms
+
+  if grad_accum_steps == 1:
+    grads, metrics = grads_of(batch, rng)
+  else:
+    micro = jax.tree.map(
+        lambda x: x.reshape((grad_accum_steps, x.shape[0] // grad_accum_steps) + x.shape[1:]),
+        batch)
+    rngs = jax.random.split(rng, grad_accum_steps)
+
+    def accumulate(carry, xs):
+      grads, terms = grads_of(*xs)
+      return jax.tree.map(jnp.add, carry, (grads, terms)), None
+
+    zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(grads_of, jax.tree.map(lambda x: x[0], micro), rngs[0]))
+    (grads, metrics), _ = jax.lax.scan(accumulate, zeros, (micro, rngs))
+
+  grads = _psum(grads, axis_name)
+  metrics = _psum(metrics, axis_name)
+  finite = jnp.isfinite(metrics["loss"]) & jnp.all(
+      jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+  new_state = state.apply_gradients(grads)
+  new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
+  # The step counter advances either way, so the data and the randomness move on.
+  new_state = new_state.replace(step=state.step + 1)
+  metrics["nonfinite"] = 1.0 - finite.astype(jnp.float32)
+  metrics["grad_norm"] = optax.global_norm(grads)
+  return new_state, metrics
+
+
+def eval_step(params, batch, *, model, label_smoothing: float = 0.0, axis_name=None):
+  """Summed loss terms of a batch, with padding rows (weight 0) left out."""
+  batch = dict(batch)
+  if "weight" in batch:
+    batch["tgt_out"] = jnp.where(batch["weight"][:, None] > 0, batch["tgt_out"], PAD_ID)
+    batch.pop("weight")
+  return _psum(_loss_terms(model, params, batch, None, label_smoothing, train=False), axis_name)
+
+
+def bind(model, train_cfg, axis_name=None):
+  """The two steps with the model and the config's constants fixed."""
+  return (functools.partial(train_step, model=model, label_smoothing=train_cfg.label_smoothing,
+                            grad_accum_steps=train_cfg.grad_accum_steps, axis_name=axis_name),
+          functools.partial(eval_step, model=model, label_smoothing=train_cfg.label_smoothing,
+                            axis_name=axis_name))

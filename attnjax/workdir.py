@@ -1,0 +1,54 @@
+"""What `eval`, `translate` and `align` need, read from a workdir and nothing else."""
+
+import dataclasses
+import pathlib
+
+import jax
+
+from attnjax import config as config_lib
+from attnjax.data.tokenizer import Tokenizers
+from attnjax import models
+from attnjax.train import checkpoint
+from attnjax.train.state import init_state
+from attnjax.translate import Translator
+
+
+@dataclasses.dataclass
+class Trained:
+  config: object
+  tokenizers: object
+  model: object
+  params: object
+  step: int
+
+  def translator(self, beam_size: int | None = None, batch_size: int = 32) -> Translator:
+    dec = self.config.decode
+    return Translator(self.model, {"params": self.params}, self.tokenizers,
+                      max_src_len=self.config.data.max_src_len, max_len=dec.max_len,
+                      beam_size=dec.beam_size if beam_size is None else beam_size,
+                      alpha=dec.length_penalty, batch_size=batch_size)
+
+
+def load(workdir, step: int | None = None) -> Trained:
+  """The config, tokenizers, model and parameters of the newest (or given) checkpoint."""
+  workdir = pathlib.Path(workdir)
+  if not workdir.is_dir():
+    raise config_lib.ConfigError(f"workdir {workdir} does not exist")
+  config = config_lib.load(workdir)
+  if not (workdir / "tokenizer").is_dir():
+    raise config_lib.ConfigError(f"{workdir} has no tokenizer/ directory; it was not made by `attnjax train`")
+  tokenizers = Tokenizers.load(workdir / "tokenizer")
+  model = models.build(config.model, tokenizers.src.vocab_size, tokenizers.tgt.vocab_size)
+
+  abstract = jax.eval_shape(lambda: init_state(model, config.train, 0))
+  if not (workdir / "checkpoints").is_dir():
+    raise checkpoint.CheckpointError(f"{workdir} has no checkpoints yet; train first")
+  mngr = checkpoint.manager(workdir, read_only=True)
+  try:
+    restored = checkpoint.restore(mngr, abstract, step, set_aside=False)
+  finally:
+    mngr.close()
+  if restored is None:
+    raise checkpoint.CheckpointError(f"{workdir} has no checkpoints yet; train first")
+  step, state, _, _ = restored
+  return Trained(config, tokenizers, model, state.params, step)

@@ -1,0 +1,125 @@
+r"""attnjax against its PyTorch peer, side by side on this machine; writes results.md.
+
+    python experiments/speed/run.py                 # every comparison, 3 pairs each (about 12 min, 2 cores)
+    python experiments/speed/run.py --pairs 5 --only transformer-train rnn-attention-train
+
+Each comparison runs its two commands in turn, A B A B ..., so that both see the same
+machine; only the ratio of the two medians is quoted. A is `attnjax bench`, B is the
+PyTorch reference (`torch_reference.py` beside PROTOCOL.md) or a second attnjax run. The
+peer is expected, not installed, in ~/.venvs/torch-peer:
+
+    python3 -m venv ~/.venvs/torch-peer && ~/.venvs/torch-peer/bin/pip install torch==2.13.0 numpy
+
+Every run's JSON line goes to runs.jsonl beside this file; report.py turns it into results.md.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+from typing import NamedTuple
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+import report  # noqa: E402
+
+# The PyTorch decoder re-runs the whole prefix at every step, so its decode at 64 tokens
+# takes tens of seconds a step: one warm-up and three timed steps keep the run short.
+SHORT = ["--warmup", "1", "--steps", "3"]
+
+
+class Comparison(NamedTuple):
+  key: str
+  title: str
+  a: list            # attnjax bench flags
+  b: list            # the peer's flags (torch_reference.py), or attnjax's if b_is_jax
+  target: str        # what report.py checks: "speedup>=X" (B time / A time) or "cost<=X" (A / B)
+  b_is_jax: bool = False
+
+
+COMPARISONS = [
+    Comparison("transformer-train", "Transformer, train",
+               ["--model", "transformer"], ["--model", "transformer"], "speedup>=1.3"),
+    Comparison("rnn-attention-train", "RNN with attention (Luong general), train",
+               ["--model", "rnn_attention"], ["--model", "rnn_attention"], "speedup>=2"),
+    Comparison("rnn-seq2seq-train", "RNN without attention, train",
+               ["--model", "rnn_seq2seq"], ["--model", "rnn_seq2seq"], "speedup>=1"),
+    Comparison("transformer-decode-32", "Transformer, greedy decode, 32 tokens",
+               ["--model", "transformer", "--task", "decode"],
+               ["--model", "transformer", "--task", "decode"], "speedup>=5"),
+    Comparison("transformer-decode-64", "Transformer, greedy decode, 64 tokens",
+               ["--model", "transformer", "--task", "decode", "--tgt-len", "64"],
+               ["--model", "transformer", "--task", "decode", "--tgt-len", "64"] + SHORT, "speedup>=5"),
+    Comparison("transformer-beam", "Transformer, beam 4 (A) vs greedy (B), 32 tokens",
+               ["--model", "transformer", "--task", "decode", "--beam", "4"],
+               ["--model", "transformer", "--task", "decode"], "cost<=3", b_is_jax=True),
+    Comparison("transformer-remat", "Transformer 512+512 tokens, batch 8, --remat (A) vs none (B)",
+               ["--model", "transformer", "--src-len", "512", "--tgt-len", "512", "--batch", "8",
+                "--remat"] + SHORT,
+               ["--model", "transformer", "--src-len", "512", "--tgt-len", "512", "--batch", "8"]
+               + SHORT, "cost<=1.4", b_is_jax=True),
+]
+
+
+def jax_command(flags):
+  return [sys.executable, "-m", "attnjax.cli", "bench"] + flags
+
+
+def run_one(command, timeout):
+  env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+  lines = done.stdout.strip().splitlines()
+  if done.returncode or not lines:
+    raise SystemExit(f"{' '.join(command)} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+  return json.loads(lines[-1])
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--pairs", type=int, default=3, help="A B rounds per comparison (at least 3 to quote)")
+  p.add_argument("--only", nargs="+", choices=[c.key for c in COMPARISONS], help="these comparisons only")
+  p.add_argument("--torch-python", default=os.path.expanduser("~/.venvs/torch-peer/bin/python"))
+  p.add_argument("--torch-reference", default=str(ROOT.parent / "shared" / "peers" / "torch_reference.py"))
+  p.add_argument("--timeout", type=int, default=600, help="seconds one run may take")
+  p.add_argument("--out", default=str(HERE / "runs.jsonl"))
+  args = p.parse_args(argv)
+  chosen = [c for c in COMPARISONS if not args.only or c.key in args.only]
+  if any(not c.b_is_jax for c in chosen):
+    for path, what in ((args.torch_python, "the PyTorch peer's python"), (args.torch_reference, "torch_reference.py")):
+      if not os.path.exists(path):
+        raise SystemExit(f"{what} is not at {path}; see this script's docstring to set it up, "
+                         "or pass --torch-python/--torch-reference")
+
+  started = time.time()
+  machine = report.machine()
+  records = []
+  for comparison in chosen:
+    b_command = (jax_command(comparison.b) if comparison.b_is_jax
+                 else [args.torch_python, args.torch_reference] + comparison.b)
+    for pair in range(args.pairs):
+      for side, command in (("A", jax_command(comparison.a)), ("B", b_command)):
+        result = run_one(command, args.timeout)
+        records.append({"comparison": comparison.key, "title": comparison.title,
+                        "target": comparison.target, "pair": pair, "side": side,
+                        "command": " ".join(command[1:] if side == "A" or comparison.b_is_jax
+                                            else ["torch_reference.py"] + command[2:]),
+                        "result": result})
+        print(f"{comparison.key} pair {pair} {side}: {result['step_s_median']:.4f} s/step", flush=True)
+  machine.update(report.load(), runtime_s=time.time() - started,
+                 date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+  with open(args.out, "w") as f:
+    f.write(json.dumps({"machine": machine}) + "\n")
+    for record in records:
+      f.write(json.dumps(record) + "\n")
+  path = report.write(args.out, HERE / "results.md")
+  print(f"wrote {args.out} and {path} in {machine['runtime_s'] / 60:.1f} min")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

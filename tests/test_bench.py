@@ -1,0 +1,154 @@
+"""The speed protocol's bench at tiny shapes: its JSON, its decode length, remat, FLOPs, imports.
+
+No assertion here depends on how fast the machine is.
+"""
+
+import importlib.util
+import json
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from attnjax import bench, models
+from attnjax.decode import greedy
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY = ["--vocab", "32", "--batch", "2", "--src-len", "5", "--tgt-len", "4", "--emb", "8",
+        "--hidden", "8", "--d-model", "8", "--heads", "2", "--ff", "16", "--layers", "1",
+        "--warmup", "1", "--steps", "2"]
+PROTOCOL = {"framework": str, "model": str, "task": str, "params": int, "batch": int,
+            "src_len": int, "tgt_len": int, "threads": int, "step_s_median": float,
+            "step_s_min": float, "tgt_tokens_per_s": float}
+EXTRA = {"model_flops_per_step": float, "peak_flops": float, "mfu": float,
+         "peak_memory_bytes": int, "device": str}
+
+
+def _run(*flags):
+  return bench.run(bench.parse_args(list(flags) + TINY))
+
+
+@pytest.mark.parametrize("model", bench.MODELS)
+@pytest.mark.parametrize("task", ["train", "decode"])
+def test_json_has_the_protocol_fields(model, task):
+  result = _run("--model", model, "--task", task)
+  json.dumps(result)  # one JSON object, as printed
+  for field, kind in {**PROTOCOL, **EXTRA}.items():
+    assert isinstance(result[field], kind), (field, result[field])
+  assert (result["framework"], result["model"], result["task"]) == ("jax", model, task)
+  assert (result["batch"], result["src_len"], result["tgt_len"]) == (2, 5, 4)
+  assert result["params"] > 0 and result["threads"] >= 1
+  assert 0 < result["step_s_min"] <= result["step_s_median"]
+  assert result["tgt_tokens_per_s"] == pytest.approx(2 * 4 / result["step_s_median"])
+  assert result["model_flops_per_step"] > 0 and result["peak_flops"] > 0
+  assert result["mfu"] == pytest.approx(
+      result["model_flops_per_step"] / result["step_s_median"] / result["peak_flops"])
+  assert result["peak_memory_bytes"] > 0
+  assert result["device"].startswith("cpu")
+
+
+def test_main_prints_one_json_line(capsys):
+  assert bench.main(["--model", "rnn_attention", "--task", "decode", "--beam", "2"] + TINY) == 0
+  lines = capsys.readouterr().out.strip().splitlines()
+  assert len(lines) == 1
+  assert json.loads(lines[0])["beam"] == 2
+
+
+def test_decoding_runs_every_step_even_when_eos_wins():
+  args = bench.parse_args(TINY + ["--model", "rnn_seq2seq", "--task", "decode", "--tgt-len", "6"])
+  model = models.build(bench.model_config(args), args.vocab, args.vocab)
+  dummy = jnp.ones((1, 8), jnp.int32)
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), dummy, dummy)["params"]
+  bias = params["decoder_net"]["projection"]["bias"]
+  params["decoder_net"]["projection"]["bias"] = bias.at[models.EOS_ID].set(1e4)  # EOS always wins
+  batch = {k: jnp.asarray(v) for k, v in bench.make_batch(args).items()}
+  plain = jax.jit(lambda p, src: greedy(model, {"params": p}, src, 6))(params, batch["src"])
+  assert (np.asarray(plain.lengths) == 1).all()  # without the bench's guard it stops at once
+  _, step, check = bench.build_decode(args, model, params, batch)
+  out = step()
+  check(out)
+  assert (np.asarray(out.lengths) == 6).all()
+
+
+def test_remat_recomputes_the_same_loss():
+  results = {}
+  for remat in ([], ["--remat"]):
+    args = bench.parse_args(["--model", "transformer"] + remat + TINY)
+    model = models.build(bench.model_config(args), args.vocab, args.vocab)
+    dummy = jnp.ones((1, 8), jnp.int32)
+    params = jax.jit(model.init)(jax.random.PRNGKey(0), dummy, dummy)["params"]
+    batch = {k: jnp.asarray(v) for k, v in bench.make_batch(args).items()}
+    compiled, step, _ = bench.build_train(args, model, params, batch)
+    _, metrics = step()
+    results[args.remat] = (float(metrics["loss"]), bench.xla_flops(compiled))
+  (loss, flops), (remat_loss, remat_flops) = results[None], results["nothing"]
+  assert remat_loss == pytest.approx(loss, rel=1e-5)
+  assert remat_flops > flops  # the backward pass computes the forward again
+
+
+def test_transformer_flops_agree_with_xla():
+  """The analytic count (matrix products only) is within a few percent of XLA's at a size
+  where matrix products dominate."""
+  args = bench.parse_args(["--model", "transformer", "--vocab", "512", "--batch", "4",
+                           "--src-len", "16", "--tgt-len", "16", "--d-model", "64",
+                           "--heads", "2", "--ff", "256", "--layers", "2"])
+  model = models.build(bench.model_config(args), args.vocab, args.vocab)
+  batch = bench.make_batch(args)
+  variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), batch["src"], batch["tgt_in"])
+  forward = jax.jit(lambda v, s, t: model.apply(v, s, t)).lower(
+      variables, batch["src"], batch["tgt_in"]).compile()
+  assert bench.xla_flops(forward) == pytest.approx(bench.forward_flops(args), rel=0.1)
+
+
+def test_flags_that_cannot_work_are_refused():
+  with pytest.raises(SystemExit):
+    bench.parse_args(["--model", "transformer", "--task", "decode", "--remat"])
+  with pytest.raises(SystemExit):
+    bench.parse_args(["--model", "transformer", "--batch", "0"])
+
+
+def test_bench_imports_nothing_beyond_jax_flax_optax_numpy_ml_collections():
+  heavy = ["tqdm", "matplotlib", "tensorflow", "tensorflow_datasets", "grain", "orbax",
+           "sacrebleu", "sentencepiece", "tensorboardX", "attnjax.data", "attnjax.train.loop"]
+  code = ("import sys, attnjax.cli, attnjax.bench; "
+          f"print([m for m in {heavy!r} if m in sys.modules])")
+  out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       check=True)
+  assert out.stdout.strip() == "[]"
+
+
+def _report_module():
+  spec = importlib.util.spec_from_file_location("report", ROOT / "experiments/speed/report.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_report_quotes_the_ratio_of_medians_and_checks_targets(tmp_path):
+  def record(key, target, side, pair, seconds, framework="jax"):
+    result = {"framework": framework, "version": "x", "step_s_median": seconds,
+              "tgt_tokens_per_s": 64 * 32 / seconds, "model_flops_per_step": 1e9,
+              "xla_flops_per_step": 1e9, "peak_flops": 1e11, "mfu": 0.1 / seconds,
+              "peak_memory_bytes": 2 ** 20, "compile_s": 1.0}
+    return {"comparison": key, "title": key, "target": target, "pair": pair, "side": side,
+            "command": "-m attnjax.cli bench --model transformer", "result": result}
+  machine = {"cpu": "test cpu", "cores": 2, "memory_gib": 1.0, "load_before": [0, 0, 0],
+             "load_after": [0, 0, 0], "runtime_s": 60, "date": "today"}
+  records = []
+  for pair, (a, b) in enumerate([(1.0, 2.0), (1.2, 1.8), (0.9, 2.4)]):  # medians 1.0 and 2.0
+    records += [record("fast", "speedup>=1.3", "A", pair, a),
+                record("fast", "speedup>=1.3", "B", pair, b, "torch")]
+  for pair in range(3):  # beam costs 4x greedy
+    records += [record("beam", "cost<=3", "A", pair, 4.0), record("beam", "cost<=3", "B", pair, 1.0)]
+  runs = tmp_path / "runs.jsonl"
+  runs.write_text("\n".join(json.dumps(x) for x in [{"machine": machine}] + records) + "\n")
+  text = _report_module().write(runs, tmp_path / "results.md").read_text()
+  fast = next(l for l in text.splitlines() if l.startswith("| fast |"))
+  beam = next(l for l in text.splitlines() if l.startswith("| beam |"))
+  assert "speedup 2.00x" in fast and "| met |" in fast
+  assert "cost 4.00x" in beam and "missed" in beam
+  assert "test cpu" in text

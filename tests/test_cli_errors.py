@@ -1,0 +1,128 @@
+"""A catalogue of bad inputs: each gets one clear line on stderr, a non-zero exit, and no traceback.
+
+Config-value checks are in test_config.py and bad data files in tests/data; this file goes
+through the command line as a user would.
+"""
+
+import shutil
+
+import pytest
+
+from attnjax import cli
+
+DEFAULT = "configs/default.py"
+
+
+def _run(args, capsys, stdin=None, monkeypatch=None):
+  if stdin is not None:
+    import io
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+  code = cli.main(["attnjax"] + args)
+  captured = capsys.readouterr()
+  return code, captured.err
+
+
+CASES = [
+    # (arguments, expected fragment of the one-line message)
+    (["frobnicate"], "unknown command 'frobnicate'"),
+    (["train", "--workdir", "{tmp}/w"], "--config is required"),
+    (["train", "--config", DEFAULT], "--workdir"),
+    (["train", "--config", "configs/nope.py", "--workdir", "{tmp}/w"], "config file configs/nope.py does not exist"),
+    (["train", "--config", DEFAULT, "--workdir", "{tmp}/w", "--config.train.num_stepz=5"],
+     "no config field 'num_stepz': Did you mean \"num_steps\""),
+    (["train", "--config", DEFAULT, "--workdir", "{tmp}/w", "--config.trian.num_steps=5"],
+     "no config field 'trian'"),
+    (["train", "--config", DEFAULT, "--workdir", "{tmp}/w", "--config.train.num_steps=abc"],
+     "--config.train.num_steps=abc: invalid literal for int()"),
+    (["train", "--config", DEFAULT, "--workdir", "{tmp}/w", "--config.train.learning_rate=fast"],
+     "could not convert string to float: 'fast'"),
+    (["train", "--config", DEFAULT, "--workdir", "{tmp}/w", "--config.train.learning_rate=-0.1"],
+     "train.learning_rate=-0.1 must be positive"),
+    (["train", "--config", "configs/transformer.py", "--workdir", "{tmp}/w", "--config.model.num_heads=3"],
+     "model.d_model=128 is not divisible by model.num_heads=3"),
+    (["train", "--config", "configs/transformer.py:size=huge", "--workdir", "{tmp}/w"],
+     "size='huge' is not one of tiny, small, base"),
+    (["train", "--config", "configs/rnn_luong.py:score=cosine", "--workdir", "{tmp}/w"],
+     "model.score='cosine' is not one of"),
+    (["train", "--config", "configs/rnn_luong.py:colour=red", "--workdir", "{tmp}/w"],
+     "unknown preset option(s) ['colour']"),
+    (["train", "--config", DEFAULT, "--workdir", "{tmp}/w", "--config.decode.beam_size=0"],
+     "decode.beam_size=0 must be at least 1"),
+    (["train", "--config", DEFAULT, "--workdir", "{tmp}/w", "--config.model.cell=rnn"],
+     "model.cell='rnn' is not one of"),
+    (["train", "--config", DEFAULT, "--workdir", "{tmp}/w", "--config.model.dropout=1.5"],
+     "model.dropout=1.5 must be a probability"),
+    (["train", "--config", DEFAULT, "--workdir", "{tmp}/w", "stray"], "unexpected arguments: stray"),
+    (["eval", "--workdir", "{tmp}/missing"], "workdir {tmp}/missing does not exist"),
+    (["eval", "--workdir", "{tmp}"], "is not an attnjax workdir (no config.json)"),
+    (["eval", "--workdir", "{trained}", "--split", "dev"], "--split=dev: value should be one of"),
+    (["translate", "--workdir", "{trained}", "--beam", "0", "one"], "--beam=0: the beam size must be at least 1"),
+    (["align", "--workdir", "{trained}"], "--src"),
+    (["align", "--workdir", "{trained}", "--src", "  "], "--src is empty"),
+]
+
+
+@pytest.mark.parametrize("args,message", CASES, ids=[" ".join(a[:3]) + f" #{i}" for i, (a, _) in enumerate(CASES)])
+def test_bad_input_gets_one_clear_line(args, message, trained, tmp_path, capsys):
+  fill = lambda s: s.replace("{tmp}", str(tmp_path)).replace("{trained}", str(trained))
+  code, err = _run([fill(a) for a in args], capsys)
+  assert code != 0
+  assert fill(message) in err, err
+  assert "Traceback" not in err
+  assert not (tmp_path / "w").exists()       # nothing was created for a refused command
+
+
+def test_empty_input_to_translate(trained, capsys, monkeypatch):
+  code, err = _run(["translate", "--workdir", str(trained)], capsys, stdin="\n  \n", monkeypatch=monkeypatch)
+  assert code == 2 and "nothing to translate" in err
+
+
+def test_workdir_trained_with_another_model_is_refused(trained, tmp_path, capsys):
+  work = tmp_path / "copy"
+  shutil.copytree(trained, work)
+  before = sorted(p.name for p in (work / "checkpoints").iterdir())
+  code, err = _run(["train", "--config", DEFAULT, "--workdir", str(work)], capsys)
+  assert code == 2 and "the workdir was trained with data." in err and "use a new --workdir" in err
+  assert sorted(p.name for p in (work / "checkpoints").iterdir()) == before
+
+
+def test_workdir_without_checkpoints(trained, tmp_path, capsys):
+  work = tmp_path / "fresh"
+  work.mkdir()
+  shutil.copy(trained / "config.json", work / "config.json")
+  shutil.copytree(trained / "tokenizer", work / "tokenizer")
+  code, err = _run(["eval", "--workdir", str(work)], capsys)
+  assert code == 1 and "has no checkpoints yet; train first" in err
+
+
+def test_damaged_config_json_in_workdir(trained, tmp_path, capsys):
+  work = tmp_path / "bad"
+  shutil.copytree(trained, work)
+  (work / "config.json").write_text("{ not json")
+  code, err = _run(["translate", "--workdir", str(work), "one"], capsys)
+  assert code == 2 and "config.json: not valid JSON" in err
+
+
+def test_align_on_a_model_without_attention(data_dir, tmp_path, capsys):
+  from attnjax.train.loop import train_and_evaluate
+  from tests.helpers import tiny_config
+  config = tiny_config(data_dir, decoder="seq2seq", steps=1)
+  config.train.eval_samples = 0
+  train_and_evaluate(config, tmp_path / "s2s", progress=False)
+  code, err = _run(["align", "--workdir", str(tmp_path / "s2s"), "--src", "one", "--out",
+                    str(tmp_path / "a.png")], capsys)
+  assert code == 2 and "has no attention (model.decoder='seq2seq')" in err
+
+
+def test_overlong_sentence_is_truncated_with_a_warning(trained, capsys, caplog):
+  code = cli.main(["attnjax", "translate", "--workdir", str(trained), "--quiet", " ".join(["seven"] * 60)])
+  assert code == 0
+  assert any("truncated to the model's 16" in r.getMessage() for r in caplog.records)
+
+
+def test_help_for_every_command(capsys):
+  for command in ("prepare", "train", "eval", "translate", "align"):
+    assert cli.main(["attnjax", command, "--help"]) == 0
+    assert "--" in capsys.readouterr().out
+  assert cli.main(["attnjax", "--help"]) == 0
+  assert "attnjax train" in capsys.readouterr().out

@@ -1,0 +1,106 @@
+"""Each experiment's smoke preset end to end (run, then report): the reports hold what they promise."""
+
+import json
+import re
+
+import pytest
+
+from experiments.alignments import run as alignments
+from experiments.bottleneck import run as bottleneck
+from experiments.parallelism import run as parallelism
+from experiments.scores import run as scores
+
+
+def _args(tmp, data_dir):
+  return ["--preset", "smoke", "--out", str(tmp / "runs"), "--data_dir", str(data_dir),
+          "--report_dir", str(tmp / "report")]
+
+
+def _table(markdown: str, first_header: str) -> list[list[str]]:
+  """The body rows of the markdown table whose first column is `first_header`."""
+  lines = markdown.splitlines()
+  start = next(i for i, l in enumerate(lines) if l.startswith(f"| {first_header} |"))
+  rows = []
+  for line in lines[start + 2:]:
+    if not line.startswith("|"):
+      break
+    rows.append([cell.strip() for cell in line.strip("|").split("|")])
+  return rows
+
+
+def _is_png(path):
+  return path.exists() and path.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.fixture(scope="module")
+def bottleneck_run(tmp_path_factory, data_dir):
+  tmp = tmp_path_factory.mktemp("bottleneck")
+  assert bottleneck.main(_args(tmp, data_dir)) == 0
+  return tmp
+
+
+def test_bottleneck_reports_bleu_for_every_length_bin_and_model(bottleneck_run, data_dir):
+  from attnjax.data.pipeline import load_pairs
+  config = bottleneck.make_config("seq2seq", "30", "smoke", str(data_dir))
+  sources = [s for s, _ in load_pairs(config.data, "test")]
+  bins = sorted({len(s.split()) // bottleneck.BUCKET_WIDTH for s in sources})
+  report = bottleneck_run / "report"
+  md = (report / "results_smoke.md").read_text()
+  names = [f"{m}-{c}" for m, c in bottleneck.RUNS["smoke"]]
+  rows = _table(md, "source words")
+  assert [row[0] for row in rows] == [f"{b * 5}-{b * 5 + 4}" for b in bins]
+  for row in rows:
+    assert len(row) == 2 + len(names) and all(re.fullmatch(r"\d+\.\d\d", x) for x in row[2:]), row
+  assert sum(int(row[1]) for row in rows) == len(sources)
+  assert [row[0] for row in _table(md, "model")] == names
+  assert _is_png(report / "bleu_by_length_smoke.png")
+
+
+def test_alignments_draw_a_heatmap_per_sentence_for_attentive_models(bottleneck_run, data_dir, tmp_path):
+  runs = bottleneck_run / "runs" / "smoke"
+  args = _args(tmp_path, data_dir) + ["--workdirs", str(runs / "bahdanau-50"), str(runs / "seq2seq-30")]
+  assert alignments.main(args) == 0
+  from experiments.alignments.report import number_sentences
+  sentences = number_sentences()
+  md = (tmp_path / "report" / "results_smoke.md").read_text()
+  for k, (_, source, reference) in enumerate(sentences):
+    assert _is_png(tmp_path / "report" / "smoke" / f"bahdanau-50_{k}.png")
+    assert not (tmp_path / "report" / "smoke" / f"seq2seq-30_{k}.png").exists()  # no attention
+  rows = _table(md, "phenomenon")  # the first model's table
+  assert [(r[1], r[2]) for r in rows] == [(s, r) for _, s, r in sentences]
+  assert md.count("no attention") == len(sentences)
+
+
+def test_scores_report_mean_and_std_over_seeds(tmp_path, data_dir):
+  assert scores.main(_args(tmp_path, data_dir)) == 0
+  md = (tmp_path / "report" / "results_smoke.md").read_text()
+  rows = {(r[0], r[1]): r for r in _table(md, "score")}
+  assert set(rows) == {(s, "yes" if f else "no") for s, f, _ in scores.GRID["smoke"]}
+  assert rows[("dot", "yes")][2] == "2" and "±" in rows[("dot", "yes")][5]
+  assert rows[("general", "no")][2] == "1" and re.fullmatch(r"\d+\.\d\d", rows[("general", "no")][5])
+  assert len(_table(md.split("## Every run")[1], "score")) == len(scores.GRID["smoke"])
+  assert _is_png(tmp_path / "report" / "scores_smoke.png")
+
+
+def test_parallelism_finds_one_loop_of_n_steps_per_rnn_layer_and_none_in_the_transformer(tmp_path, data_dir):
+  assert parallelism.main(_args(tmp_path, data_dir)) == 0
+  runs = tmp_path / "runs" / "smoke"
+  loops = json.loads((runs / "loops.json").read_text())
+  for length in parallelism.SETTINGS["smoke"]["loop_lengths"]:
+    for rnn in ("rnn_seq2seq", "rnn_attention"):
+      found = loops[f"{rnn}/{length}"]
+      # encoder forward and backward, decoder: each a loop of n steps
+      assert [l["trip_count"] for l in found["loops"]] == [length] * 3, found
+      assert found["sequential_steps_per_layer"] == length
+    assert loops[f"transformer/{length}"]["loops"] == []
+  steps = json.loads((runs / "steps.json").read_text())
+  assert {(r["model"], r["length"]) for r in steps.values()} == {
+      (m, n) for m in parallelism.MODELS for n in parallelism.SETTINGS["smoke"]["lengths"]}
+  devices = json.loads((runs / "devices.json").read_text())
+  assert sorted(devices, key=int) == ["1", "2"]
+  assert all({r["strategy"] for r in d["rows"]} == {"pmap", "mesh"} for d in devices.values())
+  report = tmp_path / "report"
+  md = (report / "results_smoke.md").read_text()
+  assert len(_table(md, "devices")) == 2 * len(parallelism.SETTINGS["smoke"]["device_models"]) * 2
+  for name in ("step_time_smoke.png", "devices_smoke.png"):
+    assert _is_png(report / name)

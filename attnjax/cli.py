@@ -156,7 +156,7 @@ def main(argv=None) -> int:
   if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[2:]):
     print(f"usage: attnjax {command} [flags]\n\n" + fv.get_help())
     return 0
-  absl_logging.set_verbosity(absl_logging.WARNING)
+  absl_logging.set_verbosity(absl_logging.ERROR)  # Orbax warns of routine things at WARNING
   logging.getLogger().setLevel(logging.WARNING)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   # Compiled programs are kept across runs, so eval, translate, align and a resumed train

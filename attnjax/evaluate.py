@@ -5,9 +5,14 @@ command line scores them, so the numbers here can be checked against the hypothe
 """
 
 import json
+import logging
 import pathlib
 
 import sacrebleu
+
+# Our corpora separate punctuation by spaces; sacreBLEU would warn on every call that the
+# text looks tokenised. Its 13a tokenizer leaves such text as it is, so the scores stand.
+logging.getLogger("sacrebleu").setLevel(logging.ERROR)
 
 
 def corpus_scores(hypotheses: list[str], references: list[str]) -> dict:

@@ -35,8 +35,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 AXIS = "batch"   # the pmap axis name the steps reduce over
 
-# How long a dead process may go unnoticed: its peers' heartbeats to the coordinator stop, and
-# every survivor is told to exit. JAX's own default (100 s) is longer than a step should wait.
+# How long a dead process may go unnoticed: when its heartbeats to the coordinator stop, JAX
+# ends every other process. JAX's own default (100 s) is longer than a step should wait.
 HEARTBEAT_TIMEOUT_S = 30
 # How long the processes wait for each other at start-up, and at exit.
 INITIALIZATION_TIMEOUT_S = 300
@@ -51,11 +51,11 @@ class DistributedError(RuntimeError):
 
 
 def detect_cluster() -> str | None:
-  """The cluster manager that launched this process as one of several, if JAX can read it.
+  """The cluster manager that launched this process as one of several, or None.
 
-  Mirrors JAX's own detection (`jax._src.clusters`): SLURM under `srun` with more than one
-  task, Open MPI's `mpirun` with more than one rank, a Cloud TPU VM (libtpu and Google TPU
-  chips on the PCI bus; JAX asks the VM's metadata server for the workers).
+  The environments JAX's `jax.distributed.initialize()` reads by itself: SLURM under `srun`
+  with more than one task, Open MPI's `mpirun` with more than one rank, a Cloud TPU VM (libtpu
+  and Google TPU chips on the PCI bus; JAX asks the VM's metadata server for the workers).
   """
   env = os.environ
   if ("SLURM_JOB_ID" in env and "SLURM_STEP_NODELIST" in env
@@ -75,8 +75,7 @@ def _tpu_chips() -> int:
 
 
 def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
-                           process_id: int | None = None, *,
-                           heartbeat_timeout_s: int = HEARTBEAT_TIMEOUT_S) -> bool:
+                           process_id: int | None = None) -> bool:
   """Join the other processes of this run; returns False when there are none.
 
   With no arguments, joins only when `detect_cluster()` finds a cluster manager; with
@@ -98,7 +97,7 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
   try:
     jax.distributed.initialize(coordinator_address, num_processes, process_id,
                                initialization_timeout=INITIALIZATION_TIMEOUT_S,
-                               heartbeat_timeout_seconds=heartbeat_timeout_s,
+                               heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT_S,
                                shutdown_timeout_seconds=SHUTDOWN_TIMEOUT_S)
   except Exception as err:  # noqa: BLE001 -- JAX raises several types here; all mean the same
     where = f"coordinator {coordinator_address}" if coordinator_address else f"the {cluster} environment"
@@ -331,7 +330,7 @@ def make_runner(parallel_cfg, bind_steps, devices=None):
   `axis_name` (None under the mesh, where the compiler reduces).
   """
   if devices is None:
-    devices = select_devices(parallel_cfg.get("num_devices", 0))
+    devices = select_devices(parallel_cfg.num_devices)
   if parallel_cfg.strategy == "mesh":
     return MeshRunner(*bind_steps(None), fsdp=parallel_cfg.fsdp, devices=devices)
   if parallel_cfg.strategy == "pmap":

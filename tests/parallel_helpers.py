@@ -10,7 +10,6 @@ import json
 import pathlib
 import random
 
-import jax
 import ml_collections
 
 from attnjax import config as config_lib
@@ -66,11 +65,3 @@ def losses(workdir) -> dict[int, float]:
   rows = [json.loads(line) for line in (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()]
   return {r["step"]: r["loss"] for r in rows if "loss" in r}
 
-
-def use_compilation_cache(basetemp) -> pathlib.Path:
-  """JAX's persistent compilation cache in the session's temp dir, shared by every run and
-  worker process, so a program compiled once (same model, same devices) is not compiled again.
-  JAX keeps using it for the rest of the session; it changes no result."""
-  path = pathlib.Path(basetemp) / "jax_cache"
-  jax.config.update("jax_compilation_cache_dir", str(path))
-  return path

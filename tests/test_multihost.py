@@ -3,6 +3,7 @@
 checkpoint written by both and restored by both, and no hang when one of them dies."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,7 +15,7 @@ import jax
 import pytest
 
 from attnjax.train.loop import train_and_evaluate
-from tests.parallel_helpers import losses, tiny_config, use_compilation_cache, write_corpus
+from tests.parallel_helpers import losses, tiny_config, write_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 TOL = dict(rel=1e-5, abs=1e-6)
@@ -24,10 +25,9 @@ FAILURE_BOUND_S = 60      # how long a survivor may take to stop once its peer i
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-  cache = use_compilation_cache(tmp_path_factory.getbasetemp())
   root = tmp_path_factory.mktemp("multihost")
   write_corpus(root / "corpus")
-  return root, cache
+  return root
 
 
 def _free_port() -> int:
@@ -37,21 +37,30 @@ def _free_port() -> int:
 
 
 class Workers:
-  """`attnjax train` as processes 0 and 1 of one run; every one is killed on the way out."""
+  """`attnjax train` as processes 0 and 1 of one run; every one is killed on the way out.
 
-  def __init__(self, root, cache, workdir, strategy: str, *overrides: str):
+  `slurm=False`: joined by --coordinator_address/--num_processes/--process_id; `slurm=True`:
+  by the environment `srun` gives its tasks, with no flags (JAX_COORDINATOR_PORT picks the port).
+  """
+
+  def __init__(self, root, workdir, strategy: str, *overrides: str, slurm: bool = False):
     self.logs = workdir.parent / f"{workdir.name}-{strategy}-logs"
     self.logs.mkdir(parents=True, exist_ok=True)
     port = _free_port()
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu",
-               JAX_COMPILATION_CACHE_DIR=str(cache))
+    # conftest.py's XLA flags and compilation cache, with 2 devices per process instead of 4
+    xla_flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "", os.environ.get("XLA_FLAGS", ""))
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS=f"{xla_flags} --xla_force_host_platform_device_count=2".strip())
     self.procs = []
     for i in range(2):
       cmd = [sys.executable, "-m", "attnjax.cli", "train", "--quiet", "--workdir", str(workdir),
-             "--config", f"{REPO}/tests/parallel_helpers.py:root={root},strategy={strategy}",
-             *overrides, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
-             f"--process_id={i}"]
-      self.procs.append(subprocess.Popen(cmd, cwd=REPO, env=env,
+             "--config", f"{REPO}/tests/parallel_helpers.py:root={root},strategy={strategy}", *overrides]
+      if slurm:
+        env.update(SLURM_JOB_ID="4242", SLURM_STEP_NODELIST="localhost", SLURM_NTASKS="2",
+                   SLURM_PROCID=str(i), SLURM_LOCALID=str(i), JAX_COORDINATOR_PORT=str(port))
+      else:
+        cmd += [f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"]
+      self.procs.append(subprocess.Popen(cmd, cwd=REPO, env=dict(env),
                                          stdout=open(self.logs / f"{i}.out", "w"),
                                          stderr=open(self.logs / f"{i}.err", "w")))
 
@@ -80,15 +89,15 @@ class Workers:
 
 
 def test_two_processes_train_save_and_resume_as_one_process_does(root):
-  """Mesh for steps 1-3 (checkpoint), then pmap restores it for 4-6: one 4-device process's losses."""
-  root, cache = root
+  """Mesh for steps 1-3 (checkpoint), then pmap restores it for 4-6 (started as SLURM would):
+  the losses of one process with 4 devices."""
   train_and_evaluate(tiny_config(root, strategy="mesh"), root / "one_process", progress=False)
   assert jax.device_count() == 4
   workdir = root / "two_processes"
-  with Workers(root, cache, workdir, "mesh", "--config.train.num_steps=3") as w:
+  with Workers(root, workdir, "mesh", "--config.train.num_steps=3") as w:
     assert w.wait() == [0, 0], (w.err(0)[-2000:], w.err(1)[-2000:])
   assert (workdir / "checkpoints" / "3").is_dir()
-  with Workers(root, cache, workdir, "pmap") as w:
+  with Workers(root, workdir, "pmap", slurm=True) as w:
     assert w.wait() == [0, 0], (w.err(0)[-2000:], w.err(1)[-2000:])
     assert "at step 3 of 6" in w.out(0) and "at step 3" not in w.out(1)  # process 0 speaks
     assert '"step": 6' in w.out(0) and '"step": 6' not in w.out(1)
@@ -98,9 +107,8 @@ def test_two_processes_train_save_and_resume_as_one_process_does(root):
 
 
 def test_when_one_process_is_killed_the_other_stops_and_says_why(root, tmp_path):
-  root, cache = root
   workdir = tmp_path / "killed"
-  with Workers(root, cache, workdir, "mesh", "--config.train.num_steps=100000",
+  with Workers(root, workdir, "mesh", "--config.train.num_steps=100000",
                "--config.train.checkpoint_every=100000", "--config.train.eval_every=100000") as w:
     deadline = time.monotonic() + RUN_TIMEOUT_S
     metrics = workdir / "metrics.jsonl"

@@ -7,14 +7,13 @@ import pytest
 from attnjax import config as config_lib
 from attnjax import parallel
 from attnjax.train.loop import train_and_evaluate
-from tests.parallel_helpers import losses, tiny_config, use_compilation_cache, write_corpus
+from tests.parallel_helpers import losses, tiny_config, write_corpus
 
 TOL = dict(rel=1e-5, abs=1e-6)  # only the order of the float sums differs
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-  use_compilation_cache(tmp_path_factory.getbasetemp())
   root = tmp_path_factory.mktemp("parallel")
   write_corpus(root / "corpus")
   return root

@@ -51,7 +51,7 @@ class Workers:
     xla_flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "", os.environ.get("XLA_FLAGS", ""))
     env = dict(os.environ, JAX_PLATFORMS="cpu",
                XLA_FLAGS=f"{xla_flags} --xla_force_host_platform_device_count=2".strip())
-    self.procs = []
+    self.procs, self._files = [], []
     for i in range(2):
       cmd = [sys.executable, "-m", "attnjax.cli", "train", "--quiet", "--workdir", str(workdir),
              "--config", f"{REPO}/tests/parallel_helpers.py:root={root},strategy={strategy}", *overrides]
@@ -60,9 +60,9 @@ class Workers:
                    SLURM_PROCID=str(i), SLURM_LOCALID=str(i), JAX_COORDINATOR_PORT=str(port))
       else:
         cmd += [f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"]
-      self.procs.append(subprocess.Popen(cmd, cwd=REPO, env=dict(env),
-                                         stdout=open(self.logs / f"{i}.out", "w"),
-                                         stderr=open(self.logs / f"{i}.err", "w")))
+      self._files += [open(self.logs / f"{i}.out", "w"), open(self.logs / f"{i}.err", "w")]
+      self.procs.append(subprocess.Popen(cmd, cwd=REPO, env=dict(env), stdout=self._files[-2],
+                                         stderr=self._files[-1]))
 
   def out(self, i: int) -> str:
     return (self.logs / f"{i}.out").read_text()
@@ -86,6 +86,8 @@ class Workers:
       if p.poll() is None:
         p.kill()
         p.wait()
+    for f in self._files:
+      f.close()
 
 
 def test_two_processes_train_save_and_resume_as_one_process_does(root):
@@ -116,7 +118,6 @@ def test_when_one_process_is_killed_the_other_stops_and_says_why(root, tmp_path)
       assert time.monotonic() < deadline and all(p.poll() is None for p in w.procs), w.err(0)[-2000:]
       time.sleep(0.2)
     w.procs[1].send_signal(signal.SIGKILL)
-    killed = time.monotonic()
     try:
       code = w.procs[0].wait(timeout=FAILURE_BOUND_S)
     except subprocess.TimeoutExpired:

@@ -136,8 +136,8 @@ def test_report_quotes_the_ratio_of_medians_and_checks_targets(tmp_path):
               "peak_memory_bytes": 2 ** 20, "compile_s": 1.0}
     return {"comparison": key, "title": key, "target": target, "pair": pair, "side": side,
             "command": "-m attnjax.cli bench --model transformer", "result": result}
-  machine = {"cpu": "test cpu", "cores": 2, "memory_gib": 1.0, "load_before": [0, 0, 0],
-             "load_after": [0, 0, 0], "runtime_s": 60, "date": "today"}
+  machine = {"cpu": "test cpu", "cores": 2, "memory_gib": 1.0, "load_before": [0, 0, 0]}
+  end = {"load_after": [0, 0, 0], "runtime_s": 60, "date": "today"}
   records = []
   for pair, (a, b) in enumerate([(1.0, 2.0), (1.2, 1.8), (0.9, 2.4)]):  # medians 1.0 and 2.0
     records += [record("fast", "speedup>=1.3", "A", pair, a),
@@ -145,7 +145,7 @@ def test_report_quotes_the_ratio_of_medians_and_checks_targets(tmp_path):
   for pair in range(3):  # beam costs 4x greedy
     records += [record("beam", "cost<=3", "A", pair, 4.0), record("beam", "cost<=3", "B", pair, 1.0)]
   runs = tmp_path / "runs.jsonl"
-  runs.write_text("\n".join(json.dumps(x) for x in [{"machine": machine}] + records) + "\n")
+  runs.write_text("\n".join(json.dumps(x) for x in [{"machine": machine}] + records + [{"end": end}]) + "\n")
   text = _report_module().write(runs, tmp_path / "results.md").read_text()
   fast = next(l for l in text.splitlines() if l.startswith("| fast |"))
   beam = next(l for l in text.splitlines() if l.startswith("| beam |"))

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # attnjax bench at accelerator sizes in bfloat16, every family, then one table with MFU
-# against the chip's dense bf16 peak (H100/H200: 989 TFLOP/s). About 3-4 minutes on an H100.
+# against the chip's dense bf16 peak (H100/H200: 989 TFLOP/s). Five runs, most of their time
+# compilation: about 4 minutes on an H100 (the 2026-11-26 run took 416 s with the REMAT pair,
+# which alone took about 160 s of it). REMAT=1 adds Transformer-base at 1024+1024 tokens with
+# and without --remat.
 #
 #   experiments/speed/gpu.sh                 # from anywhere; needs jax[cuda], flax, optax, ml_collections
+#   REMAT=1 experiments/speed/gpu.sh         # also Transformer-base at 1024+1024 tokens, --remat or not
 #   SMOKE=1 experiments/speed/gpu.sh         # tiny sizes, one step: checks this script on a CPU
 #   PYTHON=/path/to/python experiments/speed/gpu.sh
 #
@@ -42,8 +46,10 @@ bench --model transformer --task decode $TRANSFORMER
 bench --model transformer --task decode --beam 4 $TRANSFORMER
 bench --model rnn_attention --task train $RNN
 bench --model rnn_seq2seq --task train $RNN
-bench --model transformer --task train $LONG
-bench --model transformer --task train --remat $LONG
+if [ "${REMAT:-0}" = 1 ]; then
+  bench --model transformer --task train $LONG
+  bench --model transformer --task train --remat $LONG
+fi
 
 "$PY" - "$LOG" "$((SECONDS - start))" <<'EOF'
 import json, sys

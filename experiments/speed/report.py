@@ -30,6 +30,8 @@ def load() -> dict:
 
 
 def _check(target: str, ratio: float) -> str:
+  if ">=" not in target and "<=" not in target:
+    return ""  # a measurement without a target
   kind, bound = target.split(">=") if ">=" in target else target.split("<=")
   met = ratio >= float(bound) if ">=" in target else ratio <= float(bound)
   return "met" if met else "**missed**"
@@ -61,15 +63,16 @@ def _median_of(runs, field):
 
 
 def format_results(lines) -> str:
-  header = json.loads(lines[0])["machine"]
-  records = [json.loads(l) for l in lines[1:]]
+  rows = [json.loads(l) for l in lines if l.strip()]
+  header = dict(rows[0]["machine"], **(rows[-1].get("end") or {}))
+  records = [r for r in rows if "comparison" in r]
   out = ["# Speed: attnjax against the PyTorch reference", "",
-         f"Measured {header['date']} by `python experiments/speed/run.py` on {header['cpu']}, "
+         f"Measured {header.get('date', '(unfinished run)')} by `python experiments/speed/run.py` on {header['cpu']}, "
          f"{header['cores']} cores, {header['memory_gib']} GiB; load average (1/5/15 min) "
-         f"{header['load_before']} before and {header['load_after']} after; the whole run took "
-         f"{header['runtime_s'] / 60:.1f} min. Each side's figure is the median over its runs of "
-         "the per-run median step (protocol: 3 warm-up steps, 10 timed; the 64-token PyTorch "
-         "decode and the remat pair: 1 and 3). Ratio = the peer's median step over attnjax's "
+         f"{header['load_before']} before and {header.get('load_after', '?')} after; the whole run took "
+         f"{header.get('runtime_s', float('nan')) / 60:.1f} min. Each side's figure is the median over its runs of "
+         "the per-run median step (protocol: 3 warm-up steps, 10 timed; fewer where the flags say so: "
+         "the PyTorch decodes 1 and 3 at 32 tokens, 1 and 2 at 64; the remat pair 1 and 3). Ratio = the peer's median step over attnjax's "
          "(speedup), or attnjax A over attnjax B (cost); spread = the lowest and highest pair's ratio.",
          "", "| comparison | A: attnjax s/step | B s/step | A tokens/s | B tokens/s | ratio | spread | "
          "pairs | target | |", "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | --- |"]
@@ -79,7 +82,8 @@ def format_results(lines) -> str:
     kind = "speedup" if r["target"].startswith("speedup") else "cost"
     out.append(f"| {r['title']} | {r['a_s']:.3f} | {r['b_s']:.3f} | {a_tok:,.0f} | {b_tok:,.0f} | "
                f"{kind} {r['ratio']:.2f}x | {r['spread'][0]:.2f}-{r['spread'][1]:.2f} | {r['pairs']} | "
-               f"{r['target'].replace('>=', ' >= ').replace('<=', ' <= ')} | {r['verdict']} |")
+               f"{r['target'].replace('>=', ' >= ').replace('<=', ' <= ') if r['verdict'] else '-'} | "
+               f"{r['verdict']} |")
   out += ["", "attnjax runs in detail (medians over runs): model FLOPs counted as 2mnk per matrix "
           "product (training = 3x forward), XLA's own count (a loop body counted once), MFU "
           "against the measured float32 2048x2048 matmul rate of the same run, and the compiled "

@@ -58,7 +58,7 @@ def greedy(model, variables, src, max_len: int) -> Decoded:
     t, prev, state, out, done, score, align = carry
     logits, state, weights = step(prev, state)
     log_probs = jax.nn.log_softmax(logits.astype(jnp.float32))
-    token = jnp.argmax(log_probs, -1).astype(jnp.int32)
+    token = _argmax(log_probs)
     token = jnp.where(done, PAD_ID, token)
     score = score + jnp.where(done, 0.0, jnp.take_along_axis(log_probs, token[:, None], -1)[:, 0])
     out = out.at[:, t].set(token)
@@ -70,6 +70,14 @@ def greedy(model, variables, src, max_len: int) -> Decoded:
   carry = (0, first, state, out, jnp.zeros((batch,), bool), jnp.zeros((batch,)), align)
   _, _, _, out, _, score, align = jax.lax.while_loop(cond, body, carry)
   return Decoded(out, _lengths(out), score, align)
+
+
+def _argmax(x):
+  """jnp.argmax over the last axis (the first index of the maximum), written as a max and
+  a min: XLA:CPU runs this 2-3x faster than its variadic argmax reduction on [64, 8000]."""
+  top = jnp.max(x, axis=-1, keepdims=True)
+  index = jnp.arange(x.shape[-1], dtype=jnp.int32)
+  return jnp.min(jnp.where(x == top, index, x.shape[-1]), axis=-1)
 
 
 def _lengths(tokens):
@@ -101,7 +109,7 @@ def beam_search(model, variables, src, max_len: int, beam_size: int, alpha: floa
 
   def body(carry):
     t, prev, state, out, done, score, align = carry
-    logits, state, weights = step(prev.reshape(-1), state)
+    logits, new_state, weights = step(prev.reshape(-1), state)
     log_probs = jax.nn.log_softmax(logits.astype(jnp.float32)).reshape(batch, k, vocab)
     # A finished hypothesis has one continuation, PAD, at no cost.
     frozen = jnp.full((vocab,), NEG_INF).at[PAD_ID].set(0.0)
@@ -111,8 +119,12 @@ def beam_search(model, variables, src, max_len: int, beam_size: int, alpha: floa
     beam, token = flat // vocab, (flat % vocab).astype(jnp.int32)
     out = gather(out, beam).at[:, :, t].set(token)
     was_done = gather(done, beam)
+    # Reorder the state along the surviving beams. A leaf the step passed through unchanged
+    # (encoder memory, cross-attention keys and values, source mask) is the same in all K
+    # copies of a sentence, so it needs no reordering: that saves a copy of it every step.
     state = jax.tree.map(
-        lambda x: gather(x.reshape((batch, k) + x.shape[1:]), beam).reshape(x.shape), state)
+        lambda x, old: x if x is old else
+        gather(x.reshape((batch, k) + x.shape[1:]), beam).reshape(x.shape), new_state, state)
     if align is not None:
       weights = weights.reshape((batch, k) + weights.shape[1:])
       new = jnp.where(was_done[..., None, None, None], 0.0, gather(weights, beam))

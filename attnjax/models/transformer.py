@@ -34,14 +34,16 @@ def sinusoidal_positions(positions: jax.Array, d_model: int) -> jax.Array:
 def dot_product_attention(query, key, value, mask, dropout: nn.Dropout, train: bool):
   """softmax(Q K^T / sqrt(d_k)) V (Vaswani 2017, eq. 1), per head.
 
-  query [B, T, H, Dh], key and value [B, S, H, Dh], mask broadcastable to [B, H, T, S].
+  query [B, T, H, Dh]; key and value head-major, [B, H, S, Dh], the layout a decoding
+  cache is kept in (a [B, S, H, Dh] cache costs a transpose of every cache every step);
+  mask broadcastable to [B, H, T, S].
   Returns the output [B, T, H, Dh] and the weights [B, H, T, S] (float32, before dropout).
   """
   query = query * query.shape[-1] ** -0.5
-  score = jnp.einsum('bthd,bshd->bhts', query, key)  # [B, H, T, S]
+  score = jnp.einsum('bthd,bhsd->bhts', query, key)  # [B, H, T, S]
   weights = masked_softmax(score, mask)
   dropped = dropout(weights, deterministic=not train).astype(value.dtype)
-  return jnp.einsum('bhts,bshd->bthd', dropped, value), weights
+  return jnp.einsum('bhts,bhsd->bthd', dropped, value), weights
 
 
 class _Attention(nn.Module):
@@ -74,16 +76,17 @@ class SelfAttention(_Attention):
   def __call__(self, x, mask, train: bool):
     """x [B, T, d_model], mask broadcastable to [B, H, T, T]."""
     query, key, value = jnp.moveaxis(self.qkv(x), 2, 0)  # each [B, T, H, Dh]
-    return self._attend(query, key, value, mask, train)
+    return self._attend(query, key.swapaxes(1, 2), value.swapaxes(1, 2), mask, train)
 
   def step(self, x, cache, step):
     """x [B, 1, d_model] at position `step` [B]; writes its K/V into the cache.
 
-    cache {'k', 'v'}: [B, max_len, H, Dh]; positions after `step` are masked.
+    cache {'k', 'v'}: [B, H, max_len, Dh]; positions after `step` are masked.
     """
     query, key, value = jnp.moveaxis(self.qkv(x), 2, 0)  # each [B, 1, H, Dh]
-    positions = jnp.arange(cache['k'].shape[1])  # [max_len]
-    here = (positions == step[:, None])[:, :, None, None]  # [B, max_len, 1, 1]
+    key, value = key.swapaxes(1, 2), value.swapaxes(1, 2)  # [B, H, 1, Dh]
+    positions = jnp.arange(cache['k'].shape[2])  # [max_len]
+    here = (positions == step[:, None])[:, None, :, None]  # [B, 1, max_len, 1]
     cache = {'k': jnp.where(here, key, cache['k']), 'v': jnp.where(here, value, cache['v'])}
     mask = (positions <= step[:, None])[:, None, None, :]  # [B, 1, 1, max_len]
     out, _ = self._attend(query, cache['k'], cache['v'], mask, False)
@@ -100,9 +103,9 @@ class CrossAttention(_Attention):
     self.drop = nn.Dropout(self.attention_dropout)
 
   def keys_values(self, memory):
-    """memory [B, S, d_model] -> {'k', 'v'}: [B, S, H, Dh], once per sentence."""
+    """memory [B, S, d_model] -> {'k', 'v'}: [B, H, S, Dh], once per sentence."""
     key, value = jnp.moveaxis(self.kv(memory), 2, 0)
-    return {'k': key, 'v': value}
+    return {'k': key.swapaxes(1, 2), 'v': value.swapaxes(1, 2)}
 
   def __call__(self, x, kv, mask, train: bool):
     return self._attend(self.query(x), kv['k'], kv['v'], mask, train)
@@ -191,7 +194,7 @@ class Transformer(nn.Module):
   """Encoder-decoder Transformer implementing the attnjax model contract.
 
   Decoding state: {'step': [B] int32 (position of the next token), 'cache': per decoder layer
-  {'k', 'v'}: [B, max_len, H, Dh], 'cross': per decoder layer {'k', 'v'}: [B, S, H, Dh]
+  {'k', 'v'}: [B, H, max_len, Dh], 'cross': per decoder layer {'k', 'v'}: [B, H, S, Dh]
   (the encoder memory's projections, computed once), 'src_mask': [B, S]}.
   """
 
@@ -283,7 +286,7 @@ class Transformer(nn.Module):
                        'learned positions; decode shorter or raise model.max_len.')
     memory = self.encode(src)
     batch = src.shape[0]
-    empty = jnp.zeros((batch, max_len, self.num_heads, self.d_model // self.num_heads),
+    empty = jnp.zeros((batch, self.num_heads, max_len, self.d_model // self.num_heads),
                       self.dtype)
     return {
         'step': jnp.zeros((batch,), jnp.int32),

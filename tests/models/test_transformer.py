@@ -91,8 +91,8 @@ def test_kv_cache_is_sized_by_max_len():
                                                  method=model.init_decode_state), SRC)
   head_dim = BASE['d_model'] // BASE['num_heads']
   assert len(state['cache']) == BASE['num_decoder_layers']
-  assert state['cache'][0]['k'].shape == (3, 7, BASE['num_heads'], head_dim)
-  assert state['cross'][0]['v'].shape == (3, SRC.shape[1], BASE['num_heads'], head_dim)
+  assert state['cache'][0]['k'].shape == (3, BASE['num_heads'], 7, head_dim)
+  assert state['cross'][0]['v'].shape == (3, BASE['num_heads'], SRC.shape[1], head_dim)
   assert state['step'].shape == (3,) and state['step'].dtype == jnp.int32
 
 

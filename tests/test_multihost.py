@@ -91,21 +91,26 @@ class Workers:
 
 
 def test_two_processes_train_save_and_resume_as_one_process_does(root):
-  """Mesh for steps 1-3 (checkpoint), then pmap restores it for 4-6 (started as SLURM would):
-  the losses of one process with 4 devices."""
+  """Mesh for steps 1-6 (checkpoints 3 and 6); checkpoint 6 is then damaged, so pmap (started
+  as SLURM would) restores 3, sets 6 aside and trains 4-6 again, writing a new 6: the losses
+  of one process with 4 devices."""
   train_and_evaluate(tiny_config(root, strategy="mesh"), root / "one_process", progress=False)
   assert jax.device_count() == 4
   workdir = root / "two_processes"
-  with Workers(root, workdir, "mesh", "--config.train.num_steps=3") as w:
+  with Workers(root, workdir, "mesh") as w:
     assert w.wait() == [0, 0], (w.err(0)[-2000:], w.err(1)[-2000:])
-  assert (workdir / "checkpoints" / "3").is_dir()
+  for path in (workdir / "checkpoints" / "6").rglob("*"):
+    if path.is_file() and path.parent.name == "d":   # the array data files
+      path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 3])
   with Workers(root, workdir, "pmap", slurm=True) as w:
     assert w.wait() == [0, 0], (w.err(0)[-2000:], w.err(1)[-2000:])
     assert "at step 3 of 6" in w.out(0) and "at step 3" not in w.out(1)  # process 0 speaks
     assert '"step": 6' in w.out(0) and '"step": 6' not in w.out(1)
+  assert len(list((workdir / "checkpoints.unreadable").iterdir())) == 1
+  assert (workdir / "checkpoints" / "6").is_dir()                       # written again
   steps = [line for line in (workdir / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
-  assert len(steps) == 6  # written once, by process 0
-  assert losses(workdir) == pytest.approx(losses(root / "one_process"), **TOL)
+  assert len(steps) == 9  # once per step run, by process 0 only: 1-6, then 4-6 again
+  assert losses(workdir) == pytest.approx(losses(root / "one_process"), **TOL)  # the last of each
 
 
 def test_when_one_process_is_killed_the_other_stops_and_says_why(root, tmp_path):

@@ -11,6 +11,7 @@ import shutil
 import time
 
 import jax
+from jax.experimental import multihost_utils
 
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
@@ -81,8 +82,12 @@ def restore(mngr, abstract_state, step: int | None = None, set_aside: bool = Tru
                       pathlib.Path(mngr.directory) / str(candidate), _reason(err))
       bad.append(candidate)
       continue
-    if bad and set_aside and jax.process_index() == 0:
-      _set_aside(mngr, bad)
+    if bad and set_aside:
+      if jax.process_index() == 0:
+        _set_aside(mngr, bad)
+      if jax.process_count() > 1:  # every process read the same files, so all are here
+        multihost_utils.sync_global_devices("attnjax: unreadable checkpoints set aside")
+        mngr.reload()              # the others forget the moved steps too
     return candidate, restored.state, restored.data, restored.meta
   if steps:
     raise CheckpointError(f"none of the checkpoints {sorted(steps)} in {mngr.directory} can be read; "

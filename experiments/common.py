@@ -117,3 +117,18 @@ def table(header: list[str], rows: list[list]) -> str:
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   lines += ["| " + " | ".join(cell(x) for x in row) + " |" for row in rows]
   return "\n".join(lines) + "\n"
+
+
+def save_figure(fig, path: pathlib.Path) -> None:
+  """Tight layout, 120 dpi PNG, figure closed (the reports draw many)."""
+  import matplotlib.pyplot as plt
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def report_main(name: str, doc: str, write, argv=None) -> int:
+  """The `python -m experiments.<name>.report` entry point: the runs of --preset -> tables and plots."""
+  args = parser(name, doc).parse_args(argv)
+  write(runs_dir(args), args.preset, args.report_dir)
+  return 0

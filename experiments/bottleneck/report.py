@@ -77,17 +77,13 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
   ax.set_title(f"BLEU by source length ({preset} preset)")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8, ncol=2)
-  fig.tight_layout()
-  fig.savefig(png, dpi=120)
-  plt.close(fig)
+  common.save_figure(fig, png)
   print(f"wrote {md} and {png}")
   return [md, png]
 
 
 def main(argv=None) -> int:
-  args = common.parser("bottleneck", __doc__).parse_args(argv)
-  write(common.runs_dir(args), args.preset, args.report_dir)
-  return 0
+  return common.report_main("bottleneck", __doc__, write, argv)
 
 
 if __name__ == "__main__":

@@ -120,9 +120,7 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
   fig.suptitle(f"Training step against length ({env['device_kind']}, batch {s['batch']})")
-  fig.tight_layout()
-  fig.savefig(step_png, dpi=120)
-  plt.close(fig)
+  common.save_figure(fig, step_png)
 
   fig, ax = plt.subplots(figsize=(6, 4.2))
   for model, strategy in base:
@@ -140,9 +138,7 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
   ax.set_title(f"Throughput against devices ({device_kind})")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(dev_png, dpi=120)
-  plt.close(fig)
+  common.save_figure(fig, dev_png)
 
   raw = report_dir / f"measurements_{preset}.json"
   raw.write_text(json.dumps({"models": meta, "steps": steps, "loops": loops, "devices": devices}, indent=2) + "\n")
@@ -151,9 +147,7 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
 
 
 def main(argv=None) -> int:
-  args = common.parser("parallelism", __doc__).parse_args(argv)
-  write(common.runs_dir(args), args.preset, args.report_dir)
-  return 0
+  return common.report_main("parallelism", __doc__, write, argv)
 
 
 if __name__ == "__main__":

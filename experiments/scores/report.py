@@ -66,17 +66,13 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
   ax.set_title(f"Luong attention scores ({preset} preset; mean ± std over seeds)")
   ax.legend(fontsize=8)
   ax.grid(alpha=0.3, axis="y")
-  fig.tight_layout()
-  fig.savefig(png, dpi=120)
-  plt.close(fig)
+  common.save_figure(fig, png)
   print(f"wrote {md} and {png}")
   return [md, png]
 
 
 def main(argv=None) -> int:
-  args = common.parser("scores", __doc__).parse_args(argv)
-  write(common.runs_dir(args), args.preset, args.report_dir)
-  return 0
+  return common.report_main("scores", __doc__, write, argv)
 
 
 if __name__ == "__main__":

@@ -94,3 +94,20 @@ def test_fully_masked_row_gives_zeros_not_nan():
   weights = masked_softmax(jnp.ones((2, 4)), jnp.array([[True] * 4, [False] * 4]))
   np.testing.assert_array_equal(weights[1], 0.0)
   np.testing.assert_allclose(weights[0], 0.25)
+
+
+def test_concat_is_luong_concat_and_the_same_function_as_additive():
+  """v_a^T tanh(W_a [s; h_j]) with W_a = [W_1, W_2] is Bahdanau's v_a^T tanh(W_1 s + W_2 h_j)."""
+  query, keys, mask = _inputs()
+  variables, (_, alignment) = _run(Attention('concat', D), query, keys, mask)
+  params = variables['params']
+  w_a = jnp.concatenate([params['query_projection']['kernel'],
+                         params['key_projection']['kernel']])  # [2D, width]
+  pairs = jnp.concatenate([jnp.broadcast_to(query[:, :, None], (B, T, S, D)),
+                           jnp.broadcast_to(keys[:, None], (B, T, S, D))], -1)  # [B, T, S, 2D]
+  score = (jnp.tanh(pairs @ w_a) @ params['v']['kernel'])[..., 0]
+  expected = jax.nn.softmax(jnp.where(mask[:, None], score, -jnp.inf), axis=-1)
+  np.testing.assert_allclose(alignment, expected, rtol=1e-5, atol=1e-7)
+  # Same parameter names and shapes, so the same seed gives the same model, number for number.
+  _, (_, additive_alignment) = _run(Attention('additive', D), query, keys, mask)
+  np.testing.assert_array_equal(additive_alignment, alignment)

@@ -11,6 +11,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from attnjax.models.layers import Dense
+
 SCORES = ('dot', 'general', 'concat', 'additive', 'scaled_dot')
 
 
@@ -59,7 +61,7 @@ class Attention(nn.Module):
     if self.score not in SCORES:
       raise ValueError(f'Attention score {self.score!r} is not one of {", ".join(SCORES)}.')
     width = self.hidden_dim or self.query_dim
-    dense = lambda features: nn.Dense(
+    dense = lambda features: Dense(
         features, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype)
     if self.score in ('concat', 'additive'):
       self.query_projection = dense(width)  # W_a (W_1 for concat)

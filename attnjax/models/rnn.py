@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from attnjax.models import PAD_ID
 from attnjax.models.attention import Attention
+from attnjax.models.layers import Dense
 
 CELLS = {'lstm': nn.OptimizedLSTMCell, 'gru': nn.GRUCell}
 DECODERS = ('seq2seq', 'bahdanau', 'luong')
@@ -87,7 +88,7 @@ class Bridge(nn.Module):
     for layer, (forward, backward) in enumerate(finals):
       parts, treedef = jax.tree.flatten(forward)
       merged = [
-          jnp.tanh(nn.Dense(self.hidden_dim, dtype=self.dtype, name=f'layer_{layer}_{i}')(
+          jnp.tanh(Dense(self.hidden_dim, dtype=self.dtype, name=f'layer_{layer}_{i}')(
               jnp.concatenate([f, b], axis=-1))).astype(jnp.float32)  # [B, hidden]
           for i, (f, b) in enumerate(zip(parts, jax.tree.leaves(backward)))]
       bridged.append(jax.tree.unflatten(treedef, merged))
@@ -172,7 +173,7 @@ class Seq2SeqDecoder(Decoder):
   def setup(self):
     self.cells = self._cells()
     self.drop = nn.Dropout(self.dropout)
-    self.projection = nn.Dense(self.vocab_size, dtype=self.dtype)
+    self.projection = Dense(self.vocab_size, dtype=self.dtype)
 
   def prepare_memory(self, states, mask):
     return {}
@@ -196,9 +197,9 @@ class BahdanauDecoder(Decoder):
   def setup(self):
     self.attention = Attention('additive', self.hidden_dim, dtype=self.dtype)
     self.cells = self._cells()
-    self.readout = nn.Dense(self.hidden_dim, dtype=self.dtype)
+    self.readout = Dense(self.hidden_dim, dtype=self.dtype)
     self.drop = nn.Dropout(self.dropout)
-    self.projection = nn.Dense(self.vocab_size, dtype=self.dtype)
+    self.projection = Dense(self.vocab_size, dtype=self.dtype)
 
   def recurrence(self, carry, y_emb, memory, train):
     s_prev = _output_of(carry[-1])  # [B, hidden]
@@ -229,9 +230,9 @@ class LuongDecoder(Decoder):
   def setup(self):
     self.cells = self._cells()
     self.attention = Attention(self.score, self.hidden_dim, dtype=self.dtype)
-    self.combine = nn.Dense(self.hidden_dim, use_bias=False, dtype=self.dtype)  # W_c
+    self.combine = Dense(self.hidden_dim, use_bias=False, dtype=self.dtype)  # W_c
     self.drop = nn.Dropout(self.dropout)
-    self.projection = nn.Dense(self.vocab_size, dtype=self.dtype)  # W_s
+    self.projection = Dense(self.vocab_size, dtype=self.dtype)  # W_s
 
   def init_carry(self, bridged):
     if not self.input_feeding:

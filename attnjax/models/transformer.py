@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from attnjax.models import PAD_ID
+from attnjax.models import layers
 from attnjax.models.attention import masked_softmax
 
 POSITIONS = ('sinusoidal', 'learned')
@@ -55,7 +56,7 @@ class _Attention(nn.Module):
   dtype: Any = jnp.float32
 
   def _dense(self, features, axis=-1):
-    return nn.DenseGeneral(features, axis=axis, dtype=self.dtype)
+    return layers.DenseGeneral(features, axis=axis, dtype=self.dtype)
 
   def _heads(self, *leading):
     return (*leading, self.num_heads, self.d_model // self.num_heads)
@@ -126,8 +127,8 @@ class _Layer(nn.Module):
     """For setup: `count` LayerNorms, residual dropout and the feed-forward sublayer."""
     self.norms = [nn.LayerNorm(dtype=self.dtype) for _ in range(count)]
     self.drop = nn.Dropout(self.dropout)
-    self.ff_in = nn.Dense(self.d_ff, dtype=self.dtype)
-    self.ff_out = nn.Dense(self.d_model, dtype=self.dtype)
+    self.ff_in = layers.Dense(self.d_ff, dtype=self.dtype)
+    self.ff_out = layers.Dense(self.d_model, dtype=self.dtype)
 
   def before(self, x, i):
     """The sublayer's input: LayerNorm(x) for pre-LN, x for post-LN."""
@@ -220,7 +221,7 @@ class Transformer(nn.Module):
     self.src_embed = embed(self.src_vocab_size)
     if not self.share_embeddings:
       self.tgt_embed = embed(self.tgt_vocab_size)
-      self.projection = nn.Dense(self.tgt_vocab_size, dtype=self.dtype)
+      self.projection = layers.Dense(self.tgt_vocab_size, dtype=self.dtype)
     if self.positions == 'learned':
       self.src_positions = embed(self.max_len)
       self.tgt_positions = embed(self.max_len)
@@ -249,7 +250,7 @@ class Transformer(nn.Module):
   def _logits(self, y):
     """[..., d_model] -> [..., V] float32; the output layer is E^T when embeddings are shared."""
     if self.share_embeddings:
-      return self.src_embed.attend(y).astype(jnp.float32)
+      return layers.attend(self.src_embed, y).astype(jnp.float32)
     return self.projection(y).astype(jnp.float32)
 
   def encode(self, src, train: bool = False):

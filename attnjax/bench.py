@@ -302,14 +302,20 @@ def _use_threads(threads: int) -> None:
     os.sched_setaffinity(0, cores[:threads])
 
 
+def setup(args):
+  """The model, its initial parameters and the fixed batch on the first device."""
+  model = models.build(model_config(args), args.vocab, args.vocab)
+  dummy = jnp.ones((1, 8), jnp.int32)
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), dummy, dummy)["params"]
+  batch = {k: jax.device_put(v, jax.devices()[0]) for k, v in make_batch(args).items()}
+  return model, params, batch
+
+
 def run(args) -> dict:
   """The protocol for parsed flags; returns the JSON object's fields."""
   _use_threads(args.threads)
   device = jax.devices()[0]
-  model = models.build(model_config(args), args.vocab, args.vocab)
-  dummy = jnp.ones((1, 8), jnp.int32)
-  params = jax.jit(model.init)(jax.random.PRNGKey(0), dummy, dummy)["params"]
-  batch = {k: jax.device_put(v, device) for k, v in make_batch(args).items()}
+  model, params, batch = setup(args)
 
   start = time.perf_counter()
   build = build_train if args.task == "train" else build_decode

@@ -152,3 +152,24 @@ def test_report_quotes_the_ratio_of_medians_and_checks_targets(tmp_path):
   assert "speedup 2.00x" in fast and "| met |" in fast
   assert "cost 4.00x" in beam and "missed" in beam
   assert "test cpu" in text
+
+
+def test_profile_names_the_ops_of_the_compiled_step_and_their_threads(capsys, tmp_path):
+  spec = importlib.util.spec_from_file_location("profile", ROOT / "experiments/speed/profile.py")
+  profile = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(profile)
+  hlo = tmp_path / "step.hlo"
+  argv = ["--model", "rnn_seq2seq", "--profile-steps", "2", "--bucket-ms", "1", "--top", "5",
+          "--hlo", str(hlo)] + TINY
+  assert profile.main(argv) == 0
+  out = capsys.readouterr().out
+  listed, timeline = out.split("\nlast step:")
+  names = [line.split()[-1] for line in listed.splitlines()[1:]]
+  assert 1 <= len(names) <= 5
+  compiled = hlo.read_text()
+  assert all(f"%{name} = " in compiled for name in names)  # the compiled program's ops
+  rows = [line for line in timeline.splitlines()[1:] if line.strip()]
+  assert rows
+  for row in rows:  # each thread's share of a bucket is a fraction of it
+    shares = [float(w[:-1]) for w in row.split() if w.endswith("%")]
+    assert shares and all(0.0 <= s <= 100.0 for s in shares)

@@ -87,7 +87,10 @@ def timeline(events, bucket_ms):
 
 
 def main(argv=None):
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p = argparse.ArgumentParser(
+      description=__doc__.splitlines()[0],
+      epilog="Every other flag goes to `attnjax bench`: --model (required), --task, --beam, "
+             "--batch, --src-len, --tgt-len, ... (see `attnjax bench --help`).")
   p.add_argument("--profile-steps", type=int, default=3, help="steps traced after the warm-up")
   p.add_argument("--bucket-ms", type=float, default=20.0, help="timeline resolution")
   p.add_argument("--top", type=int, default=25, help="ops listed by total time")

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from attnjax.models import PAD_ID
 from attnjax.models.attention import Attention
-from attnjax.models.layers import Dense
+from attnjax.models.layers import Dense, Dropout
 
 CELLS = {'lstm': nn.OptimizedLSTMCell, 'gru': nn.GRUCell}
 DECODERS = ('seq2seq', 'bahdanau', 'luong')
@@ -57,7 +57,7 @@ class Encoder(nn.Module):
     x = nn.Embed(self.vocab_size, self.embed_dim, dtype=self.dtype, name='embed')(src)
     finals = []
     for layer in range(self.num_layers):
-      x = nn.Dropout(self.dropout)(x, deterministic=not train)
+      x = Dropout(self.dropout)(x, deterministic=not train)
       cell = lambda: CELLS[self.cell](self.hidden_dim, dtype=self.dtype)
       if self.bidirectional:  # outputs [B, S, 2 * hidden]
         rnn = nn.Bidirectional(nn.RNN(cell()), nn.RNN(cell()), name=f'layer_{layer}')
@@ -107,7 +107,7 @@ class StackedCells(nn.Module):
   def setup(self):
     self.layers = [CELLS[self.cell](self.hidden_dim, dtype=self.dtype)
                    for _ in range(self.num_layers)]
-    self.drop = nn.Dropout(self.dropout)
+    self.drop = Dropout(self.dropout)
 
   def __call__(self, carry, x, train: bool):
     """carry: one carry per layer; x [B, E] -> (carry, s_t [B, hidden])."""
@@ -172,7 +172,7 @@ class Seq2SeqDecoder(Decoder):
 
   def setup(self):
     self.cells = self._cells()
-    self.drop = nn.Dropout(self.dropout)
+    self.drop = Dropout(self.dropout)
     self.projection = Dense(self.vocab_size, dtype=self.dtype)
 
   def prepare_memory(self, states, mask):
@@ -198,7 +198,7 @@ class BahdanauDecoder(Decoder):
     self.attention = Attention('additive', self.hidden_dim, dtype=self.dtype)
     self.cells = self._cells()
     self.readout = Dense(self.hidden_dim, dtype=self.dtype)
-    self.drop = nn.Dropout(self.dropout)
+    self.drop = Dropout(self.dropout)
     self.projection = Dense(self.vocab_size, dtype=self.dtype)
 
   def recurrence(self, carry, y_emb, memory, train):
@@ -231,7 +231,7 @@ class LuongDecoder(Decoder):
     self.cells = self._cells()
     self.attention = Attention(self.score, self.hidden_dim, dtype=self.dtype)
     self.combine = Dense(self.hidden_dim, use_bias=False, dtype=self.dtype)  # W_c
-    self.drop = nn.Dropout(self.dropout)
+    self.drop = Dropout(self.dropout)
     self.projection = Dense(self.vocab_size, dtype=self.dtype)  # W_s
 
   def init_carry(self, bridged):
@@ -291,7 +291,7 @@ class RNNSeq2Seq(nn.Module):
                            self.num_layers, self.bidirectional, self.dropout, self.dtype)
     self.bridge = Bridge(self.hidden_dim, self.bidirectional, self.dtype)
     self.tgt_embed = nn.Embed(self.tgt_vocab_size, self.embed_dim, dtype=self.dtype)
-    self.embed_drop = nn.Dropout(self.dropout)
+    self.embed_drop = Dropout(self.dropout)
     args = (self.tgt_vocab_size, self.cell, self.hidden_dim, self.num_layers, self.dropout,
             self.dtype)
     if self.decoder == 'seq2seq':

@@ -32,7 +32,7 @@ def sinusoidal_positions(positions: jax.Array, d_model: int) -> jax.Array:
   return jnp.stack([jnp.sin(angles), jnp.cos(angles)], axis=-1).reshape(*positions.shape, d_model)
 
 
-def dot_product_attention(query, key, value, mask, dropout: nn.Dropout, train: bool):
+def dot_product_attention(query, key, value, mask, dropout: layers.Dropout, train: bool):
   """softmax(Q K^T / sqrt(d_k)) V (Vaswani 2017, eq. 1), per head.
 
   query [B, T, H, Dh]; key and value head-major, [B, H, S, Dh], the layout a decoding
@@ -72,7 +72,7 @@ class SelfAttention(_Attention):
   def setup(self):
     self.qkv = self._dense(self._heads(3))
     self.out = self._dense(self.d_model, axis=(-2, -1))
-    self.drop = nn.Dropout(self.attention_dropout)
+    self.drop = layers.Dropout(self.attention_dropout)
 
   def __call__(self, x, mask, train: bool):
     """x [B, T, d_model], mask broadcastable to [B, H, T, T]."""
@@ -101,7 +101,7 @@ class CrossAttention(_Attention):
     self.query = self._dense(self._heads())
     self.kv = self._dense(self._heads(2))
     self.out = self._dense(self.d_model, axis=(-2, -1))
-    self.drop = nn.Dropout(self.attention_dropout)
+    self.drop = layers.Dropout(self.attention_dropout)
 
   def keys_values(self, memory):
     """memory [B, S, d_model] -> {'k', 'v'}: [B, H, S, Dh], once per sentence."""
@@ -126,7 +126,7 @@ class _Layer(nn.Module):
   def _sublayers(self, count):
     """For setup: `count` LayerNorms, residual dropout and the feed-forward sublayer."""
     self.norms = [nn.LayerNorm(dtype=self.dtype) for _ in range(count)]
-    self.drop = nn.Dropout(self.dropout)
+    self.drop = layers.Dropout(self.dropout)
     self.ff_in = layers.Dense(self.d_ff, dtype=self.dtype)
     self.ff_out = layers.Dense(self.d_model, dtype=self.dtype)
 
@@ -225,7 +225,7 @@ class Transformer(nn.Module):
     if self.positions == 'learned':
       self.src_positions = embed(self.max_len)
       self.tgt_positions = embed(self.max_len)
-    self.embed_drop = nn.Dropout(self.dropout)
+    self.embed_drop = layers.Dropout(self.dropout)
     layer = (self.d_model, self.num_heads, self.d_ff, self.dropout, self.attention_dropout,
              self.norm, self.dtype)
     self.encoder_layers = [EncoderLayer(*layer) for _ in range(self.num_encoder_layers)]

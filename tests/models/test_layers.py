@@ -44,3 +44,38 @@ def test_attend_is_embed_attend():
   variables = embed.init(jax.random.key(0), jnp.zeros((1,), jnp.int32))
   ours = embed.apply(variables, X, method=lambda module, q: layers.attend(module, q))
   np.testing.assert_allclose(ours, embed.apply(variables, X, method=nn.Embed.attend), rtol=1e-6)
+
+
+def _drop(rate, x, seed=0, **kwargs):
+  return layers.Dropout(rate, **kwargs).apply({}, x, deterministic=False,
+                                              rngs={'dropout': jax.random.key(seed)})
+
+
+def test_dropout_keeps_each_unit_with_probability_keep_and_rescales_it():
+  x = jnp.ones((100, 1001))  # odd size: the last 16-bit half of the random words is unused
+  y = np.asarray(_drop(0.3, x))
+  kept = y != 0
+  np.testing.assert_allclose(y[kept], 1 / 0.7, rtol=1e-6)
+  # 100,100 Bernoulli(0.7) draws: the kept fraction is within 5 standard deviations of 0.7.
+  assert abs(kept.mean() - 0.7) < 5 * np.sqrt(0.7 * 0.3 / kept.size)
+  # In even rows, units 2i and 2i+1 are the two halves of one random word: still independent.
+  both = (kept[0::2, 0:1000:2] & kept[0::2, 1:1000:2]).ravel()
+  assert abs(both.mean() - 0.49) < 5 * np.sqrt(0.49 * 0.51 / both.size)
+
+
+def test_dropout_masks_differ_between_keys_and_repeat_for_one_key():
+  x = jnp.ones((64, 64))
+  assert not np.array_equal(_drop(0.5, x, seed=0), _drop(0.5, x, seed=1))
+  np.testing.assert_array_equal(_drop(0.5, x, seed=2), _drop(0.5, x, seed=2))
+
+
+def test_dropout_is_the_identity_when_deterministic_or_rate_zero():
+  x = jax.random.normal(jax.random.key(0), (4, 5))
+  np.testing.assert_array_equal(layers.Dropout(0.5).apply({}, x, deterministic=True), x)
+  np.testing.assert_array_equal(_drop(0.0, x), x)
+
+
+def test_dropout_broadcast_dims_share_one_mask():
+  y = np.asarray(_drop(0.5, jnp.ones((8, 16, 4)), broadcast_dims=(2,)))
+  assert (y == y[:, :, :1]).all()
+  assert 0 < (y != 0).mean() < 1

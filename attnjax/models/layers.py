@@ -7,8 +7,8 @@ to the input with its leading (token) axes flattened into one: x [B, T, ..., D] 
 contracts one axis instead of two. With two (batch and time), XLA:CPU materialises the
 incoming gradient transposed (for the output layer, a 64 MB copy of a [64, 32, 8000]
 array) and runs the product on a slow path: in `attnjax bench --model rnn_seq2seq` the
-output layer's kernel gradient alone took about 165 ms of a 590 ms step. `experiments/speed/
-README.md` has the measurements.
+output layer's kernel gradient alone took about 165 ms of a 590 ms step (the measurements
+are in `experiments/speed/README.md`).
 """
 
 import math

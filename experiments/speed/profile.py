@@ -97,6 +97,10 @@ def main(argv=None):
   p.add_argument("--hlo", help="also write the compiled step's HLO text here")
   ours, rest = p.parse_known_args(argv)
   args = bench.parse_args(rest)
+  if jax.default_backend() != "cpu":
+    p.error(f"this reads the trace events of XLA:CPU's worker threads; the default backend is "
+            f"{jax.default_backend()!r} (run with JAX_PLATFORMS=cpu, or use the JAX profiler's "
+            f"own viewer on an accelerator)")
 
   model, params, batch = bench.setup(args)
   compiled, step, _ = (bench.build_train if args.task == "train" else bench.build_decode)(

@@ -18,7 +18,9 @@ Besides the protocol's fields the JSON carries the model FLOPs of a step (matrix
 counted as 2mnk, training = 3x forward), XLA's own count (`cost_analysis`, for a
 cross-check; it counts a loop body once), the hardware limit (`peak_flops`: on a CPU the
 measured rate of a 2048x2048 float32 matrix product, on a known accelerator its dense
-bfloat16 peak), their ratio `mfu`, and the compiled step's memory.
+bfloat16 peak), their ratio `mfu`, the compiled step's memory, and `huge_pages`: whether
+the process ran with transparent huge pages (`attnjax/hugepages.py`; the `attnjax` command
+turns them on where it can, ATTNJAX_HUGEPAGES=0 turns them off).
 
 Imports only jax, flax, optax, numpy, ml_collections and attnjax modules that import
 nothing else, so it runs on a bare accelerator machine with PYTHONPATH=. .
@@ -36,6 +38,7 @@ import ml_collections
 import numpy as np
 
 from attnjax import decode as decode_lib
+from attnjax import hugepages
 from attnjax import models
 from attnjax.config import rnn_model
 from attnjax.train import state as state_lib
@@ -341,7 +344,7 @@ def run(args) -> dict:
       "model_flops_per_step": float(flops), "xla_flops_per_step": xla_flops(compiled),
       "peak_flops": peak, "peak_flops_source": peak_source, "mfu": flops / median / peak,
       "peak_memory_bytes": memory, "device_peak_memory_bytes": stats.get("peak_bytes_in_use"),
-      "device": device_name(device),
+      "device": device_name(device), "huge_pages": hugepages.active(),
   }
 
 

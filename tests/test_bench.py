@@ -25,7 +25,7 @@ PROTOCOL = {"framework": str, "model": str, "task": str, "params": int, "batch":
             "src_len": int, "tgt_len": int, "threads": int, "step_s_median": float,
             "step_s_min": float, "tgt_tokens_per_s": float}
 EXTRA = {"model_flops_per_step": float, "peak_flops": float, "mfu": float,
-         "peak_memory_bytes": int, "device": str}
+         "peak_memory_bytes": int, "device": str, "huge_pages": bool}
 
 
 def _run(*flags):
@@ -152,6 +152,13 @@ def test_report_quotes_the_ratio_of_medians_and_checks_targets(tmp_path):
   assert "speedup 2.00x" in fast and "| met |" in fast
   assert "cost 4.00x" in beam and "missed" in beam
   assert "test cpu" in text
+  assert "huge pages" not in text  # runs that do not say, say nothing
+
+  for r in records:
+    r["result"]["huge_pages"] = r["result"]["framework"] == "jax"
+  runs.write_text("\n".join(json.dumps(x) for x in [{"machine": machine}] + records + [{"end": end}]) + "\n")
+  text = _report_module().write(runs, tmp_path / "results.md").read_text()
+  assert "huge pages (`attnjax/hugepages.py`): attnjax on, the PyTorch peer off." in text
 
 
 def test_profile_names_the_ops_of_the_compiled_step_and_their_threads(capsys, tmp_path):

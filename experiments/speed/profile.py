@@ -129,4 +129,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+  from attnjax import hugepages
+  hugepages.reexec_if_wanted()  # as the `attnjax` command does, so the profile is of that
   sys.exit(main())

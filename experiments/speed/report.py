@@ -62,6 +62,20 @@ def _median_of(runs, field):
   return statistics.median(values) if values else None
 
 
+def _huge_pages(records) -> list:
+  """A sentence on who ran with transparent huge pages (runs before the field existed: none)."""
+  said = {}
+  for r in records:
+    if "huge_pages" in r["result"]:
+      said.setdefault(r["result"]["framework"], set()).add(r["result"]["huge_pages"])
+  if not said:
+    return []
+  name = {"jax": "attnjax", "torch": "the PyTorch peer"}
+  state = lambda s: "on" if s == {True} else "off" if s == {False} else "on in some runs"
+  return ["", "Transparent huge pages (`attnjax/hugepages.py`): " + ", ".join(
+      f"{name.get(k, k)} {state(v)}" for k, v in sorted(said.items())) + "."]
+
+
 def format_results(lines) -> str:
   rows = [json.loads(l) for l in lines if l.strip()]
   header = dict(rows[0]["machine"], **(rows[-1].get("end") or {}))
@@ -74,6 +88,7 @@ def format_results(lines) -> str:
          "the per-run median step (protocol: 3 warm-up steps, 10 timed; fewer where the flags say so: "
          "the PyTorch decodes 1 and 3 at 32 tokens, 1 and 2 at 64; the remat pair 1 and 3). Ratio = the peer's median step over attnjax's "
          "(speedup), or attnjax A over attnjax B (cost); spread = the lowest and highest pair's ratio.",
+         ] + _huge_pages(records) + [
          "", "| comparison | A: attnjax s/step | B s/step | A tokens/s | B tokens/s | ratio | spread | "
          "pairs | target | |", "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | --- |"]
   rows = list(_rows(records))

@@ -3,6 +3,7 @@ r"""attnjax against its PyTorch peer, side by side on this machine; writes resul
     python experiments/speed/run.py                 # the comparisons below, 3 pairs each: about 15 min
     python experiments/speed/run.py --only transformer-remat --name remat   # remat.jsonl, remat.md
     python experiments/speed/run.py --pairs 5 --only transformer-train rnn-attention-train
+    python experiments/speed/run.py --peer-huge-pages --name peer_huge_pages   # both with huge pages
 
 Each comparison runs its two commands in turn, A B A B ..., so that both see the same
 machine; only the ratio of the two medians is quoted. A is `attnjax bench`, B is the
@@ -10,6 +11,10 @@ PyTorch reference (`torch_reference.py` beside PROTOCOL.md) or a second attnjax 
 peer is expected, not installed, in ~/.venvs/torch-peer:
 
     python3 -m venv ~/.venvs/torch-peer && ~/.venvs/torch-peer/bin/pip install torch==2.13.0 numpy
+
+The `attnjax` command runs with transparent huge pages where it can (attnjax/hugepages.py);
+the PyTorch peer, as its users run it, without. --peer-huge-pages gives the peer the same
+setting (GLIBC_TUNABLES=glibc.malloc.hugetlb=1), --no-huge-pages takes it from attnjax.
 
 Every run's JSON line goes to runs.jsonl beside this file as it finishes; report.py turns it
 into results.md (with --name X: X.jsonl and X.md).
@@ -74,8 +79,8 @@ def jax_command(flags):
   return [sys.executable, "-m", "attnjax.cli", "bench"] + flags
 
 
-def run_one(command, timeout):
-  env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+def run_one(command, timeout, env=None):
+  env = dict(env or os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
   done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
   lines = done.stdout.strip().splitlines()
   if done.returncode or not lines:
@@ -90,6 +95,10 @@ def main(argv=None) -> int:
   p.add_argument("--torch-python", default=os.path.expanduser("~/.venvs/torch-peer/bin/python"))
   p.add_argument("--torch-reference", default=str(ROOT.parent / "shared" / "peers" / "torch_reference.py"))
   p.add_argument("--timeout", type=int, default=600, help="seconds one run may take")
+  p.add_argument("--peer-huge-pages", action="store_true",
+                 help="run the PyTorch peer with glibc's transparent-huge-page tunable too")
+  p.add_argument("--no-huge-pages", action="store_true",
+                 help="run attnjax without transparent huge pages (ATTNJAX_HUGEPAGES=0)")
   p.add_argument("--name", default="results", help="write NAME.md (and runs.jsonl, or NAME.jsonl)")
   args = p.parse_args(argv)
   chosen = [c for c in COMPARISONS if (c.key in args.only if args.only else c.default)]
@@ -100,6 +109,10 @@ def main(argv=None) -> int:
         raise SystemExit(f"{what} is not at {path}; see this script's docstring to set it up, "
                          "or pass --torch-python/--torch-reference")
 
+  sys.path.insert(0, str(ROOT))
+  from attnjax import hugepages
+  jax_env = dict(os.environ, ATTNJAX_HUGEPAGES="0" if args.no_huge_pages else "1")
+  peer_env = hugepages.environment() if args.peer_huge_pages else os.environ
   started = time.time()
   runs_path.write_text(json.dumps({"machine": report.machine()}) + "\n")
   for comparison in chosen:
@@ -107,10 +120,13 @@ def main(argv=None) -> int:
                  else [args.torch_python, args.torch_reference] + comparison.b)
     for pair in range(args.pairs):
       for side, command in (("A", jax_command(comparison.a)), ("B", b_command)):
-        result = run_one(command, args.timeout)
+        jax_side = side == "A" or comparison.b_is_jax
+        result = run_one(command, args.timeout, jax_env if jax_side else peer_env)
+        if not jax_side:
+          result["huge_pages"] = hugepages.active(peer_env)
         record = {"comparison": comparison.key, "title": comparison.title,
                   "target": comparison.target, "pair": pair, "side": side,
-                  "command": " ".join(command[1:] if side == "A" or comparison.b_is_jax
+                  "command": " ".join(command[1:] if jax_side
                                       else ["torch_reference.py"] + command[2:]),
                   "result": result}
         with open(runs_path, "a") as f:

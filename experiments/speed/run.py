@@ -4,6 +4,7 @@ r"""attnjax against its PyTorch peer, side by side on this machine; writes resul
     python experiments/speed/run.py --only transformer-remat --name remat   # remat.jsonl, remat.md
     python experiments/speed/run.py --pairs 5 --only transformer-train rnn-attention-train
     python experiments/speed/run.py --peer-huge-pages --name peer_huge_pages   # both with huge pages
+    python experiments/speed/run.py --only transformer-huge-pages rnn-seq2seq-huge-pages --name huge_pages
 
 Each comparison runs its two commands in turn, A B A B ..., so that both see the same
 machine; only the ratio of the two medians is quoted. A is `attnjax bench`, B is the
@@ -49,6 +50,7 @@ class Comparison(NamedTuple):
   target: str        # what report.py checks: "speedup>=X" (B time / A time), "cost<=X" (A / B); no bound: none
   b_is_jax: bool = False
   default: bool = True  # run without --only
+  b_env: dict | None = None  # environment variables set for B only
 
 
 COMPARISONS = [
@@ -72,6 +74,12 @@ COMPARISONS = [
                 "--remat"] + SHORT,
                ["--model", "transformer", "--src-len", "512", "--tgt-len", "512", "--batch", "8"]
                + SHORT, "cost", b_is_jax=True, default=False),
+    Comparison("transformer-huge-pages", "Transformer, train, huge pages (A) vs none (B)",
+               ["--model", "transformer"], ["--model", "transformer"], "cost", b_is_jax=True,
+               default=False, b_env={"ATTNJAX_HUGEPAGES": "0"}),
+    Comparison("rnn-seq2seq-huge-pages", "RNN without attention, train, huge pages (A) vs none (B)",
+               ["--model", "rnn_seq2seq"], ["--model", "rnn_seq2seq"], "cost", b_is_jax=True,
+               default=False, b_env={"ATTNJAX_HUGEPAGES": "0"}),
 ]
 
 
@@ -121,7 +129,10 @@ def main(argv=None) -> int:
     for pair in range(args.pairs):
       for side, command in (("A", jax_command(comparison.a)), ("B", b_command)):
         jax_side = side == "A" or comparison.b_is_jax
-        result = run_one(command, args.timeout, jax_env if jax_side else peer_env)
+        env = jax_env if jax_side else peer_env
+        if side == "B" and comparison.b_env:
+          env = dict(env, **comparison.b_env)
+        result = run_one(command, args.timeout, env)
         if not jax_side:
           result["huge_pages"] = hugepages.active(peer_env)
         record = {"comparison": comparison.key, "title": comparison.title,

@@ -140,9 +140,6 @@ COMMANDS = ("prepare", "train", "eval", "translate", "align", "bench")
 
 
 def main(argv=None) -> int:
-  if argv is None:  # the command itself, not a call from Python: huge pages, see hugepages.py
-    from attnjax import hugepages
-    hugepages.reexec_if_wanted()
   argv = list(sys.argv if argv is None else argv)
   if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
     print("usage:\n" + USAGE)

@@ -10,7 +10,8 @@ alternately with and without, the bench's Transformer training step got 1.28x fa
 the RNN's 1.16x (`experiments/speed/huge_pages.md`).
 
 Tunables are read when a process starts, so the `attnjax` command re-executes itself once
-with the tunable added to GLIBC_TUNABLES, before it imports JAX. Set ATTNJAX_HUGEPAGES=0 to
+with the tunable added to GLIBC_TUNABLES (`attnjax/__main__.py`), before it imports anything
+else; `cli.main` called from Python never re-executes. Set ATTNJAX_HUGEPAGES=0 to
 run without it. Nothing happens off Linux, with another C library or an older glibc, when
 the kernel's THP mode is not `madvise` (with `always` every large mapping gets huge pages
 already; with `never`, none can), or when GLIBC_TUNABLES already sets the tunable.

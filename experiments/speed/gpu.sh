@@ -36,7 +36,7 @@ fi
 
 bench() {
   echo "+ attnjax bench $*" >&2
-  "$PY" -m attnjax.cli bench --dtype bfloat16 $STEPS "$@" | tee -a "$LOG"
+  "$PY" -m attnjax bench --dtype bfloat16 $STEPS "$@" | tee -a "$LOG"
 }
 
 : > "$LOG"

@@ -84,7 +84,7 @@ COMPARISONS = [
 
 
 def jax_command(flags):
-  return [sys.executable, "-m", "attnjax.cli", "bench"] + flags
+  return [sys.executable, "-m", "attnjax", "bench"] + flags
 
 
 def run_one(command, timeout, env=None):

@@ -1,0 +1,40 @@
+"""The training step's per-token terms: label-smoothed cross-entropy and the accuracy count."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from attnjax.train import steps
+
+
+def test_predicted_correctly_is_argmax_equals_label():
+  logits = jax.random.normal(jax.random.key(0), (4, 6, 50))
+  labels = jax.random.randint(jax.random.key(1), (4, 6), 0, 50)
+  labels = labels.at[0].set(jnp.argmax(logits[0], -1))  # a row that is all correct
+  expected = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
+  got = steps.predicted_correctly(logits, labels)
+  np.testing.assert_array_equal(got, expected)
+  assert got[0].sum() == 6 and 0 < got.sum() < got.size
+
+
+def test_predicted_correctly_counts_a_tie_with_the_max_as_correct():
+  logits = jnp.array([[[1.0, 3.0, 3.0, 0.0]]])
+  got = steps.predicted_correctly(logits, jnp.array([[2]]))
+  np.testing.assert_array_equal(got, [[1.0]])
+  np.testing.assert_array_equal(steps.predicted_correctly(logits, jnp.array([[0]])), [[0.0]])
+
+
+def test_predicted_correctly_passes_no_gradient():
+  logits = jax.random.normal(jax.random.key(2), (2, 3, 7))
+  grad = jax.grad(lambda x: steps.predicted_correctly(x, jnp.zeros((2, 3), jnp.int32)).sum())(logits)
+  np.testing.assert_array_equal(grad, jnp.zeros_like(logits))
+
+
+def test_cross_entropy_with_label_smoothing():
+  logits = jax.random.normal(jax.random.key(3), (2, 3, 5))
+  labels = jnp.array([[0, 1, 2], [3, 4, 0]])
+  loss, nll = steps.cross_entropy(logits, labels, 0.1)
+  log_p = np.asarray(jax.nn.log_softmax(logits))
+  want_nll = -np.take_along_axis(log_p, np.asarray(labels)[..., None], -1)[..., 0]
+  np.testing.assert_allclose(nll, want_nll, rtol=1e-6)
+  np.testing.assert_allclose(loss, 0.9 * want_nll - 0.1 * log_p.mean(-1), rtol=1e-6)

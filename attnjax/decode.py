@@ -89,6 +89,26 @@ def length_penalty(length, alpha: float):
   return ((5.0 + length) / 6.0) ** alpha
 
 
+def reorder_state(new_state, old_state, parents):
+  """The decoding state [B * K, ...] after a step, with hypothesis k of sentence b taking
+  over the rows of hypothesis parents[b, k] ([B, K]).
+
+  A leaf the step passed through unchanged (encoder memory, cross-attention keys and
+  values, source mask) is the same in all K copies of a sentence, so it is not reordered:
+  that saves a copy of it every step.
+  """
+  batch, k = parents.shape
+
+  def pick(x, old):
+    if x is old:
+      return x
+    rows = x.reshape((batch, k) + x.shape[1:])
+    index = parents.reshape(parents.shape + (1,) * (rows.ndim - 2))
+    return jnp.take_along_axis(rows, index, axis=1).reshape(x.shape)
+
+  return jax.tree.map(pick, new_state, old_state)
+
+
 def beam_search(model, variables, src, max_len: int, beam_size: int, alpha: float = 0.6) -> Decoded:
   """Beam search with `beam_size` hypotheses per source; see the module docstring."""
   batch, k = src.shape[0], beam_size
@@ -119,12 +139,7 @@ def beam_search(model, variables, src, max_len: int, beam_size: int, alpha: floa
     beam, token = flat // vocab, (flat % vocab).astype(jnp.int32)
     out = gather(out, beam).at[:, :, t].set(token)
     was_done = gather(done, beam)
-    # Reorder the state along the surviving beams. A leaf the step passed through unchanged
-    # (encoder memory, cross-attention keys and values, source mask) is the same in all K
-    # copies of a sentence, so it needs no reordering: that saves a copy of it every step.
-    state = jax.tree.map(
-        lambda x, old: x if x is old else
-        gather(x.reshape((batch, k) + x.shape[1:]), beam).reshape(x.shape), new_state, state)
+    state = reorder_state(new_state, state, beam)
     if align is not None:
       weights = weights.reshape((batch, k) + weights.shape[1:])
       new = jnp.where(was_done[..., None, None, None], 0.0, gather(weights, beam))

@@ -91,3 +91,27 @@ def test_beam_size_zero_is_refused():
   model, params, src = tiny("rnn", "luong")
   with pytest.raises(ValueError, match="beam size must be at least 1"):
     decode.decode(model, params, src, max_len=4, beam_size=0)
+
+
+@pytest.mark.parametrize("family,decoder", FAMILIES)
+def test_reordered_hypotheses_score_their_own_histories(family, decoder):
+  """Step decoding of K hypotheses per sentence, reordered along random parents after each
+  step as beam search does, gives every hypothesis the logits that teacher forcing gives
+  its own token history."""
+  model, params, src = tiny(family, decoder)
+  batch, k, steps = src.shape[0], 3, 5
+  rng = np.random.default_rng(0)
+  state = model.apply(params, src, steps, method=model.init_decode_state)
+  state = jax.tree.map(lambda x: jnp.repeat(x, k, axis=0), state)
+  history = np.full((batch, k, 1), BOS_ID, np.int32)
+  for _ in range(steps):
+    (logits, new_state), _ = model.apply(params, jnp.asarray(history[:, :, -1].reshape(-1)),
+                                         state, method=model.decode_step,
+                                         mutable=["intermediates"])
+    forced = model.apply(params, jnp.repeat(src, k, axis=0),
+                         jnp.asarray(history.reshape(batch * k, -1)))
+    np.testing.assert_allclose(logits, forced[:, -1], atol=1e-5, rtol=1e-5)
+    parents = rng.integers(0, k, (batch, k))
+    tokens = rng.integers(4, VOCAB, (batch, k, 1))
+    history = np.concatenate([np.take_along_axis(history, parents[..., None], 1), tokens], -1)
+    state = decode.reorder_state(new_state, state, jnp.asarray(parents, jnp.int32))

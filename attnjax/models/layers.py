@@ -1,5 +1,5 @@
 """Layers with a cheaper CPU implementation than Flax's: dense layers that see one token
-axis, and dropout that draws 16 random bits per unit.
+axis, and dropout whose mask comes from a counter-based hash.
 
 `Dense` and `DenseGeneral` are Flax's, with the same parameters and initialisation, applied
 to the input with its leading (token) axes flattened into one: x [B, T, ..., D] runs as
@@ -50,14 +50,43 @@ def attend(embed: nn.Embed, query: jax.Array) -> jax.Array:
   return y.reshape(query.shape[:-1] + y.shape[1:])
 
 
-class Dropout(nn.Dropout):
-  """`nn.Dropout` that draws 16 random bits per unit instead of 32.
+def _mix(x: jax.Array) -> jax.Array:
+  """MurmurHash3's 32-bit finaliser (Appleby): a bijection of uint32 in which every input
+  bit flips each output bit with probability close to 1/2."""
+  x = x ^ (x >> 16)
+  x = x * jnp.uint32(0x85EBCA6B)
+  x = x ^ (x >> 13)
+  x = x * jnp.uint32(0xC2B2AE35)
+  return x ^ (x >> 16)
 
-  A unit is kept when its 16 bits, read as an integer, are below round(keep * 2^16): the
-  keep probability is quantised to 1/65536 (0.9 becomes 0.899994), and kept units are scaled
-  by 1/keep as in Flax. Random bits come from threefry, which XLA:CPU runs as a loop; half as
-  many bits made the bench's Transformer training step about 5% faster (dropout as a whole
-  costs it 7%; `experiments/speed/README.md`).
+
+def hashed_bits(key: jax.Array, shape) -> jax.Array:
+  """uint32 random bits of `shape`: unit i gets mix(mix(i ^ k0) ^ k1), (k0, k1) the key's words.
+
+  A counter-based generator: elementwise integer arithmetic that XLA fuses into the op
+  that uses the bits, where `jax.random.bits` runs threefry's rounds as a loop over a
+  materialised array. The key comes from `jax.random` (Flax's per-layer, per-step
+  `make_rng`), so different layers and steps get unrelated streams.
+  """
+  count = math.prod(shape)
+  if count >= 2 ** 32:
+    raise ValueError(f'hashed_bits numbers units with uint32; {shape} has {count} of them')
+  if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    key = jax.random.key_data(key)
+  words = key.reshape(-1).astype(jnp.uint32)
+  index = jax.lax.iota(jnp.uint32, count).reshape(shape)
+  return _mix(_mix(index ^ words[0]) ^ words[-1])
+
+
+class Dropout(nn.Dropout):
+  """`nn.Dropout` with a cheaper mask: 32 random bits per unit from `hashed_bits`.
+
+  A unit is kept when its bits, read as an integer, are below round(keep * 2^32), and kept
+  units are scaled by 1/keep as in Flax. Flax draws the bits with `jax.random.bits`
+  (threefry, which XLA:CPU runs as a loop over a materialised array, some 30 loops a
+  Transformer training step); the hash fuses into the select that applies the mask. In
+  `attnjax bench` the Transformer training step took 0.91-0.97x the time of threefry's
+  16 bits per unit (`experiments/speed/README.md`).
   """
 
   @nn.compact
@@ -72,8 +101,5 @@ class Dropout(nn.Dropout):
       rng = self.make_rng(self.rng_collection)
     shape = tuple(1 if axis in self.broadcast_dims else size
                   for axis, size in enumerate(inputs.shape))  # the mask's shape
-    count = math.prod(shape)
-    bits = jax.random.bits(rng, ((count + 1) // 2,), jnp.uint32)
-    halves = jax.lax.bitcast_convert_type(bits, jnp.uint16).reshape(-1)[:count]  # [2 * ...]
-    mask = halves.reshape(shape) < round(keep * 2 ** 16)
+    mask = hashed_bits(rng, shape) < jnp.uint32(min(round(keep * 2 ** 32), 2 ** 32 - 1))
     return jnp.where(mask, inputs / jnp.asarray(keep, inputs.dtype), jnp.zeros_like(inputs))

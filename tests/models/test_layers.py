@@ -51,16 +51,35 @@ def _drop(rate, x, seed=0, **kwargs):
                                               rngs={'dropout': jax.random.key(seed)})
 
 
+def _near(fraction, p, n):  # within 5 standard deviations of n Bernoulli(p) draws
+  return abs(fraction - p) < 5 * np.sqrt(p * (1 - p) / n)
+
+
 def test_dropout_keeps_each_unit_with_probability_keep_and_rescales_it():
-  x = jnp.ones((100, 1001))  # odd size: the last 16-bit half of the random words is unused
+  x = jnp.ones((100, 1001))
   y = np.asarray(_drop(0.3, x))
   kept = y != 0
   np.testing.assert_allclose(y[kept], 1 / 0.7, rtol=1e-6)
-  # 100,100 Bernoulli(0.7) draws: the kept fraction is within 5 standard deviations of 0.7.
-  assert abs(kept.mean() - 0.7) < 5 * np.sqrt(0.7 * 0.3 / kept.size)
-  # In even rows, units 2i and 2i+1 are the two halves of one random word: still independent.
-  both = (kept[0::2, 0:1000:2] & kept[0::2, 1:1000:2]).ravel()
-  assert abs(both.mean() - 0.49) < 5 * np.sqrt(0.49 * 0.51 / both.size)
+  assert _near(kept.mean(), 0.7, kept.size)
+  # Neighbouring units (consecutive counters of the hash) are independent.
+  both = (kept[:, :-1] & kept[:, 1:]).ravel()
+  assert _near(both.mean(), 0.49, both.size)
+
+
+def test_hashed_bits_look_uniform_and_independent_across_keys():
+  bits = np.asarray(layers.hashed_bits(jax.random.key(3), (200_000,)))
+  assert len(np.unique(bits)) == bits.size  # a bijection of the unit's index
+  for b in range(32):  # every bit is set in half of the units
+    assert _near(((bits >> b) & 1).mean(), 0.5, bits.size)
+  other = np.asarray(layers.hashed_bits(jax.random.key(4), (200_000,)))
+  low = (bits < 2 ** 31) & (other < 2 ** 31)  # two keys' streams agree as independent ones do
+  assert _near(low.mean(), 0.25, low.size)
+  # Keys that differ in one bit of one word give unrelated streams.
+  key = jax.random.key_data(jax.random.key(5))
+  flipped = jax.random.wrap_key_data(key.at[1].set(key[1] ^ 1))
+  a = np.asarray(layers.hashed_bits(jax.random.wrap_key_data(key), (200_000,)))
+  b = np.asarray(layers.hashed_bits(flipped, (200_000,)))
+  assert _near(((a ^ b) & 1).mean(), 0.5, a.size)
 
 
 def test_dropout_masks_differ_between_keys_and_repeat_for_one_key():

@@ -103,15 +103,25 @@ def test_reordered_hypotheses_score_their_own_histories(family, decoder):
   rng = np.random.default_rng(0)
   state = model.apply(params, src, steps, method=model.init_decode_state)
   state = jax.tree.map(lambda x: jnp.repeat(x, k, axis=0), state)
+  # Not jitted: leaves the step passes through stay the same objects, as in beam search's
+  # trace, so reorder_state's skipping of them is exercised too.
+  step = lambda tokens, state: model.apply(params, tokens, state, method=model.decode_step,
+                                           mutable=["intermediates"])[0]
   history = np.full((batch, k, 1), BOS_ID, np.int32)
+  histories, step_logits = [], []
   for _ in range(steps):
-    (logits, new_state), _ = model.apply(params, jnp.asarray(history[:, :, -1].reshape(-1)),
-                                         state, method=model.decode_step,
-                                         mutable=["intermediates"])
-    forced = model.apply(params, jnp.repeat(src, k, axis=0),
-                         jnp.asarray(history.reshape(batch * k, -1)))
-    np.testing.assert_allclose(logits, forced[:, -1], atol=1e-5, rtol=1e-5)
+    logits, new_state = step(jnp.asarray(history[:, :, -1].reshape(-1)), state)
+    padded = np.full((batch * k, steps), PAD_ID, np.int32)  # later tokens cannot matter
+    padded[:, :history.shape[-1]] = history.reshape(batch * k, -1)
+    histories.append(padded)
+    step_logits.append(logits)
     parents = rng.integers(0, k, (batch, k))
     tokens = rng.integers(4, VOCAB, (batch, k, 1))
     history = np.concatenate([np.take_along_axis(history, parents[..., None], 1), tokens], -1)
     state = decode.reorder_state(new_state, state, jnp.asarray(parents, jnp.int32))
+  # Teacher forcing on every step's histories at once; step t's logits are at position t.
+  forced = model.apply(params, jnp.tile(jnp.repeat(src, k, axis=0), (steps, 1)),
+                       jnp.asarray(np.concatenate(histories)))
+  forced = np.asarray(forced).reshape(steps, batch * k, steps, -1)
+  for t in range(steps):
+    np.testing.assert_allclose(step_logits[t], forced[t, :, t], atol=1e-5, rtol=1e-5)

@@ -89,6 +89,11 @@ def length_penalty(length, alpha: float):
   return ((5.0 + length) / 6.0) ** alpha
 
 
+def _gather(x, index):
+  """x [B, K, ...], index [B, J] -> [B, J, ...]: rows of x picked per sentence."""
+  return jnp.take_along_axis(x, index.reshape(index.shape + (1,) * (x.ndim - 2)), axis=1)
+
+
 def reorder_state(new_state, old_state, parents):
   """The decoding state [B * K, ...] after a step, with hypothesis k of sentence b taking
   over the rows of hypothesis parents[b, k] ([B, K]).
@@ -100,11 +105,7 @@ def reorder_state(new_state, old_state, parents):
   batch, k = parents.shape
 
   def pick(x, old):
-    if x is old:
-      return x
-    rows = x.reshape((batch, k) + x.shape[1:])
-    index = parents.reshape(parents.shape + (1,) * (rows.ndim - 2))
-    return jnp.take_along_axis(rows, index, axis=1).reshape(x.shape)
+    return x if x is old else _gather(x.reshape((batch, k) + x.shape[1:]), parents).reshape(x.shape)
 
   return jax.tree.map(pick, new_state, old_state)
 
@@ -120,9 +121,6 @@ def beam_search(model, variables, src, max_len: int, beam_size: int, alpha: floa
   vocab = logits_shape.shape[-1]
   align = None if weights is None else jnp.zeros((batch, k, max_len) + weights.shape[1:], weights.dtype)
 
-  def gather(x, index):  # x [B, K, ...], index [B, K] -> rows of x picked per sentence
-    return jnp.take_along_axis(x, index.reshape(index.shape + (1,) * (x.ndim - 2)), axis=1)
-
   def cond(carry):
     t, _, _, _, done, _, _ = carry
     return (t < max_len) & ~jnp.all(done)
@@ -137,13 +135,13 @@ def beam_search(model, variables, src, max_len: int, beam_size: int, alpha: floa
     candidates = (score[..., None] + log_probs).reshape(batch, k * vocab)
     score, flat = jax.lax.top_k(candidates, k)                    # [B, K]
     beam, token = flat // vocab, (flat % vocab).astype(jnp.int32)
-    out = gather(out, beam).at[:, :, t].set(token)
-    was_done = gather(done, beam)
+    out = _gather(out, beam).at[:, :, t].set(token)
+    was_done = _gather(done, beam)
     state = reorder_state(new_state, state, beam)
     if align is not None:
       weights = weights.reshape((batch, k) + weights.shape[1:])
-      new = jnp.where(was_done[..., None, None, None], 0.0, gather(weights, beam))
-      align = gather(align, beam).at[:, :, t].set(new)
+      new = jnp.where(was_done[..., None, None, None], 0.0, _gather(weights, beam))
+      align = _gather(align, beam).at[:, :, t].set(new)
     return t + 1, token, state, out, was_done | (token == EOS_ID), score, align
 
   out = jnp.zeros((batch, k, max_len), jnp.int32)
@@ -153,7 +151,7 @@ def beam_search(model, variables, src, max_len: int, beam_size: int, alpha: floa
   _, _, _, out, _, score, align = jax.lax.while_loop(cond, body, carry)
   normalised = score / length_penalty(_lengths(out).astype(jnp.float32), alpha)
   best = jnp.argmax(normalised, axis=-1)[:, None]                  # [B, 1]
-  pick = lambda x: gather(x, best)[:, 0]
+  pick = lambda x: _gather(x, best)[:, 0]
   return Decoded(pick(out), pick(_lengths(out)), pick(normalised),
                  None if align is None else pick(align))
 

@@ -11,8 +11,17 @@ Beam search keeps K hypotheses per sentence, ranked by their summed log-probabil
 hypothesis that emits EOS stays in the beam, frozen, and competes with the others. At the
 end the best of the K by the GNMT length penalty ((5 + |Y|) / 6) ** alpha (Wu et al. 2016,
 eq. 14) wins. With K = 1 this is greedy decoding exactly.
+
+Both searches run in up to four phases over a growing state. A state leaf whose shape
+depends on `max_len` (the Transformer's key/value cache) is allocated for the first phase's
+length and padded with zeros along that axis between phases, so attending to the cache and
+reordering it cost what the tokens so far need rather than what `max_len` allows. The
+contract this relies on: such a leaf is zero where nothing has been written yet, and
+`decode_step` reads only the positions it has written. The results do not depend on the
+phases (tests/test_decode.py).
 """
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -21,6 +30,8 @@ import jax.numpy as jnp
 from attnjax.models import BOS_ID, EOS_ID, PAD_ID
 
 NEG_INF = -1e9
+MAX_PHASES = 4
+MIN_PHASE = 8  # tokens; shorter phases would cost more in loop overhead than they save
 
 
 class Decoded(NamedTuple):
@@ -41,18 +52,58 @@ def _step_fn(model, variables):
   return step
 
 
+def phase_ends(max_len: int) -> list[int]:
+  """Where each phase of decoding stops: `max_len` split into up to MAX_PHASES equal parts
+  of at least MIN_PHASE tokens."""
+  phases = max(1, min(MAX_PHASES, max_len // MIN_PHASE))
+  return [math.ceil(max_len * (i + 1) / phases) for i in range(phases)]
+
+
+def _grower(model, variables, src, max_len: int, repeat: int = 1):
+  """The first phase's state, and `grow(state, length)`, which pads every leaf whose shape
+  depends on the decoding length with zeros along that axis up to `length`."""
+  init = lambda length: model.apply(variables, src, length, method="init_decode_state")
+  full = jax.eval_shape(lambda: init(max_len))  # raises here if the model cannot decode max_len
+  ends = phase_ends(max_len)
+  state = init(ends[0])
+  if repeat > 1:
+    state = jax.tree.map(lambda x: jnp.repeat(x, repeat, axis=0), state)  # [B*K, ...]
+  if len(ends) == 1:
+    return state, ends, lambda state, length: state
+  # The time axis of a leaf is where its shapes at the first and the full length differ.
+  axes = jax.tree.map(
+      lambda a, b: next((i for i, (m, n) in enumerate(zip(a.shape, b.shape)) if m != n), None),
+      jax.eval_shape(lambda: init(ends[0])), full)
+
+  def grow(state, length):
+    def pad(x, axis):
+      if axis is None or x.shape[axis] == length:
+        return x
+      widths = [(0, 0)] * x.ndim
+      widths[axis] = (0, length - x.shape[axis])
+      return jnp.pad(x, widths)
+    return jax.tree.map(pad, state, axes)
+
+  return state, ends, grow
+
+
+def _run_phases(body, carry, ends, grow):
+  """Runs `body` while t < max_len and not every row is done, phase by phase; carry[0] is t,
+  carry[2] the decoding state and carry[4] the rows' done flags."""
+  for end in ends:
+    carry = (*carry[:2], grow(carry[2], end), *carry[3:])
+    carry = jax.lax.while_loop(lambda c, end=end: (c[0] < end) & ~jnp.all(c[4]), body, carry)
+  return carry
+
+
 def greedy(model, variables, src, max_len: int) -> Decoded:
   """Argmax decoding of up to `max_len` tokens for a batch of sources [B, S]."""
   batch = src.shape[0]
   step = _step_fn(model, variables)
-  state = model.apply(variables, src, max_len, method="init_decode_state")
+  state, ends, grow = _grower(model, variables, src, max_len)
   first = jnp.full((batch,), BOS_ID, jnp.int32)
   _, _, weights = jax.eval_shape(step, first, state)
   align = None if weights is None else jnp.zeros((batch, max_len) + weights.shape[1:], weights.dtype)
-
-  def cond(carry):
-    t, _, _, _, done, _, _ = carry
-    return (t < max_len) & ~jnp.all(done)
 
   def body(carry):
     t, prev, state, out, done, score, align = carry
@@ -68,7 +119,7 @@ def greedy(model, variables, src, max_len: int) -> Decoded:
 
   out = jnp.zeros((batch, max_len), jnp.int32)
   carry = (0, first, state, out, jnp.zeros((batch,), bool), jnp.zeros((batch,)), align)
-  _, _, _, out, _, score, align = jax.lax.while_loop(cond, body, carry)
+  _, _, _, out, _, score, align = _run_phases(body, carry, ends, grow)
   return Decoded(out, _lengths(out), score, align)
 
 
@@ -110,50 +161,116 @@ def reorder_state(new_state, old_state, parents):
   return jax.tree.map(pick, new_state, old_state)
 
 
+def _chunk_size(vocab: int, most: int = 128, fewest: int = 16) -> int:
+  """The largest divisor of `vocab` up to `most`; the whole vocabulary when that is under
+  `fewest` (then `top_continuations` is a plain top_k)."""
+  size = max(c for c in range(1, most + 1) if vocab % c == 0)
+  return size if size >= fewest else vocab
+
+
+def top_continuations(logits, score, done, k: int):
+  """The k best of the B x (K * V) continuations score + log_softmax(logits), where a done
+  hypothesis's only continuation is PAD at no cost; returns (scores [B, k], indices [B, k]
+  into the K * V continuations of each sentence), equal to `jax.lax.top_k` over them.
+
+  logits [B * K, V], score and done [B, K]. The B x K x V candidates are never written out:
+  the vocabulary is cut into chunks, and the k best continuations lie in the k chunks with
+  the highest maxima (a continuation outside them has k chunk maxima at or above it, each
+  earlier on a tie). So one reduction gives the chunk maxima, a top_k picks among them, and a
+  second top_k looks inside the k chunks picked. Every candidate is computed with the same
+  floating-point operations as `score + log_softmax(logits)`, whose rounding preserves
+  order, so the result is the same to the bit. On a CPU at 64 x 4 x 8,000 this takes
+  1.6 ms against 6-8 ms for XLA's TopK over the written-out candidates.
+  """
+  batch, beams = score.shape
+  vocab = logits.shape[-1]
+  size = _chunk_size(vocab)
+  chunks = vocab // size
+  # log_softmax's own steps: (x - max) - log(sum(exp(x - max))).
+  x_max = jnp.max(logits, axis=-1, initial=-jnp.inf, keepdims=True)       # [B*K, 1]
+  log_sum = jnp.log(jnp.sum(jnp.exp(logits - x_max), axis=-1, keepdims=True))
+  frozen = jnp.full((chunks, size), NEG_INF).at[PAD_ID // size, PAD_ID % size].set(0.0)
+  row_score, row_done = score.reshape(-1, 1), done.reshape(-1, 1)         # [B*K, 1]
+
+  def candidates(x, frozen, rows):
+    """score + (frozen if done else log_softmax) for values x of the given rows."""
+    pick = lambda a: a if rows is None else a.reshape(-1)[rows][..., None]
+    return pick(row_score) + jnp.where(pick(row_done), frozen,
+                                       (x - pick(x_max)) - pick(log_sum))
+
+  chunk_max = candidates(jnp.max(logits.reshape(-1, chunks, size), axis=-1),
+                         jnp.max(frozen, axis=-1), None)                   # [B*K, chunks]
+  _, best = jax.lax.top_k(chunk_max.reshape(batch, beams * chunks), k)     # [B, k]
+  best = jnp.sort(best, axis=-1)  # in index order, so ties go to the earlier index
+  beam, chunk = best // chunks, best % chunks
+  rows = jnp.arange(batch)[:, None] * beams + beam                        # [B, k] into B*K
+  values = candidates(logits.reshape(-1, chunks, size)[rows, chunk], frozen[chunk], rows)
+  top, inner = jax.lax.top_k(values.reshape(batch, k * size), k)          # [B, k]
+  picked = jnp.take_along_axis(best, inner // size, axis=-1)
+  return top, (picked // chunks) * vocab + (picked % chunks) * size + inner % size
+
+
 def beam_search(model, variables, src, max_len: int, beam_size: int, alpha: float = 0.6) -> Decoded:
-  """Beam search with `beam_size` hypotheses per source; see the module docstring."""
+  """Beam search with `beam_size` hypotheses per source; see the module docstring.
+
+  Each step records the hypotheses' parents and the cross-attention weights as computed;
+  the best hypothesis's alignment is traced back through the parents at the end, instead of
+  reordering [B, K, max_len, ...] weights every step.
+  """
   batch, k = src.shape[0], beam_size
   step = _step_fn(model, variables)
-  state = model.apply(variables, src, max_len, method="init_decode_state")
-  state = jax.tree.map(lambda x: jnp.repeat(x, k, axis=0), state)  # [B*K, ...]
+  state, ends, grow = _grower(model, variables, src, max_len, repeat=k)
   first = jnp.full((batch * k,), BOS_ID, jnp.int32)
   logits_shape, _, weights = jax.eval_shape(step, first, state)
   vocab = logits_shape.shape[-1]
-  align = None if weights is None else jnp.zeros((batch, k, max_len) + weights.shape[1:], weights.dtype)
-
-  def cond(carry):
-    t, _, _, _, done, _, _ = carry
-    return (t < max_len) & ~jnp.all(done)
+  if weights is None:
+    history = None
+  else:
+    history = (jnp.zeros((max_len, batch, k), jnp.int32),                    # parent
+               jnp.zeros((max_len, batch, k), bool),                         # parent was done
+               jnp.zeros((max_len, batch, k) + weights.shape[1:], weights.dtype))
 
   def body(carry):
-    t, prev, state, out, done, score, align = carry
+    t, prev, state, out, done, score, history = carry
     logits, new_state, weights = step(prev.reshape(-1), state)
-    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32)).reshape(batch, k, vocab)
-    # A finished hypothesis has one continuation, PAD, at no cost.
-    frozen = jnp.full((vocab,), NEG_INF).at[PAD_ID].set(0.0)
-    log_probs = jnp.where(done[..., None], frozen, log_probs)
-    candidates = (score[..., None] + log_probs).reshape(batch, k * vocab)
-    score, flat = jax.lax.top_k(candidates, k)                    # [B, K]
+    score, flat = top_continuations(logits, score, done, k)             # [B, K]
     beam, token = flat // vocab, (flat % vocab).astype(jnp.int32)
     out = _gather(out, beam).at[:, :, t].set(token)
     was_done = _gather(done, beam)
     state = reorder_state(new_state, state, beam)
-    if align is not None:
-      weights = weights.reshape((batch, k) + weights.shape[1:])
-      new = jnp.where(was_done[..., None, None, None], 0.0, _gather(weights, beam))
-      align = _gather(align, beam).at[:, :, t].set(new)
-    return t + 1, token, state, out, was_done | (token == EOS_ID), score, align
+    if history is not None:
+      parents, parent_done, cross = history
+      history = (parents.at[t].set(beam), parent_done.at[t].set(was_done),
+                 cross.at[t].set(weights.reshape((batch, k) + weights.shape[1:])))
+    return t + 1, token, state, out, was_done | (token == EOS_ID), score, history
 
   out = jnp.zeros((batch, k, max_len), jnp.int32)
   # Only the first copy of each sentence is live at the start, so the K beams differ.
   score = jnp.tile(jnp.array([0.0] + [NEG_INF] * (k - 1)), (batch, 1))
-  carry = (0, first.reshape(batch, k), state, out, jnp.zeros((batch, k), bool), score, align)
-  _, _, _, out, _, score, align = jax.lax.while_loop(cond, body, carry)
+  carry = (0, first.reshape(batch, k), state, out, jnp.zeros((batch, k), bool), score, history)
+  steps, _, _, out, _, score, history = _run_phases(body, carry, ends, grow)
   normalised = score / length_penalty(_lengths(out).astype(jnp.float32), alpha)
   best = jnp.argmax(normalised, axis=-1)[:, None]                  # [B, 1]
   pick = lambda x: _gather(x, best)[:, 0]
-  return Decoded(pick(out), pick(_lengths(out)), pick(normalised),
-                 None if align is None else pick(align))
+  align = None if history is None else _trace_back(best, steps, *history)
+  return Decoded(pick(out), pick(_lengths(out)), pick(normalised), align)
+
+
+def _trace_back(best, steps, parents, parent_done, cross):
+  """The cross-attention weights [B, max_len, ...] along hypothesis `best` [B, 1]: at step
+  t the weights its parent computed, zero where the parent had already finished; zero
+  after the last step run."""
+  def back(hyp, xs):
+    t, parents, parent_done, cross = xs
+    ran = t < steps
+    parent = _gather(parents, hyp)                                  # [B, 1]
+    weights = jnp.where(_gather(parent_done, hyp)[..., None, None, None] | ~ran, 0.0,
+                        _gather(cross, parent))[:, 0]
+    return jnp.where(ran, parent, hyp), weights
+
+  xs = (jnp.arange(parents.shape[0]), parents, parent_done, cross)
+  _, align = jax.lax.scan(back, best, xs, reverse=True)
+  return jnp.moveaxis(align, 0, 1)
 
 
 def decode(model, variables, src, max_len: int, beam_size: int = 1, alpha: float = 0.6) -> Decoded:

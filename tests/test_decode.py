@@ -125,3 +125,77 @@ def test_reordered_hypotheses_score_their_own_histories(family, decoder):
   forced = np.asarray(forced).reshape(steps, batch * k, steps, -1)
   for t in range(steps):
     np.testing.assert_allclose(step_logits[t], forced[t, :, t], atol=1e-5, rtol=1e-5)
+
+
+def test_phases_split_max_len_into_up_to_four_parts():
+  assert decode.phase_ends(7) == [7]
+  assert decode.phase_ends(20) == [10, 20]
+  assert decode.phase_ends(32) == [8, 16, 24, 32]
+  assert decode.phase_ends(101) == [26, 51, 76, 101]
+
+
+@pytest.mark.parametrize("family,decoder", [("rnn", "luong"), ("transformer", None)])
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_decoding_in_phases_matches_one_phase(family, decoder, beam_size, monkeypatch):
+  """A growing cache (3 phases at 24 tokens) decodes what a full-length one does; the RNN
+  states do not grow, and a search that ends in the first phase skips the others."""
+  model, params, src = tiny(family, decoder)
+  phased = decode.decode(model, params, src, max_len=24, beam_size=beam_size)
+  if family == "transformer":
+    assert int(np.max(phased.lengths)) > decode.phase_ends(24)[0]  # the later phases ran
+  monkeypatch.setattr(decode, "MAX_PHASES", 1)
+  whole = decode.decode(model, params, src, max_len=24, beam_size=beam_size)
+  np.testing.assert_array_equal(np.asarray(phased.tokens), np.asarray(whole.tokens))
+  np.testing.assert_allclose(np.asarray(phased.scores), np.asarray(whole.scores), rtol=1e-5)
+  if whole.alignment is not None:
+    np.testing.assert_allclose(np.asarray(phased.alignment), np.asarray(whole.alignment), atol=1e-6)
+
+
+def test_decoding_past_learned_positions_is_refused():
+  cfg = ml_collections.ConfigDict(dict(
+      family="transformer", dtype="float32", d_model=8, num_heads=2, d_ff=16,
+      num_encoder_layers=1, num_decoder_layers=1, dropout=0.0, attention_dropout=0.0,
+      positions="learned", norm="pre", share_embeddings=True, max_len=16))
+  model = models.build(cfg, VOCAB, VOCAB)
+  src = jnp.array([[5, 6, EOS_ID]], jnp.int32)
+  params = model.init(jax.random.PRNGKey(0), src, src)
+  with pytest.raises(ValueError, match="exceeds model.max_len"):
+    decode.decode(model, params, src, max_len=32)  # the first phase alone would fit
+
+
+@pytest.mark.parametrize("family,decoder", [("rnn", "bahdanau"), ("transformer", None)])
+def test_beam_alignment_is_the_cross_attention_of_the_chosen_tokens(family, decoder):
+  """The alignment traced back through the beam's parents is what teacher forcing the
+  returned tokens attends to; zero after EOS."""
+  model, params, src = tiny(family, decoder)
+  out = decode.beam_search(model, params, src, max_len=20, beam_size=3)
+  tokens = np.asarray(out.tokens)
+  tgt_in = np.concatenate([np.full((2, 1), BOS_ID), tokens[:, :-1]], axis=1)
+  _, inter = model.apply(params, src, jnp.asarray(tgt_in, jnp.int32), mutable=["intermediates"])
+  forced = np.asarray(inter["intermediates"]["cross_attention"][0])  # [B, T, L, H, S]
+  align = np.asarray(out.alignment)
+  for row, length in enumerate(np.asarray(out.lengths)):
+    np.testing.assert_allclose(align[row, :length], forced[row, :length], atol=1e-5)
+    assert np.all(align[row, length:] == 0.0)
+
+
+@pytest.mark.parametrize("vocab", [13, 240, 1000])
+def test_top_continuations_equal_top_k_over_every_candidate(vocab):
+  """Chunked selection gives lax.top_k's values and indices to the bit, ties (coarse logits)
+  and finished hypotheses included; 13 has no chunk size, so it is one chunk per row."""
+  batch, k = 5, 4
+  rng = np.random.default_rng(vocab)
+  logits = jnp.asarray(np.round(rng.normal(size=(batch * k, vocab)) * 2) / 2, jnp.float32)
+  score = jnp.asarray(np.round(rng.normal(size=(batch, k)) * 2) / 2 - 3, jnp.float32)
+  done = jnp.asarray(rng.random((batch, k)) < 0.3).at[0].set(True)
+
+  def every_candidate(logits, score, done):
+    frozen = jnp.full((vocab,), decode.NEG_INF).at[PAD_ID].set(0.0)
+    log_probs = jax.nn.log_softmax(logits).reshape(batch, k, vocab)
+    candidates = score[..., None] + jnp.where(done[..., None], frozen, log_probs)
+    return jax.lax.top_k(candidates.reshape(batch, k * vocab), k)
+
+  want = jax.jit(every_candidate)(logits, score, done)
+  got = jax.jit(decode.top_continuations, static_argnums=3)(logits, score, done, k)
+  np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(want[0]))
+  np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(want[1]))

@@ -3,7 +3,10 @@
 Every model has `__call__(src, tgt_in, train)`, `encode(src, train)`,
 `init_decode_state(src, max_len)` and `decode_step(tokens, state)`, and sows its attention
 maps at the top level under 'intermediates' ('cross_attention' and, for the Transformer,
-'encoder_self_attention' and 'decoder_self_attention').
+'encoder_self_attention' and 'decoder_self_attention'). A decoding-state leaf whose shape
+depends on `max_len` (the Transformer's key/value cache) holds zeros where nothing has been
+written and is read only where written: decoding allocates it short and pads it as the
+output grows (`attnjax/decode.py`).
 """
 
 import flax.linen as nn

@@ -17,8 +17,9 @@ depends on `max_len` (the Transformer's key/value cache) is allocated for the fi
 length and padded with zeros along that axis between phases, so attending to the cache and
 reordering it cost what the tokens so far need rather than what `max_len` allows. The
 contract this relies on: such a leaf is zero where nothing has been written yet, and
-`decode_step` reads only the positions it has written. The results do not depend on the
-phases (tests/test_decode.py).
+`decode_step` reads only the positions it has written. A state that does not grow (the
+RNNs') decodes in one phase. The results do not depend on the phases beyond float32
+rounding (tests/test_decode.py).
 """
 
 import math
@@ -60,20 +61,21 @@ def phase_ends(max_len: int) -> list[int]:
 
 
 def _grower(model, variables, src, max_len: int, repeat: int = 1):
-  """The first phase's state, and `grow(state, length)`, which pads every leaf whose shape
-  depends on the decoding length with zeros along that axis up to `length`."""
+  """The first phase's state, the phases' ends, and `grow(state, length)`, which pads every
+  leaf whose shape depends on the decoding length with zeros along that axis up to `length`.
+  A model whose state does not grow (the RNNs) decodes in one phase."""
   init = lambda length: model.apply(variables, src, length, method="init_decode_state")
   full = jax.eval_shape(lambda: init(max_len))  # raises here if the model cannot decode max_len
   ends = phase_ends(max_len)
-  state = init(ends[0])
-  if repeat > 1:
-    state = jax.tree.map(lambda x: jnp.repeat(x, repeat, axis=0), state)  # [B*K, ...]
-  if len(ends) == 1:
-    return state, ends, lambda state, length: state
   # The time axis of a leaf is where its shapes at the first and the full length differ.
   axes = jax.tree.map(
       lambda a, b: next((i for i, (m, n) in enumerate(zip(a.shape, b.shape)) if m != n), None),
       jax.eval_shape(lambda: init(ends[0])), full)
+  if all(axis is None for axis in jax.tree.leaves(axes, is_leaf=lambda x: x is None)):
+    ends = [max_len]
+  state = init(ends[0])
+  if repeat > 1:
+    state = jax.tree.map(lambda x: jnp.repeat(x, repeat, axis=0), state)  # [B*K, ...]
 
   def grow(state, length):
     def pad(x, axis):

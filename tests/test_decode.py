@@ -151,6 +151,14 @@ def test_decoding_in_phases_matches_one_phase(family, decoder, beam_size, monkey
     np.testing.assert_allclose(np.asarray(phased.alignment), np.asarray(whole.alignment), atol=1e-6)
 
 
+@pytest.mark.parametrize("family,decoder,loops", [("rnn", "luong", 1), ("transformer", None, 3)])
+def test_only_a_growing_state_is_decoded_in_phases(family, decoder, loops):
+  """An RNN's state does not depend on max_len, so it gets one loop, not three copies."""
+  model, params, src = tiny(family, decoder)
+  jaxpr = jax.make_jaxpr(lambda p, s: decode.greedy(model, p, s, max_len=24))(params, src)
+  assert sum(eqn.primitive.name == "while" for eqn in jaxpr.jaxpr.eqns) == loops
+
+
 def test_decoding_past_learned_positions_is_refused():
   cfg = ml_collections.ConfigDict(dict(
       family="transformer", dtype="float32", d_model=8, num_heads=2, d_ff=16,

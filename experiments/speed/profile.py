@@ -9,7 +9,9 @@ timeline of the last step in buckets: how busy each worker thread was and which 
 The timeline shows what the totals hide: phases where one thread works and the other waits,
 and gaps where a library kernel runs outside XLA's own trace events. Op names are those of
 the compiled HLO (`--hlo` writes it), e.g. `ynn_fusion.31` is a matrix product run by
-YNNPACK. Takes the flags of `attnjax bench` for the shapes.
+YNNPACK. A plain `dot` is handed to Eigen, which runs it asynchronously: its event lasts
+only as long as the hand-off, its work shows as an apparently idle thread, and whatever runs
+beside it looks slower than it is. Takes the flags of `attnjax bench` for the shapes.
 """
 
 import argparse

@@ -228,8 +228,7 @@ def beam_search(model, variables, src, max_len: int, beam_size: int, alpha: floa
   if weights is None:
     history = None
   else:
-    history = (jnp.zeros((max_len, batch, k), jnp.int32),                    # parent
-               jnp.zeros((max_len, batch, k), bool),                         # parent was done
+    history = (jnp.zeros((max_len, batch, k), jnp.int32),                    # parents
                jnp.zeros((max_len, batch, k) + weights.shape[1:], weights.dtype))
 
   def body(carry):
@@ -241,8 +240,8 @@ def beam_search(model, variables, src, max_len: int, beam_size: int, alpha: floa
     was_done = _gather(done, beam)
     state = reorder_state(new_state, state, beam)
     if history is not None:
-      parents, parent_done, cross = history
-      history = (parents.at[t].set(beam), parent_done.at[t].set(was_done),
+      parents, cross = history
+      history = (parents.at[t].set(beam),
                  cross.at[t].set(weights.reshape((batch, k) + weights.shape[1:])))
     return t + 1, token, state, out, was_done | (token == EOS_ID), score, history
 
@@ -254,23 +253,23 @@ def beam_search(model, variables, src, max_len: int, beam_size: int, alpha: floa
   normalised = score / length_penalty(_lengths(out).astype(jnp.float32), alpha)
   best = jnp.argmax(normalised, axis=-1)[:, None]                  # [B, 1]
   pick = lambda x: _gather(x, best)[:, 0]
-  align = None if history is None else _trace_back(best, steps, *history)
-  return Decoded(pick(out), pick(_lengths(out)), pick(normalised), align)
+  tokens, lengths = pick(out), pick(_lengths(out))
+  align = None if history is None else _trace_back(best, steps, lengths, *history)
+  return Decoded(tokens, lengths, pick(normalised), align)
 
 
-def _trace_back(best, steps, parents, parent_done, cross):
+def _trace_back(best, steps, lengths, parents, cross):
   """The cross-attention weights [B, max_len, ...] along hypothesis `best` [B, 1]: at step
-  t the weights its parent computed, zero where the parent had already finished; zero
-  after the last step run."""
+  t the weights its parent computed; zero from the hypothesis's length on (it had finished,
+  or the search had stopped)."""
   def back(hyp, xs):
-    t, parents, parent_done, cross = xs
+    t, parents, cross = xs
     ran = t < steps
     parent = _gather(parents, hyp)                                  # [B, 1]
-    weights = jnp.where(_gather(parent_done, hyp)[..., None, None, None] | ~ran, 0.0,
-                        _gather(cross, parent))[:, 0]
+    weights = jnp.where((t < lengths)[:, None, None, None], _gather(cross, parent)[:, 0], 0.0)
     return jnp.where(ran, parent, hyp), weights
 
-  xs = (jnp.arange(parents.shape[0]), parents, parent_done, cross)
+  xs = (jnp.arange(parents.shape[0]), parents, cross)
   _, align = jax.lax.scan(back, best, xs, reverse=True)
   return jnp.moveaxis(align, 0, 1)
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # attnjax bench at accelerator sizes in bfloat16, every family, then one table with MFU
 # against the chip's dense bf16 peak (H100/H200: 989 TFLOP/s). Five runs, most of their time
-# compilation: about 4 minutes on an H100 (the 2026-11-26 run took 416 s with the REMAT pair,
-# which alone took about 160 s of it). REMAT=1 adds Transformer-base at 1024+1024 tokens with
+# compilation: under 3 minutes on an H100 (161 s on 2026-11-27; the REMAT pair adds about
+# 160 s). REMAT=1 adds Transformer-base at 1024+1024 tokens with
 # and without --remat.
 #
 #   experiments/speed/gpu.sh                 # from anywhere; needs jax[cuda], flax, optax, ml_collections

@@ -12,26 +12,109 @@ the compiled HLO (`--hlo` writes it), e.g. `ynn_fusion.31` is a matrix product r
 YNNPACK. A plain `dot` is handed to Eigen, which runs it asynchronously: its event lasts
 only as long as the hand-off, its work shows as an apparently idle thread, and whatever runs
 beside it looks slower than it is. Takes the flags of `attnjax bench` for the shapes.
+
+On a GPU it prints instead what the device's trace holds: per step, the time of each
+compiled module, how long the GPU's streams were busy (against the step's wall time: the
+rest is the host's), and the HLO ops that took the most GPU time, alone and grouped by kind
+(`fusion`, `custom-call` (cuBLAS products), ...). `--trace-out FILE` keeps the raw trace
+(an `.xplane.pb`, readable by `jax._src.profiler.ProfileData` or TensorBoard).
 """
 
 import argparse
 import collections
 import glob
+import re
+import shutil
 import sys
 import tempfile
+import time
 
 import jax
 
 from attnjax import bench
 
 
-def _events(trace_dir):
-  """(thread, start ns, duration ns, name) for every event the profiler recorded."""
+def _trace_file(trace_dir):
+  return glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True)[0]
+
+
+def _events(path, planes=lambda name: True):
+  """(line, start ns, duration ns, name) for every event of the chosen planes in the trace."""
   from jax._src.profiler import ProfileData  # the reader of the profiler's xplane files
-  path = glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True)[0]
   data = ProfileData.from_file(path)
   return [(line.name, event.start_ns, event.duration_ns, event.name)
-          for plane in data.planes for line in plane.lines for event in line.events]
+          for plane in data.planes if planes(plane.name)
+          for line in plane.lines for event in line.events]
+
+
+def _is_gpu(plane_name):
+  return plane_name.startswith("/device:GPU:0")
+
+
+# Parts of a model step, recognised in an HLO op's `op_name` metadata (its JAX name stack),
+# first match wins.
+PARTS = (("optimizer", ("apply_gradients", "adam", "global_norm", "isfinite", "cond/")),
+         ("loss", ("log_softmax", "take_along_axis", "cross_entropy", "reduce_max")),
+         ("output layer", ("_logits", "projection")),
+         ("attention's projections", ("/qkv/", "/query/", "/kv/", "/out/")),
+         ("attention", ("attention", "_attend")),
+         ("feed-forward", ("feed_forward",)),
+         ("layernorm", ("norms", "layernorm")),
+         ("dropout", ("drop",)),
+         ("embeddings", ("embed",)))
+
+
+def _part(op_name):
+  for part, keys in PARTS:
+    if any(key in op_name.lower() for key in keys):
+      return part
+  return "other" if op_name else "unnamed"
+
+
+def _is_matmul(kernel):
+  """cuBLAS's kernels (nvjet, xmma, cutlass) and XLA's Triton matrix-product fusions."""
+  return kernel.startswith(("nvjet", "sm90_xmma", "sm80_xmma", "cutlass")) or "gemm" in kernel
+
+
+def _op_names(hlo_text):
+  """HLO instruction name -> its op_name metadata, from the compiled module's text."""
+  return {m.group(1): m.group(2) for m in re.finditer(
+      r'^\s*(?:ROOT )?%([\w.\-]+) = [^\n]*?op_name="([^"]*)"', hlo_text, re.M)}
+
+
+def device_summary(path, steps, count, wall_ms=None, hlo_text=None):
+  """Lines describing the first GPU's kernels in a trace of `steps` steps: busy and idle time,
+  time by part of the model (matrix products apart), and the longest kernels.
+
+  A kernel is named after the HLO op it runs ('loop_add_fusion_12' for 'loop_add_fusion.12');
+  with the compiled module's text, the op's JAX name says which part of the model it is.
+  """
+  kernels = sorted((start, duration, name) for line, start, duration, name
+                   in _events(path, _is_gpu) if line.startswith("Stream"))
+  if not kernels:
+    return ["no kernels on /device:GPU:0 in the trace"]
+  names = _op_names(hlo_text) if hlo_text else {}
+  op_name = lambda kernel: names.get(re.sub(r"_(\d+)$", r".\1", kernel), names.get(kernel, ""))
+  intervals = [(start, start + duration) for start, duration, _ in kernels]
+  first, last = intervals[0][0], max(end for _, end in intervals)
+  busy = _covered(intervals, first, last) / 1e6 / steps
+  span = (last - first) / 1e6 / steps
+  out = [f"GPU: {len(kernels) // steps} kernels a step, busy {busy:.2f} ms a step, idle "
+         f"{span - busy:.2f} ms a step between the first kernel and the last"
+         + (f"; {wall_ms:.2f} ms a step on the host's clock" if wall_ms else "")]
+  parts, longest = collections.Counter(), collections.Counter()
+  for _, duration, kernel in kernels:
+    ms = duration / 1e6 / steps
+    parts[("matrix products" if _is_matmul(kernel) else "other kernels",
+           _part(op_name(kernel)) if names else "")] += ms
+    longest[kernel] += ms
+  total = sum(parts.values())
+  out.append("kernel time by part of the step (ms a step):")
+  out += [f"  {ms:8.2f}  {100 * ms / total:5.1f}%  {kind}{': ' + part if part else ''}"
+          for (kind, part), ms in parts.most_common()]
+  out.append(f"the {count} longest kernels (ms a step), with their JAX op:")
+  out += [f"  {ms:8.3f}  {kernel}  {op_name(kernel)[:100]}" for kernel, ms in longest.most_common(count)]
+  return out
 
 
 def _is_op(event):
@@ -97,26 +180,43 @@ def main(argv=None):
   p.add_argument("--bucket-ms", type=float, default=20.0, help="timeline resolution")
   p.add_argument("--top", type=int, default=25, help="ops listed by total time")
   p.add_argument("--hlo", help="also write the compiled step's HLO text here")
+  p.add_argument("--trace-out", help="also copy the raw trace (.xplane.pb) to this file")
+  p.add_argument("--from-trace", metavar="XPLANE",
+                 help="GPU: summarise this saved trace (of --profile-steps steps) instead of "
+                      "running; --hlo then names the step's saved HLO text to read")
   ours, rest = p.parse_known_args(argv)
+  if ours.from_trace:
+    hlo_text = open(ours.hlo).read() if ours.hlo else None
+    print("\n".join(device_summary(ours.from_trace, ours.profile_steps, ours.top, None, hlo_text)))
+    return 0
   args = bench.parse_args(rest)
-  if jax.default_backend() != "cpu":
-    p.error(f"this reads the trace events of XLA:CPU's worker threads; the default backend is "
-            f"{jax.default_backend()!r} (run with JAX_PLATFORMS=cpu, or use the JAX profiler's "
-            f"own viewer on an accelerator)")
+  backend = jax.default_backend()
+  if backend not in ("cpu", "gpu"):
+    p.error(f"this reads CPU worker threads' or a GPU's trace events; the default backend is "
+            f"{backend!r} (use the JAX profiler's own viewer there)")
 
   model, params, batch = bench.setup(args)
   compiled, step, _ = (bench.build_train if args.task == "train" else bench.build_decode)(
       args, model, params, batch)
+  hlo_text = compiled.as_text()
   if ours.hlo:
     with open(ours.hlo, "w") as f:
-      f.write(compiled.as_text())
+      f.write(hlo_text)
   for _ in range(max(args.warmup, 1)):
     jax.block_until_ready(step())
   with tempfile.TemporaryDirectory() as trace_dir:
     with jax.profiler.trace(trace_dir):
+      start = time.perf_counter()
       for _ in range(ours.profile_steps):
         jax.block_until_ready(step())
-    events = _events(trace_dir)
+      wall_ms = (time.perf_counter() - start) * 1e3 / ours.profile_steps
+    if ours.trace_out:
+      shutil.copyfile(_trace_file(trace_dir), ours.trace_out)
+    if backend == "gpu":
+      print("\n".join(device_summary(_trace_file(trace_dir), ours.profile_steps, ours.top,
+                                      wall_ms, hlo_text)))
+      return 0
+    events = _events(_trace_file(trace_dir))
 
   print(f"ops by time per step (ms, {ours.profile_steps} steps, worker threads summed):")
   for name, ms in top_ops(events, ours.profile_steps, ours.top):

@@ -180,3 +180,29 @@ def test_profile_names_the_ops_of_the_compiled_step_and_their_threads(capsys, tm
   for row in rows:  # each thread's share of a bucket is a fraction of it
     shares = [float(w[:-1]) for w in row.split() if w.endswith("%")]
     assert shares and all(0.0 <= s <= 100.0 for s in shares)
+
+
+def test_profile_gpu_summary_splits_kernel_time_by_part(monkeypatch):
+  """The GPU summary on a made-up trace of 2 steps: busy and idle time, parts from op names."""
+  spec = importlib.util.spec_from_file_location("profile", ROOT / "experiments/speed/profile.py")
+  profile = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(profile)
+  ms = 1_000_000
+  kernels = [("Stream #7(Compute)", 0, 4 * ms, "nvjet_sm90_tst_128x128"),        # cuBLAS, no op name
+             ("Stream #7(Compute)", 4 * ms, 2 * ms, "loop_add_fusion_3"),        # feed-forward bias
+             ("Stream #9(Compute)", 5 * ms, 2 * ms, "input_reduce_fusion_12"),   # overlaps the above
+             ("Stream #7(Compute)", 10 * ms, 2 * ms, "gemm_fusion_dot_4"),       # after 3 ms idle
+             ("XLA Modules", 0, 12 * ms, "jit_train_step")]                      # not a kernel
+  monkeypatch.setattr(profile, "_events", lambda path, planes=None: kernels)
+  hlo = "\n".join([
+      '  %loop_add_fusion.3 = bf16[8,4]{1,0} fusion(%p), kind=kLoop, metadata={op_name="jit(train_step)/jvp(Transformer)/decoder_layers_0/feed_forward/ff_in/add"}',
+      '  %input_reduce_fusion.12 = f32[8]{0} fusion(%q), kind=kInput, metadata={op_name="jit(train_step)/jvp(jit(log_softmax))/reduce_max"}',
+      '  ROOT %gemm_fusion_dot.4 = bf16[8,8]{1,0} fusion(%r), kind=kCustom, metadata={op_name="jit(train_step)/jvp(Transformer)/self_attention/self_attention._attend/bthd,bhsd->bhts/dot_general"}'])
+  out = profile.device_summary("trace", 2, 3, wall_ms=7.0, hlo_text=hlo)
+  assert out[0].startswith("GPU: 2 kernels a step, busy 4.50 ms a step, idle 1.50 ms a step")
+  assert out[0].endswith("7.00 ms a step on the host's clock")
+  parts = {line.split("%  ")[1]: float(line.split()[0]) for line in out[2:6]}
+  assert parts == {"matrix products: unnamed": 2.0, "other kernels: feed-forward": 1.0,
+                   "other kernels: loss": 1.0, "matrix products: attention": 1.0}
+  assert out[7].split() == ["2.000", "nvjet_sm90_tst_128x128"]
+  assert "feed_forward/ff_in/add" in "\n".join(out)

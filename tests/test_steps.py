@@ -38,3 +38,36 @@ def test_cross_entropy_with_label_smoothing():
   want_nll = -np.take_along_axis(log_p, np.asarray(labels)[..., None], -1)[..., 0]
   np.testing.assert_allclose(nll, want_nll, rtol=1e-6)
   np.testing.assert_allclose(loss, 0.9 * want_nll - 0.1 * log_p.mean(-1), rtol=1e-6)
+
+
+def _autodiff_cross_entropy(logits, labels, label_smoothing):
+  """The definition, left to autodiff: what `steps.cross_entropy`'s own gradient must match."""
+  log_p = jax.nn.log_softmax(logits.astype(jnp.float32))
+  nll = -jnp.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
+  return (1 - label_smoothing) * nll - label_smoothing * log_p.mean(-1), nll
+
+
+def test_cross_entropy_gradient_matches_autodiff():
+  logits = 3 * jax.random.normal(jax.random.key(4), (3, 4, 11))
+  labels = jax.random.randint(jax.random.key(5), (3, 4), 0, 11).at[0, 0].set(10)
+  w_loss, w_nll = jax.random.uniform(jax.random.key(6), (2, 3, 4))  # both outputs get a cotangent
+
+  def objective(fn, eps):
+    return jax.jit(jax.grad(lambda z: jnp.sum(fn(z, labels, eps)[0] * w_loss)
+                            + jnp.sum(fn(z, labels, eps)[1] * w_nll)))
+
+  for eps in (0.0, 0.1):
+    got = objective(steps.cross_entropy, eps)(logits)
+    want = objective(_autodiff_cross_entropy, eps)(logits)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    for a, b in zip(steps.cross_entropy(logits, labels, eps), _autodiff_cross_entropy(logits, labels, eps)):
+      np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_cross_entropy_gradient_keeps_the_logits_dtype():
+  logits = jax.random.normal(jax.random.key(7), (2, 3, 9), jnp.bfloat16)
+  labels = jnp.array([[0, 1, 8], [2, 2, 5]])
+  grad = jax.grad(lambda z: steps.cross_entropy(z, labels, 0.1)[0].sum())(logits)
+  want = jax.grad(lambda z: _autodiff_cross_entropy(z, labels, 0.1)[0].sum())(logits)
+  assert grad.dtype == jnp.bfloat16
+  np.testing.assert_allclose(grad.astype(np.float32), want.astype(np.float32), atol=1e-2)

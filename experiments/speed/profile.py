@@ -13,16 +13,18 @@ YNNPACK. A plain `dot` is handed to Eigen, which runs it asynchronously: its eve
 only as long as the hand-off, its work shows as an apparently idle thread, and whatever runs
 beside it looks slower than it is. Takes the flags of `attnjax bench` for the shapes.
 
-On a GPU it prints instead what the device's trace holds: per step, the time of each
-compiled module, how long the GPU's streams were busy (against the step's wall time: the
-rest is the host's), and the HLO ops that took the most GPU time, alone and grouped by kind
-(`fusion`, `custom-call` (cuBLAS products), ...). `--trace-out FILE` keeps the raw trace
-(an `.xplane.pb`, readable by `jax._src.profiler.ProfileData` or TensorBoard).
+On a GPU it reads the device's kernels instead: per step, how long a kernel was running
+and how long the GPU sat idle (against the host's clock: the difference is time spent
+waiting for the host), kernel time by part of the model (matrix products apart; parts come
+from the JAX name of the op at the root of each fused kernel, in the compiled HLO), and the
+longest kernels. `--trace-out FILE` keeps the raw trace (an `.xplane.pb`, which TensorBoard
+also reads); `--from-trace FILE --hlo STEP.hlo` summarises a saved one on any machine.
 """
 
 import argparse
 import collections
 import glob
+import os
 import re
 import shutil
 import sys
@@ -186,6 +188,9 @@ def main(argv=None):
                       "running; --hlo then names the step's saved HLO text to read")
   ours, rest = p.parse_known_args(argv)
   if ours.from_trace:
+    for path in filter(None, (ours.from_trace, ours.hlo)):
+      if not os.path.isfile(path):
+        p.error(f"no such file: {path}")
     hlo_text = open(ours.hlo).read() if ours.hlo else None
     print("\n".join(device_summary(ours.from_trace, ours.profile_steps, ours.top, None, hlo_text)))
     return 0

@@ -55,10 +55,14 @@ def _cross_entropy_bwd(label_smoothing, residuals, cotangents):
   z = logits.astype(jnp.float32)
   eps, vocab = label_smoothing, z.shape[-1]
   grad = (g_loss + g_nll)[..., None] * jnp.exp(z - lse[..., None]) - (eps / vocab) * g_loss[..., None]
-  grad = grad.reshape(-1, vocab)
-  at_label = ((1.0 - eps) * g_loss + g_nll).reshape(-1)
-  grad = grad.at[jnp.arange(grad.shape[0]), labels.reshape(-1)].add(-at_label)
-  return grad.reshape(z.shape).astype(logits.dtype), None
+  # One scatter-add per row, vmapped over the leading axes: a scatter with batch dimensions,
+  # which a batch sharded over devices keeps local (a flattened [B*T, V] scatter made XLA
+  # all-gather its indices and updates first).
+  add_at_label = lambda row, label, value: row.at[label].add(value)
+  for _ in range(labels.ndim):
+    add_at_label = jax.vmap(add_at_label)
+  grad = add_at_label(grad, labels, -((1.0 - eps) * g_loss + g_nll))
+  return grad.astype(logits.dtype), None
 
 
 cross_entropy.defvjp(_cross_entropy_fwd, _cross_entropy_bwd)

@@ -71,8 +71,8 @@ cross_entropy.defvjp(_cross_entropy_fwd, _cross_entropy_bwd)
 def predicted_correctly(logits, labels):
   """[B, T] 1.0 where the label's logit is the largest, i.e. `argmax(logits) == labels`.
 
-  Written as `logits[label] >= max(logits)`: the max is the one `log_softmax` takes anyway,
-  so XLA shares it, and the label's logit is a gather. `argmax` fused with that max into a
+  Written as `logits[label] >= max(logits)`: the max is the one the loss takes anyway, so
+  XLA shares it, and the label's logit is a gather. `argmax` fused with that max into a
   (value, index) reduction over the [B*T, V] logits, which XLA:CPU ran at 36-40 ms a
   training step of `attnjax bench` (about 5-10% of it, `experiments/speed/README.md`). The
   two differ only when another word's logit exactly ties the label's: then this counts

@@ -77,9 +77,10 @@ def rnn_model(decoder: str = "luong", score: str = "general") -> ml_collections.
   model.num_layers = 1
   model.bidirectional = True
   model.dropout = 0.1
-  model.decoder = decoder        # seq2seq | bahdanau | luong
+  model.decoder = decoder        # seq2seq | encdec (no attention) | bahdanau | luong
   model.score = score            # dot | general | concat | additive | scaled_dot (luong)
   model.input_feeding = True     # luong
+  model.reverse_source = False   # seq2seq, encdec: read the source words last to first
   return model
 
 

@@ -17,7 +17,7 @@ import ml_collections
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
 
 from attnjax.models.attention import SCORES  # noqa: E402
-from attnjax.models.rnn import CELLS, DECODERS, RNNSeq2Seq  # noqa: E402
+from attnjax.models.rnn import ATTENTIVE, CELLS, DECODERS, RNNSeq2Seq  # noqa: E402
 from attnjax.models.transformer import NORMS, POSITIONS, Transformer  # noqa: E402
 
 FAMILIES = ('rnn', 'transformer')
@@ -60,6 +60,10 @@ def _build_rnn(cfg, src_vocab_size, tgt_vocab_size, dtype):
   if bidirectional and hidden_dim < 2:
     raise ValueError(f'model.hidden_dim={hidden_dim} must be at least 2 with '
                      'model.bidirectional=True (each direction gets hidden_dim // 2).')
+  reverse_source = bool(cfg.get('reverse_source', False))  # absent in older workdirs
+  if reverse_source and decoder in ATTENTIVE:
+    raise ValueError(f'model.reverse_source=True is for the decoders without attention, not '
+                     f'{decoder!r}, whose alignment would be drawn over reversed words.')
   luong = {}  # score and input_feeding matter to Luong's decoder only
   if decoder == 'luong':
     luong = {'score': _choice(cfg, 'score', SCORES),
@@ -73,6 +77,7 @@ def _build_rnn(cfg, src_vocab_size, tgt_vocab_size, dtype):
       bidirectional=bidirectional,
       dropout=_rate(cfg, 'dropout'),
       decoder=decoder,
+      reverse_source=reverse_source,
       dtype=dtype,
       **luong)
 

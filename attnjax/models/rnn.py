@@ -1,7 +1,9 @@
 """RNN encoder-decoders: the fixed-size bottleneck and two attentive decoders.
 
 * `seq2seq`: the decoder sees the source only through its initial state
-  (Sutskever et al. 2014).
+  (Sutskever et al. 2014), optionally with the source words reversed.
+* `encdec`: RNNencdec (Cho et al. 2014), the no-attention baseline of Bahdanau et al. 2015:
+  one fixed summary c of the source enters every decoder step and the readout.
 * `bahdanau`: RNNsearch, attention on the previous decoder state (Bahdanau et al. 2015).
 * `luong`: global attention on the current decoder state, with or without input feeding
   (Luong et al. 2015).
@@ -23,12 +25,21 @@ from attnjax.models.attention import Attention
 from attnjax.models.layers import Dense, Dropout
 
 CELLS = {'lstm': nn.OptimizedLSTMCell, 'gru': nn.GRUCell}
-DECODERS = ('seq2seq', 'bahdanau', 'luong')
+DECODERS = ('seq2seq', 'encdec', 'bahdanau', 'luong')
+ATTENTIVE = ('bahdanau', 'luong')
 
 
 def _output_of(carry):
   """A layer's output h from its carry: (c, h) for an LSTM, h for a GRU."""
   return carry[1] if isinstance(carry, tuple) else carry
+
+
+def reverse_words(src):
+  """Each row's words in reverse order, EOS and padding left in place (Sutskever et al. 2014,
+  sec. 3.3): [w_1 .. w_n, EOS, PAD ..] -> [w_n .. w_1, EOS, PAD ..]. src [B, S] -> [B, S]."""
+  words = jnp.sum(src != PAD_ID, axis=-1, keepdims=True) - 1  # [B, 1], EOS excluded
+  j = jnp.arange(src.shape[1])[None, :]  # [1, S]
+  return jnp.take_along_axis(src, jnp.where(j < words, words - 1 - j, j), axis=1)
 
 
 class Encoder(nn.Module):
@@ -123,7 +134,7 @@ class StackedCells(nn.Module):
 class Decoder(nn.Module):
   """Shared driver: teacher forcing scans `recurrence`; `step` calls it once.
 
-  Subclasses define `setup`, `init_carry(bridged)`, `prepare_memory(states, mask)`,
+  Subclasses define `setup`, `init_carry(bridged)`, `prepare_memory(states, mask, bridged)`,
   `recurrence(carry, y_emb, memory, train) -> (carry, features)` and
   `output(features, memory, train) -> (logits, alignment or None)`, where `output` works
   with or without a time axis.
@@ -146,7 +157,7 @@ class Decoder(nn.Module):
   def init_carry(self, bridged):
     return bridged
 
-  def prepare_memory(self, states, mask):
+  def prepare_memory(self, states, mask, bridged):
     """What each step reads from the source: H, its key-side projection and the mask."""
     return {'keys': states, 'prepared_keys': self.attention.prepare_keys(states), 'mask': mask}
 
@@ -175,7 +186,7 @@ class Seq2SeqDecoder(Decoder):
     self.drop = Dropout(self.dropout)
     self.projection = Dense(self.vocab_size, dtype=self.dtype)
 
-  def prepare_memory(self, states, mask):
+  def prepare_memory(self, states, mask, bridged):
     return {}
 
   def recurrence(self, carry, y_emb, memory, train):
@@ -183,6 +194,37 @@ class Seq2SeqDecoder(Decoder):
 
   def output(self, s, memory, train):
     return self._project(s, train), None
+
+
+class EncDecDecoder(Decoder):
+  """RNNencdec (Cho et al. 2014; the baseline of Bahdanau et al. 2015): no attention, but the
+  encoder's fixed summary c, the top layer's bridged final state, is read at every step.
+
+  s_0 = the bridged final states, s_i = f(s_{i-1}, [E y_{i-1}; c])   (Cho et al. 2014, eq. 2-3)
+  t_i = tanh(W_o [s_i; c; E y_{i-1}]), p(y_i) = softmax(W t_i)       (as RNNsearch's readout)
+  """
+
+  def setup(self):
+    self.cells = self._cells()
+    self.readout = Dense(self.hidden_dim, dtype=self.dtype)
+    self.drop = Dropout(self.dropout)
+    self.projection = Dense(self.vocab_size, dtype=self.dtype)
+
+  def prepare_memory(self, states, mask, bridged):
+    return {'summary': _output_of(bridged[-1])}  # c [B, hidden]
+
+  def recurrence(self, carry, y_emb, memory, train):
+    c = memory['summary'].astype(y_emb.dtype)
+    carry, s = self.cells(carry, jnp.concatenate([y_emb, c], axis=-1), train)
+    return carry, (s, y_emb)
+
+  def output(self, features, memory, train):
+    s, y_emb = features
+    c = memory['summary'].astype(s.dtype)
+    if s.ndim == 3:  # teacher forcing: [B, T, hidden]
+      c = jnp.broadcast_to(c[:, None, :], s.shape[:2] + c.shape[-1:])
+    t = jnp.tanh(self.readout(jnp.concatenate([s, c, y_emb], axis=-1)))  # [..., hidden]
+    return self._project(t, train), None
 
 
 class BahdanauDecoder(Decoder):
@@ -269,7 +311,8 @@ class RNNSeq2Seq(nn.Module):
 
   Decoding state: {'carry': the decoder's carry (per layer: (c, h) [B, hidden] each for an
   LSTM, h for a GRU; for Luong with input feeding, (that, h~ [B, hidden])), 'memory':
-  {'keys': H [B, S, Dk], 'prepared_keys': [B, S, D'], 'mask': [B, S]} ({} for seq2seq)}.
+  {'keys': H [B, S, Dk], 'prepared_keys': [B, S, D'], 'mask': [B, S]} for attention,
+  {'summary': c [B, hidden]} for encdec, {} for seq2seq}.
   """
 
   src_vocab_size: int
@@ -283,6 +326,7 @@ class RNNSeq2Seq(nn.Module):
   decoder: str = 'luong'
   score: str = 'general'
   input_feeding: bool = True
+  reverse_source: bool = False
   dtype: Any = jnp.float32
 
   def setup(self):
@@ -296,6 +340,8 @@ class RNNSeq2Seq(nn.Module):
             self.dtype)
     if self.decoder == 'seq2seq':
       self.decoder_net = Seq2SeqDecoder(*args)
+    elif self.decoder == 'encdec':
+      self.decoder_net = EncDecDecoder(*args)
     elif self.decoder == 'bahdanau':
       self.decoder_net = BahdanauDecoder(*args)
     elif self.decoder == 'luong':
@@ -304,14 +350,20 @@ class RNNSeq2Seq(nn.Module):
       raise ValueError(f'RNN decoder {self.decoder!r} is not one of {", ".join(DECODERS)}.')
 
   def encode(self, src, train: bool = False):
-    """src [B, S] -> {'states': H [B, S, Dk], 'final': per-layer carries, 'mask': [B, S]}."""
+    """src [B, S] -> {'states': H [B, S, Dk], 'final': per-layer carries, 'mask': [B, S]}.
+
+    With `reverse_source` the encoder reads the words last to first; H stays in that order.
+    """
+    if self.reverse_source:
+      src = reverse_words(src)
     states, final, mask = self.encoder(src, train)
     return {'states': states, 'final': final, 'mask': mask}
 
   def _start(self, src, train):
     encoded = self.encode(src, train)
-    carry = self.decoder_net.init_carry(self.bridge(encoded['final']))
-    return carry, self.decoder_net.prepare_memory(encoded['states'], encoded['mask'])
+    bridged = self.bridge(encoded['final'])
+    carry = self.decoder_net.init_carry(bridged)
+    return carry, self.decoder_net.prepare_memory(encoded['states'], encoded['mask'], bridged)
 
   def __call__(self, src, tgt_in, train: bool = False):
     """Teacher forcing: src [B, S], tgt_in [B, T] -> logits [B, T, V] (float32)."""

@@ -26,6 +26,10 @@ TRANSFORMER = dict(family='transformer', dtype='float32', d_model=16, num_heads=
                    share_embeddings=False, max_len=16)
 CONFIGS = {
     'seq2seq-bigru-2layers': {**RNN, 'cell': 'gru', 'bidirectional': True, 'num_layers': 2},
+    'seq2seq-reversed-lstm': {**RNN, 'reverse_source': True},
+    'encdec-bilstm': {**RNN, 'decoder': 'encdec', 'bidirectional': True},
+    'encdec-reversed-gru-2layers': {**RNN, 'decoder': 'encdec', 'cell': 'gru', 'num_layers': 2,
+                                    'reverse_source': True},
     'bahdanau-bilstm-2layers': {**RNN, 'decoder': 'bahdanau', 'bidirectional': True,
                                 'num_layers': 2},
     'luong-feeding-general-bilstm': {**RNN, 'decoder': 'luong', 'bidirectional': True},
@@ -106,7 +110,7 @@ def test_step_decoding_reproduces_teacher_forcing(run):
 
 
 def test_step_cross_attention_equals_teacher_forced(run):
-  if run.cfg.family == 'rnn' and run.cfg.decoder == 'seq2seq':
+  if run.cfg.family == 'rnn' and run.cfg.decoder in ('seq2seq', 'encdec'):
     assert run.intermediates == {} and run.step_cross is None  # no alignment to show
     return
   cross = run.intermediates['cross_attention'][0]  # [B, T, L, H, S]
@@ -174,6 +178,7 @@ def test_parameters_stay_float32_under_bfloat16(family):
     ({**RNN, 'dtype': 'float16'}, (13, 17), 'model.dtype'),
     ({**RNN, 'cell': 'rnn'}, (13, 17), 'model.cell'),
     ({**RNN, 'decoder': 'pointer'}, (13, 17), 'model.decoder'),
+    ({**RNN, 'decoder': 'bahdanau', 'reverse_source': True}, (13, 17), 'model.reverse_source'),
     ({**RNN, 'decoder': 'luong', 'score': 'cosine'}, (13, 17), 'model.score'),
     ({**RNN, 'hidden_dim': 0}, (13, 17), 'model.hidden_dim'),
     ({**RNN, 'bidirectional': True, 'hidden_dim': 1}, (13, 17), 'model.hidden_dim'),

@@ -24,6 +24,26 @@ def corpus_scores(hypotheses: list[str], references: list[str]) -> dict:
           "chrf_signature": str(chrf.get_signature()), "sentences": len(hypotheses)}
 
 
+def paired_bootstrap(systems: list[tuple[str, list[str]]], references: list[str],
+                     samples: int = 1000) -> tuple[str, list[dict]]:
+  """sacreBLEU's paired bootstrap resampling (Koehn 2004) of each system against the first.
+
+  systems: (name, hypotheses) pairs, all over the same `references`; the first is the
+  baseline. Returns the test's signature and, per system, its BLEU, the bootstrap mean and
+  95% confidence half-width, and the p-value of its difference from the baseline (None for
+  the baseline itself). The resampling is seeded (sacreBLEU's SACREBLEU_SEED, 12345 unless set).
+  A system identical to the baseline gets p = 1 / (samples + 1): sacreBLEU counts only
+  resampled differences strictly above the observed one, by design.
+  """
+  from sacrebleu.significance import PairedTest
+  test = PairedTest(systems, {"BLEU": sacrebleu.metrics.BLEU()}, [references], test_type="bs",
+                    n_samples=samples)
+  signatures, results = test()
+  rows = [{"system": name, "bleu": r.score, "mean": float(r.mean), "ci": float(r.ci),
+           "p_value": r.p_value} for name, r in zip(results["System"], results["BLEU"])]
+  return str(signatures["BLEU"]), rows
+
+
 def length_buckets(sources: list[str], hypotheses: list[str], references: list[str],
                    width: int = 10) -> list[dict]:
   """BLEU per bucket of source length in whitespace tokens: [0, width), [width, 2*width), ..."""

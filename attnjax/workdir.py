@@ -1,6 +1,8 @@
 """What `eval`, `translate` and `align` need, read from a workdir and nothing else."""
 
 import dataclasses
+import functools
+import math
 import pathlib
 
 import jax
@@ -27,6 +29,21 @@ class Trained:
                       max_src_len=self.config.data.max_src_len, max_len=dec.max_len,
                       beam_size=dec.beam_size if beam_size is None else beam_size,
                       alpha=dec.length_penalty, batch_size=batch_size)
+
+
+  def perplexity(self, data_cfg, split: str) -> float:
+    """exp(mean per-token negative log-likelihood) of `split` of `data_cfg`'s corpus,
+    teacher-forced, no label smoothing; every pair counts (long ones cut to fit, as in
+    `pipeline.eval_batches`)."""
+    from attnjax.data import pipeline
+    from attnjax.train import steps
+    eval_step = jax.jit(functools.partial(steps.eval_step, model=self.model))
+    totals = None
+    for batch in pipeline.eval_batches(data_cfg, split, num_devices=1):
+      sums = eval_step(self.params, batch)
+      totals = sums if totals is None else jax.tree.map(jax.numpy.add, totals, sums)
+    totals = jax.device_get(totals)
+    return math.exp(float(totals["nll"]) / max(float(totals["tokens"]), 1.0))
 
 
 def load(workdir, step: int | None = None) -> Trained:

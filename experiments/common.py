@@ -77,7 +77,8 @@ def train(config, workdir: pathlib.Path, progress: bool = True) -> dict:
 
 
 def score_test(workdir: pathlib.Path, width: int = 5, batch_size: int = 64, test_data=None) -> dict:
-  """Test BLEU and BLEU per `width`-token source-length bin, greedy; kept in `experiment_test.json`.
+  """Test BLEU, BLEU per `width`-token source-length bin (greedy) and test perplexity; kept in
+  `experiment_test.json`, the sources, references and hypotheses in `experiment_test.tsv`.
 
   `test_data`: the data section whose test split to translate (default: the workdir's own).
   Sources are decoded sorted by length, so each batch is padded to about its own length.
@@ -94,7 +95,8 @@ def score_test(workdir: pathlib.Path, width: int = 5, batch_size: int = 64, test
   pairs.sort(key=lambda pair: len(pair[0].split()))
   start = time.perf_counter()
   report, hyps = evaluate.evaluate(trained.translator(1, batch_size=batch_size), pairs, width)
-  report.update(step=trained.step, test_data=data_cfg.name, decode_seconds=round(time.perf_counter() - start, 1))
+  report.update(step=trained.step, test_data=data_cfg.name, decode_seconds=round(time.perf_counter() - start, 1),
+                ppl=trained.perplexity(data_cfg, "test"))
   path.write_text(json.dumps(report, indent=2) + "\n")
   (workdir / "experiment_test.tsv").write_text("".join(f"{s}\t{r}\t{h}\n" for (s, r), h in zip(pairs, hyps)))
   print(f"  {workdir}: test BLEU {report['bleu']:.2f} on {len(pairs)} sentences "

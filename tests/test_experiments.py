@@ -41,7 +41,7 @@ def bottleneck_run(tmp_path_factory, data_dir):
 
 def test_bottleneck_reports_bleu_for_every_length_bin_and_model(bottleneck_run, data_dir):
   from attnjax.data.pipeline import load_pairs
-  config = bottleneck.make_config("seq2seq", "30", "smoke", str(data_dir))
+  config = bottleneck.make_config("encdec", "30", "smoke", str(data_dir))
   sources = [s for s, _ in load_pairs(config.data, "test")]
   bins = sorted({len(s.split()) // bottleneck.BUCKET_WIDTH for s in sources})
   report = bottleneck_run / "report"
@@ -58,28 +58,36 @@ def test_bottleneck_reports_bleu_for_every_length_bin_and_model(bottleneck_run, 
 
 def test_alignments_draw_a_heatmap_per_sentence_for_attentive_models(bottleneck_run, data_dir, tmp_path):
   runs = bottleneck_run / "runs" / "smoke"
-  args = _args(tmp_path, data_dir) + ["--workdirs", str(runs / "bahdanau-50"), str(runs / "seq2seq-30")]
+  args = _args(tmp_path, data_dir) + ["--workdirs", str(runs / "bahdanau-50"), str(runs / "encdec-30")]
   assert alignments.main(args) == 0
   from experiments.alignments.report import number_sentences
   sentences = number_sentences()
   md = (tmp_path / "report" / "results_smoke.md").read_text()
   for k, (_, source, reference) in enumerate(sentences):
     assert _is_png(tmp_path / "report" / "smoke" / f"bahdanau-50_{k}.png")
-    assert not (tmp_path / "report" / "smoke" / f"seq2seq-30_{k}.png").exists()  # no attention
+    assert not (tmp_path / "report" / "smoke" / f"encdec-30_{k}.png").exists()  # no attention
   rows = _table(md, "phenomenon")  # the first model's table
   assert [(r[1], r[2]) for r in rows] == [(s, r) for _, s, r in sentences]
   assert md.count("no attention") == len(sentences)
 
 
-def test_scores_report_mean_and_std_over_seeds(tmp_path, data_dir):
+def test_scores_report_mean_and_std_over_seeds_and_significance(tmp_path, data_dir):
   assert scores.main(_args(tmp_path, data_dir)) == 0
   md = (tmp_path / "report" / "results_smoke.md").read_text()
   rows = {(r[0], r[1]): r for r in _table(md, "score")}
   assert set(rows) == {(s, "yes" if f else "no") for s, f, _ in scores.GRID["smoke"]}
-  assert rows[("dot", "yes")][2] == "2" and "±" in rows[("dot", "yes")][5]
-  assert rows[("general", "no")][2] == "1" and re.fullmatch(r"\d+\.\d\d", rows[("general", "no")][5])
+  number = r"\d+\.\d\d"
+  assert rows[("dot", "yes")][2] == "2" and "±" in rows[("dot", "yes")][6]
+  assert rows[("general", "no")][2] == "1" and re.fullmatch(number, rows[("general", "no")][6])
+  assert re.fullmatch(number, rows[("general", "no")][5])  # test perplexity
   assert len(_table(md.split("## Every run")[1], "score")) == len(scores.GRID["smoke"])
-  assert _is_png(tmp_path / "report" / "scores_smoke.png")
+  # two variants: the better one against the other, over the one seed both have
+  (sig,) = _table(md.split("## Significance")[1], "best")
+  assert {sig[0], sig[2]} == {"dot, feeding", "general, no feeding"} and sig[4] == "1"
+  assert 0.0 <= float(sig[5]) <= 1.0 and sig[6] in ("yes", "no")
+  assert "bs:1000" in md
+  for name in ("scores_smoke.png", "curves_smoke.png"):
+    assert _is_png(tmp_path / "report" / name)
 
 
 def test_parallelism_finds_one_loop_of_n_steps_per_rnn_layer_and_none_in_the_transformer(tmp_path, data_dir):
@@ -104,3 +112,25 @@ def test_parallelism_finds_one_loop_of_n_steps_per_rnn_layer_and_none_in_the_tra
   assert len(_table(md, "devices")) == 2 * len(parallelism.SETTINGS["smoke"]["device_models"]) * 2
   for name in ("step_time_smoke.png", "devices_smoke.png"):
     assert _is_png(report / name)
+
+
+def test_bottleneck_claims_are_computed_from_the_hypotheses():
+  from experiments.bottleneck import report
+  short = " ".join(["word"] * 5)
+  long = " ".join(["word"] * 55)
+  ref = "le vieil homme a vu la voiture rouge de sa fille ."
+  encdec = [(short, ref, ref)] * 4 + [(long, ref, "rien")] * 4  # 100 short, 0 long
+  bahdanau = [(short, ref, ref)] * 4 + [(long, ref, ref)] * 4
+  runs = {"encdec-50": {"triples": encdec, "test": {"by_length": []}},
+          "bahdanau-50": {"triples": bahdanau,
+                          "test": {"by_length": [{"min_len": 5, "max_len": 9, "bleu": 100.0},
+                                                 {"min_len": 45, "max_len": 49, "bleu": 85.0},
+                                                 {"min_len": 50, "max_len": 54, "bleu": 20.0}]}}}
+  assert report.bleu_between(encdec, 0, 9) == pytest.approx(100.0)
+  assert report.bleu_between(encdec, 50, 99) == 0.0
+  assert report.bleu_between(encdec, 10, 20) is None
+  rows = {(r[0], r[1].split(" (")[0]): (r[2], r[4]) for r in report.claims(runs)}
+  assert rows[("encdec-50", "BLEU on 0-9-word sources")] == ("100.00", "yes")
+  assert rows[("encdec-50", "drop from 0-9 to 50+ words")] == ("100.00", "yes")
+  # the 50-54 bin is past the 50-word limit of the claim; 45-49 is the worst inside it
+  assert rows[("bahdanau-50", "largest decline below 50 words")] == ("15.00", "no")

@@ -13,8 +13,8 @@ before the verb, the passive, two clauses. A workdir trained on `numbers` gets n
 
 Workdirs, unless given with --workdirs:
   smoke     a tiny RNNsearch and a tiny Transformer, trained here on numbers:fr for 3 steps.
-  cpu/full  experiment 1's attentive models trained on long50:
-            runs/experiments/bottleneck/<preset>/{bahdanau,luong,transformer}-50.
+  cpu/full  experiment 1's attentive models trained on long50 (cpu: bahdanau; full: also
+            luong and transformer): runs/experiments/bottleneck/<preset>/<model>-50.
 Expected wall time for the cpu preset, an estimate: under a minute (a few sentences per model),
 once experiment 1 has run. The report is `results_<preset>.md` with PNGs in `<preset>/`.
 """
@@ -23,8 +23,9 @@ import pathlib
 import sys
 
 from experiments import common
+from experiments.bottleneck import run as bottleneck
 
-BOTTLENECK_MODELS = ("bahdanau", "luong", "transformer")
+ATTENTIVE = ("bahdanau", "luong", "transformer")
 SMOKE_MODELS = {"bahdanau": "configs/rnn_bahdanau.py", "transformer": "configs/transformer.py:size=tiny"}
 
 
@@ -37,7 +38,8 @@ def default_workdirs(args) -> list[pathlib.Path]:
       workdirs.append(workdir)
     return workdirs
   root = pathlib.Path("runs/experiments/bottleneck") / args.preset
-  workdirs = [root / f"{model}-50" for model in BOTTLENECK_MODELS]
+  workdirs = [root / f"{model}-50" for model, corpus in bottleneck.RUNS[args.preset]
+              if corpus == "50" and model in ATTENTIVE]
   missing = [str(w) for w in workdirs if not (w / "train_done.json").exists()]
   if missing:
     raise SystemExit(f"experiment 1 has not trained {', '.join(missing)}; run `python -m "

@@ -2,28 +2,27 @@ r"""Experiment 1: the bottleneck against attention, BLEU by sentence length (Bah
 
     python -m experiments.bottleneck.run --preset cpu      # then: python -m experiments.bottleneck.report
 
-An RNN encoder-decoder without attention (`configs/rnn_seq2seq.py`), RNNsearch
-(`configs/rnn_bahdanau.py`), Luong attention (`configs/rnn_luong.py:score=general`) and the
-Transformer (`configs/transformer.py:size=small`), each trained on `en_fr_synth:long30` and
-`:long50` (the -30 and -50 models: training sources of at most 30 or 50 words). All eight
-are scored, greedy, on one test set: long50's, balanced over 5-word source-length bins up to
-75 words (40 sentences a bin; a source in any preset's test split is in no preset's training
-split, since the split is a hash of the source). Workdirs go to `<out>/<preset>/<model>-<30|50>`;
-a finished run is skipped and an interrupted one resumes, so the command can be rerun.
+Bahdanau's two families, each trained on `en_fr_synth:long30` and `:long50` (the -30 and -50
+models: training sources of at most 30 or 50 words):
+  encdec    RNNencdec (`configs/rnn_encdec.py`): no attention; the encoder's fixed summary
+            enters every decoder step (Cho et al. 2014, Bahdanau's baseline).
+  bahdanau  RNNsearch (`configs/rnn_bahdanau.py`): additive attention over every encoder state.
+The `full` preset adds Sutskever's seq2seq with reversed source words
+(`configs/rnn_seq2seq.py:reverse=1`), Luong attention and the Transformer.
+All are scored, greedy, on one test set: long50's, balanced over 5-word source-length bins
+up to 75 words (40 sentences a bin; a source in any preset's test split is in no preset's
+training split, since the split is a hash of the source). Workdirs go to
+`<out>/<preset>/<model>-<30|50>`; a finished run is skipped and an interrupted one resumes,
+so the command can be rerun, and the report is rewritten after every run.
 
 Presets:
-  smoke  two runs, seq2seq-30 and bahdanau-50, both tiny on numbers:fr for 3 steps: seconds
+  smoke  two runs, encdec-30 and bahdanau-50, both tiny on numbers:fr for 3 steps: seconds
          (tests/test_experiments.py).
-  cpu    the configs' model sizes, batch 64, a step budget per model aiming at about 8 minutes
-         of training each on 2 CPU cores (STEPS below). Chosen from the Luong model's steady rate
-         on en_fr_synth:quick (about 2.5 steps/s at batch 64 with both cores to itself), scaled by
-         the corpora's mean lengths (long30 about 1.2 times quick's, long50 about 1.9 times) and by
-         rough relative costs of the other models; not measured on long30/long50. Expected wall
-         time, an estimate: about 65 minutes of training for the 8 models, 10-15 minutes to
-         generate and prepare the two corpora once, 1-2 minutes of test decoding per model (600
-         sentences in batches of 64 sorted by length): about 1 h 40 min, and up to twice that
-         when other jobs share the cores.
-  full   20,000 steps per model (a GPU).
+  cpu    the four models of Figure 2 at the configs' sizes (embed 128, hidden 256, a
+         bidirectional LSTM encoder), batch 64, STEPS below: about 2 h 20 min on 2 CPU cores
+         with nothing else running, test decoding included (`results_cpu.md` gives each
+         run's time).
+  full   every model, 20,000 steps each (a GPU).
 """
 
 import sys
@@ -31,37 +30,38 @@ import sys
 from experiments import common
 
 MODELS = {
-    "seq2seq": "configs/rnn_seq2seq.py",
+    "encdec": "configs/rnn_encdec.py",
     "bahdanau": "configs/rnn_bahdanau.py",
+    "seq2seq_reversed": "configs/rnn_seq2seq.py:reverse=1",
     "luong": "configs/rnn_luong.py:score=general",
     "transformer": "configs/transformer.py:size=small",
 }
 CORPORA = {"30": "en_fr_synth:long30", "50": "en_fr_synth:long50"}
-ALL_RUNS = [(model, corpus) for corpus in CORPORA for model in MODELS]
-RUNS = {"smoke": [("seq2seq", "30"), ("bahdanau", "50")], "cpu": ALL_RUNS, "full": ALL_RUNS}
+FIGURE_2 = [("bahdanau", "50"), ("encdec", "50"), ("encdec", "30"), ("bahdanau", "30")]
+RUNS = {"smoke": [("encdec", "30"), ("bahdanau", "50")], "cpu": FIGURE_2,
+        "full": [(model, corpus) for model in MODELS for corpus in CORPORA]}
 
-# Training steps. cpu: about 8 minutes per model on 2 cores (an estimate, see above).
+# Training steps (batch 64). cpu: long30 has 40,000 pairs, 625 steps an epoch.
 STEPS = {
-    "smoke": {"30": dict.fromkeys(MODELS, 3), "50": dict.fromkeys(MODELS, 3)},  # on numbers:fr
-    "cpu": {"30": {"seq2seq": 1500, "bahdanau": 1000, "luong": 1000, "transformer": 1500},
-            "50": {"seq2seq": 1000, "bahdanau": 650, "luong": 650, "transformer": 1000}},
-    "full": {"30": dict.fromkeys(MODELS, 20_000), "50": dict.fromkeys(MODELS, 20_000)},
+    "smoke": dict.fromkeys(CORPORA, 3),  # on numbers:fr
+    "cpu": {"30": 2000, "50": 2500},
+    "full": dict.fromkeys(CORPORA, 20_000),
 }
 # Test sources reach 75 words: room for them in subwords, and for their translations.
-MAX_SRC_LEN, MAX_TGT_LEN, DECODE_MAX_LEN = 128, 160, 160
+MAX_SRC_LEN, MAX_TGT_LEN, DECODE_MAX_LEN = 144, 160, 160
 BUCKET_WIDTH = 5
 
 
 def make_config(model: str, corpus: str, preset: str, data_dir: str = ""):
   config = common.load_config(MODELS[model])
-  steps = STEPS[preset][corpus][model]
+  steps = STEPS[preset][corpus]
   if preset == "smoke":
     return common.make_tiny(config, data_dir, steps)
   config.data.update(name=CORPORA[corpus], max_src_len=MAX_SRC_LEN, max_tgt_len=MAX_TGT_LEN)
   if data_dir:
     config.data.data_dir = data_dir
   config.decode.max_len = DECODE_MAX_LEN
-  config.train.update(num_steps=steps, eval_every=steps, eval_samples=100,
+  config.train.update(num_steps=steps, eval_every=max(1, steps // 6), eval_samples=0,
                       checkpoint_every=min(500, steps))
   return config
 
@@ -69,8 +69,9 @@ def make_config(model: str, corpus: str, preset: str, data_dir: str = ""):
 def main(argv=None) -> int:
   args = common.parser("bottleneck", __doc__).parse_args(argv)
   root = common.runs_dir(args)
-  test_data = make_config("luong", "50", args.preset, args.data_dir).data
+  test_data = make_config("bahdanau", "50", args.preset, args.data_dir).data
   runs = RUNS[args.preset]
+  from experiments.bottleneck import report
   for i, (model, corpus) in enumerate(runs, 1):
     print(f"[{i}/{len(runs)}] {model}-{corpus}", flush=True)
     workdir = root / f"{model}-{corpus}"
@@ -78,8 +79,7 @@ def main(argv=None) -> int:
                  progress=args.preset != "smoke")
     common.score_test(workdir, BUCKET_WIDTH, batch_size=256 if args.preset == "smoke" else 64,
                       test_data=test_data)
-  from experiments.bottleneck import report
-  report.write(root, args.preset, args.report_dir)
+    report.write(root, args.preset, args.report_dir)
   return 0
 
 

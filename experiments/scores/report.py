@@ -1,13 +1,20 @@
-r"""Experiment 3's report: validation perplexity and test BLEU per score and input feeding.
+r"""Experiment 3's report: perplexity and test BLEU per score and input feeding, with significance.
 
     python -m experiments.scores.report --preset cpu
 
-Reads `<out>/<preset>/<score>-feed<f>-seed<s>/{train_done,experiment_test}.json` and writes
-`results_<preset>.md` and `scores_<preset>.png` into the report folder.
+Reads every `<out>/<preset>/<score>-feed<f>-seed<s>/` that holds `experiment_test.json` (with
+`train_done.json`, `metrics.jsonl` and `experiment_test.tsv`) and writes `results_<preset>.md`,
+`scores_<preset>.png` and `curves_<preset>.png` into the report folder.
+
+Significance: the variant with the best mean test BLEU is the baseline; each other variant is
+compared with it by sacreBLEU's paired bootstrap resampling (1,000 resamples) over the test
+sentences of the seeds both have, each seed's hypotheses in turn (seed 0's test set, then seed
+1's, ...), so a resample draws sentences and seeds together.
 """
 
 import json
 import pathlib
+import re
 import statistics
 import sys
 
@@ -16,38 +23,88 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from attnjax import evaluate  # noqa: E402
 from experiments import common  # noqa: E402
-from experiments.scores.run import GRID, run_name  # noqa: E402
+
+RUN = re.compile(r"(?P<score>\w+?)-feed(?P<feed>[01])-seed(?P<seed>\d+)")
+ALPHA = 0.05
+
+
+def _load(root: pathlib.Path) -> dict[tuple[str, int], list[dict]]:
+  """(score, feed) -> its finished runs, by seed."""
+  groups: dict[tuple[str, int], list[dict]] = {}
+  for workdir in sorted(root.iterdir()) if root.is_dir() else []:
+    match = RUN.fullmatch(workdir.name)
+    if not match or not (workdir / "experiment_test.json").exists():
+      continue
+    train = json.loads((workdir / "train_done.json").read_text())
+    test = json.loads((workdir / "experiment_test.json").read_text())
+    lines = (workdir / "experiment_test.tsv").read_text().splitlines()
+    metrics = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+    groups.setdefault((match["score"], int(match["feed"])), []).append({
+        "seed": int(match["seed"]), "step": train["step"], "val_ppl": train.get("val_ppl"),
+        "test_ppl": test.get("ppl"), "bleu": test["bleu"],
+        "references": [l.split("\t")[1] for l in lines], "hypotheses": [l.split("\t")[2] for l in lines],
+        "curve": [(m["step"], m["val_ppl"]) for m in metrics if "val_ppl" in m]})
+  for runs in groups.values():
+    runs.sort(key=lambda r: r["seed"])
+  return groups
+
+
+def _name(score: str, feed: int) -> str:
+  return f"{score}, {'feeding' if feed else 'no feeding'}"
+
+
+def significance(groups: dict) -> tuple[str, list[list]]:
+  """Paired bootstrap of every variant against the best (by mean BLEU), over common seeds."""
+  best = max(groups, key=lambda key: statistics.mean(r["bleu"] for r in groups[key]))
+  rows, signature = [], ""
+  for key in groups:
+    if key == best:
+      continue
+    seeds = sorted({r["seed"] for r in groups[best]} & {r["seed"] for r in groups[key]})
+    if not seeds:
+      continue
+    pick = lambda k, field: [x for r in groups[k] if r["seed"] in seeds for x in r[field]]
+    signature, (base, other) = evaluate.paired_bootstrap(
+        [(_name(*best), pick(best, "hypotheses")), (_name(*key), pick(key, "hypotheses"))],
+        pick(best, "references"))
+    rows.append([_name(*best), f"{base['bleu']:.2f} ± {base['ci']:.2f}", _name(*key),
+                 f"{other['bleu']:.2f} ± {other['ci']:.2f}", len(seeds), f"{other['p_value']:.4f}",
+                 "yes" if other["p_value"] < ALPHA else "no"])
+  return signature, rows
 
 
 def write(root, preset: str, report_dir) -> list[pathlib.Path]:
   root, report_dir = pathlib.Path(root), pathlib.Path(report_dir)
-  groups: dict[tuple[str, int], list[dict]] = {}
-  for score, feed, seed in GRID[preset]:
-    workdir = root / run_name(score, feed, seed)
-    if (workdir / "experiment_test.json").exists():
-      train = json.loads((workdir / "train_done.json").read_text())
-      test = json.loads((workdir / "experiment_test.json").read_text())
-      groups.setdefault((score, feed), []).append(
-          {"seed": seed, "val_ppl": train.get("val_ppl"), "bleu": test["bleu"], "step": train["step"]})
+  groups = _load(root)
   if not groups:
     raise SystemExit(f"no finished runs under {root}; run `python -m experiments.scores.run "
                      f"--preset {preset}` first")
   report_dir.mkdir(parents=True, exist_ok=True)
   rows = [[score, "yes" if feed else "no", len(runs), runs[0]["step"],
-           common.mean_std([r["val_ppl"] for r in runs]), common.mean_std([r["bleu"] for r in runs])]
+           common.mean_std([r["val_ppl"] for r in runs]), common.mean_std([r["test_ppl"] for r in runs]),
+           common.mean_std([r["bleu"] for r in runs])]
           for (score, feed), runs in groups.items()]
-  seed_rows = [[score, "yes" if feed else "no", r["seed"], r["val_ppl"], r["bleu"]]
+  seed_rows = [[score, "yes" if feed else "no", r["seed"], r["val_ppl"], r["test_ppl"] or "–", r["bleu"]]
                for (score, feed), runs in groups.items() for r in runs]
-  md, png = report_dir / f"results_{preset}.md", report_dir / f"scores_{preset}.png"
+  signature, sig_rows = significance(groups)
+  md = report_dir / f"results_{preset}.md"
+  png, curves = report_dir / f"scores_{preset}.png", report_dir / f"curves_{preset}.png"
   md.write_text(
       f"# Luong attention scores and input feeding ({preset} preset)\n\n"
-      "Validation perplexity at the last step and greedy test BLEU (sacreBLEU), mean ± standard "
-      "deviation over seeds (Luong et al. 2015, Table 4).\n\n"
-      + common.table(["score", "input feeding", "seeds", "steps", "val ppl", "test BLEU"], rows)
+      "Validation perplexity at the last step, test perplexity and greedy test BLEU (sacreBLEU), "
+      "mean ± standard deviation over seeds (Luong et al. 2015, Table 4).\n\n"
+      + common.table(["score", "input feeding", "seeds", "steps", "val ppl", "test ppl", "test BLEU"], rows)
+      + "\n## Significance against the best variant\n\n"
+      + (f"sacreBLEU's paired bootstrap resampling (`{signature}`) over the test sentences of the "
+         "seeds both variants have, seed after seed; BLEU ± the 95% confidence half-width; "
+         f"significant when p < {ALPHA}.\n\n"
+         + common.table(["best", "BLEU", "against", "BLEU", "seeds", "p", "significant"], sig_rows)
+         if sig_rows else "Only one variant has finished; nothing to compare.\n")
       + "\n## Every run\n\n"
-      + common.table(["score", "input feeding", "seed", "val ppl", "test BLEU"], seed_rows)
-      + f"\n![BLEU by score]({png.name})\n")
+      + common.table(["score", "input feeding", "seed", "val ppl", "test ppl", "test BLEU"], seed_rows)
+      + f"\n![BLEU by score]({png.name})\n\n![Validation perplexity]({curves.name})\n")
 
   scores = list(dict.fromkeys(score for score, _ in groups))
   fig, ax = plt.subplots(figsize=(7, 4))
@@ -67,8 +124,22 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
   ax.legend(fontsize=8)
   ax.grid(alpha=0.3, axis="y")
   common.save_figure(fig, png)
-  print(f"wrote {md} and {png}")
-  return [md, png]
+
+  fig, ax = plt.subplots(figsize=(7, 4))
+  colors = dict(zip(scores, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+  for (score, feed), runs in groups.items():
+    for i, r in enumerate(runs):
+      if r["curve"]:
+        ax.plot(*zip(*r["curve"]), color=colors[score], linestyle="-" if feed else "--", alpha=0.7,
+                label=_name(score, feed) if i == 0 else None)
+  ax.set_xlabel("training step")
+  ax.set_ylabel("validation perplexity")
+  ax.set_yscale("log")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7, ncol=2)
+  common.save_figure(fig, curves)
+  print(f"wrote {md}, {png} and {curves}")
+  return [md, png, curves]
 
 
 def main(argv=None) -> int:

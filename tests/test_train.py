@@ -58,3 +58,39 @@ def test_beam_search_from_the_cli(trained, capsys):
   assert cli.main(["attnjax", "translate", "--workdir", str(trained), "--beam", "3", "--quiet",
                    "forty two"]) == 0
   assert len(capsys.readouterr().out.splitlines()) == 1
+
+
+def test_workdir_perplexity_is_the_loops_validation_perplexity(trained):
+  """`Trained.perplexity` (used for test perplexity in the experiments) computes what the
+  training loop reported for the validation split at its last step."""
+  from attnjax import workdir as workdir_lib
+  rows = [json.loads(l) for l in (trained / "metrics.jsonl").read_text().splitlines()]
+  last = max((r for r in rows if "val_ppl" in r), key=lambda r: r["step"])
+  loaded = workdir_lib.load(trained)
+  assert loaded.step == last["step"]
+  assert loaded.perplexity(loaded.config.data, "validation") == pytest.approx(last["val_ppl"], rel=1e-4)
+
+
+def _train_six_steps(data_dir, workdir, capsys):
+  config = tiny_config(data_dir, steps=6)
+  config.train.update(log_every=2, eval_every=6, eval_samples=0, checkpoint_every=6)
+  train_and_evaluate(config, workdir, progress=True)
+  return capsys.readouterr()
+
+
+def test_training_off_a_terminal_logs_one_plain_line_per_interval(data_dir, tmp_path, capsys):
+  out, err = _train_six_steps(data_dir, tmp_path / "run", capsys)
+  assert "\r" not in out + err
+  lines = [l for l in out.splitlines() if l.startswith("step ") and "/6" in l.split()[1]]
+  assert [l.split()[1] for l in lines] == ["2/6", "4/6", "6/6"]
+  for line in lines:
+    assert all(f" {field} " in line for field in ("loss", "tok_s", "elapsed", "eta")), line
+  assert any(l.startswith("step 6: val_loss") for l in out.splitlines())
+
+
+def test_training_on_a_terminal_draws_the_bar_instead(data_dir, tmp_path, capsys, monkeypatch):
+  from attnjax import progress
+  monkeypatch.setattr(progress, "is_terminal", lambda: True)
+  out, err = _train_six_steps(data_dir, tmp_path / "run", capsys)
+  assert "\r" in err and "6/6" in err  # tqdm's frames
+  assert not [l for l in out.splitlines() if l.startswith("step 2/6")]

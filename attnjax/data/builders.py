@@ -28,8 +28,10 @@ builder's code cannot be imported without TensorFlow).
 from __future__ import annotations
 
 import abc
+import contextlib
 import gzip
 import hashlib
+import io
 import logging
 import re
 from collections.abc import Iterator, Sequence
@@ -271,7 +273,10 @@ def build(builder: tfds.core.DatasetBuilder, name: str) -> None:
   """Writes the dataset unless TFDS already has it (TFDS renames into place when done)."""
   config = tfds.download.DownloadConfig(try_download_gcs=False)
   if is_local(name):
-    builder.download_and_prepare(file_format="array_record", download_config=config)
+    # TFDS prints "Downloading and preparing dataset Unknown size ..." for data made here;
+    # `prepare` says what it builds instead.
+    with contextlib.redirect_stdout(io.StringIO()):
+      builder.download_and_prepare(file_format="array_record", download_config=config)
     return
   if builder.is_prepared():  # built elsewhere, maybe in TFDS's default tfrecord format
     if builder.info.file_format.value != "array_record":

@@ -31,6 +31,7 @@ import tqdm
 
 from attnjax.data import builders
 from attnjax.data.tokenizer import Tokenizers
+from attnjax.progress import is_terminal
 
 log = logging.getLogger(__name__)
 
@@ -146,15 +147,22 @@ def _stats(lengths: np.ndarray) -> dict[str, int]:
 
 
 def prepare(data_cfg, progress: bool = True) -> PreparedData:
-  """Builds the TFDS dataset, trains the tokenizer and measures lengths; idempotent."""
-  builder, tfds_dir, path = _locate(data_cfg, progress)
+  """Builds the TFDS dataset, trains the tokenizer and measures lengths; idempotent.
+
+  `progress`: bars on a terminal; elsewhere (a log file) one line when building starts, and
+  the caller prints the summary, a line per split.
+  """
+  bars = progress and is_terminal()
+  builder, tfds_dir, path = _locate(data_cfg, bars)
   if (path / "prepared.json").is_file():
     log.info("%s is already prepared in %s; nothing to do", data_cfg.name, path)
     return PreparedData.from_dir(path, tfds_dir)
-  if not progress:
+  if not bars:
     tfds.disable_progress_bar()
 
   log.info("building TFDS dataset %s in %s", data_cfg.name, tfds_dir)
+  if progress:
+    print(f"{data_cfg.name}: building the dataset in {builder.data_dir}", flush=True)
   builders.build(builder, data_cfg.name)
   keys = builders.pair_keys(data_cfg)
   builders.check_keys(builder, keys, data_cfg.name)
@@ -162,7 +170,7 @@ def prepare(data_cfg, progress: bool = True) -> PreparedData:
   tmp = path.with_name(f"{path.name}.incomplete-{os.getpid()}")
   shutil.rmtree(tmp, ignore_errors=True)
   try:
-    prepared = _prepare_into(tmp, path, tfds_dir, data_cfg, builder, keys, progress)
+    prepared = _prepare_into(tmp, path, tfds_dir, data_cfg, builder, keys, bars)
     (tmp / "prepared.json").write_text(json.dumps(prepared.to_json(), indent=2) + "\n")
     try:
       tmp.rename(path)

@@ -13,13 +13,13 @@ import time
 
 import jax
 import numpy as np
-from tqdm.auto import tqdm
 
 from attnjax import config as config_lib
 from attnjax.data import pipeline
 from attnjax.data.prepare import prepare
 from attnjax.data.tokenizer import Tokenizers
 from attnjax import evaluate, models, parallel
+from attnjax.progress import Progress
 from attnjax.train import checkpoint, steps
 from attnjax.train.state import init_state
 from attnjax.translate import Translator
@@ -134,8 +134,7 @@ def train_and_evaluate(config, workdir, progress: bool = True) -> dict:
 
   stop = parallel.StopRequest()   # SIGTERM; with several processes, agreed on a common step
   log = _Log(workdir, lead)
-  bar = tqdm(total=t_cfg.num_steps, initial=start, disable=not (progress and lead), unit="step",
-             dynamic_ncols=True)
+  bar = Progress(t_cfg.num_steps, start, enabled=progress and lead)
   window, t_window, last = [], time.perf_counter(), {}
 
   # ---- The loop.
@@ -158,7 +157,7 @@ def train_and_evaluate(config, workdir, progress: bool = True) -> dict:
                 "accuracy": sums["correct"] / max(sums["tokens"], 1.0),
                 "tgt_tokens_per_s": sums["tokens"] / elapsed, "grad_norm": sums["grad_norm"] / len(window)}
         log.write(done, **last)
-        bar.set_postfix(loss=f"{last['loss']:.3f}", tok_s=f"{last['tgt_tokens_per_s']:.0f}")
+        bar.log(done, loss=f"{last['loss']:.3f}", tok_s=f"{last['tgt_tokens_per_s']:.0f}")
         window, t_window = [], time.perf_counter()
 
       bleu = None
@@ -168,7 +167,7 @@ def train_and_evaluate(config, workdir, progress: bool = True) -> dict:
         last.update(scores)
         bleu = scores.get("val_bleu")
         if lead:
-          tqdm.write(f"step {done}: " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+          bar.write(f"step {done}: " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items()))
         if bleu is not None:
           if meta["best_bleu"] is None or bleu > meta["best_bleu"]:
             meta["best_bleu"], meta["evals_without_gain"] = bleu, 0
@@ -190,7 +189,7 @@ def train_and_evaluate(config, workdir, progress: bool = True) -> dict:
                         f"command to resume")
       if early:
         if lead:
-          tqdm.write(f"early stopping at step {done}: no BLEU gain in "
+          bar.write(f"early stopping at step {done}: no BLEU gain in "
                      f"{meta['evals_without_gain']} evaluations (best {meta['best_bleu']:.2f})")
         break
     checkpoint.wait(mngr)

@@ -98,3 +98,11 @@ def test_catalog_name_prepares_and_batches_under_tfds_mock_data(tmp_path):
                                          process_count=1))
     assert data.tokenizers().src.decode(batch["src"][0]).startswith("olá mundo")
     assert pipeline.load_pairs(cfg, "validation")[2] == ("olá mundo 2", "hello world 2")
+
+
+def test_prepare_off_a_terminal_prints_its_own_line_and_no_bars(tmp_path, capsys):
+  prepare.prepare(data_cfg(tmp_path), progress=True)  # pytest's captured stderr is no terminal
+  out, err = capsys.readouterr()
+  assert "Downloading and preparing" not in out + err  # TFDS's line for a download
+  assert "files: building the dataset in" in out
+  assert "\r" not in out + err

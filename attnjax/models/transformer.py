@@ -2,6 +2,9 @@
 
 Multi-head attention is written out here so that every attention map can be returned and
 step-wise decoding can keep its keys and values in plain arrays of the decoding state.
+Where nothing asks for the maps (the 'intermediates' collection is not mutable) and no
+dropout falls on them, attention goes through `jax.nn.dot_product_attention` instead:
+the same function, fused (cuDNN's kernel on a GPU in bfloat16), weights never written out.
 `norm='post'` is the paper's LayerNorm(x + Dropout(sublayer(x))); `norm='pre'` is
 x + Dropout(sublayer(LayerNorm(x))) with a final LayerNorm on each stack.
 """
@@ -47,6 +50,26 @@ def dot_product_attention(query, key, value, mask, dropout: layers.Dropout, trai
   return jnp.einsum('bhts,bhsd->bthd', dropped, value), weights
 
 
+FUSED_DTYPES = (jnp.bfloat16, jnp.float16)  # what cuDNN's fused attention takes
+
+
+def fused_attention(query, key, value, mask):
+  """`dot_product_attention`'s output, without its weights or dropout, by
+  `jax.nn.dot_product_attention`: cuDNN's fused kernel on a GPU for bfloat16/float16 inputs
+  it supports, XLA's composition elsewhere. Shapes as `dot_product_attention`'s; a query row
+  with no visible key gets a uniform mix of the values here, zeros there (only all-padding
+  rows, whose loss weight is zero).
+  """
+  key, value = key.swapaxes(1, 2), value.swapaxes(1, 2)  # [B, S, H, Dh], the layout it takes
+  mask = jnp.broadcast_to(mask, (mask.shape[0], 1, query.shape[1], key.shape[1]))
+  if jax.default_backend() == 'gpu' and query.dtype in FUSED_DTYPES:
+    try:
+      return jax.nn.dot_product_attention(query, key, value, mask=mask, implementation='cudnn')
+    except (ValueError, NotImplementedError, RuntimeError):  # a shape cuDNN's kernel refuses
+      pass
+  return jax.nn.dot_product_attention(query, key, value, mask=mask, implementation='xla')
+
+
 class _Attention(nn.Module):
   """Common fields of self- and cross-attention."""
 
@@ -62,8 +85,12 @@ class _Attention(nn.Module):
     return (*leading, self.num_heads, self.d_model // self.num_heads)
 
   def _attend(self, query, key, value, mask, train):
-    out, weights = dot_product_attention(query, key, value, mask, self.drop, train)
-    return self.out(out), weights  # [B, T, d_model], [B, H, T, S]
+    """Output [B, T, d_model] and weights [B, H, T, S], or None when nothing records them."""
+    if self.is_mutable_collection('intermediates') or (train and self.attention_dropout > 0):
+      out, weights = dot_product_attention(query, key, value, mask, self.drop, train)
+    else:
+      out, weights = fused_attention(query, key, value, mask), None
+    return self.out(out), weights
 
 
 class SelfAttention(_Attention):
@@ -187,7 +214,9 @@ class DecoderLayer(_Layer):
 
 
 def _stack_layers(weights):
-  """Per-layer [B, H, Tq, Tk] -> [B, Tq, L, H, Tk]."""
+  """Per-layer [B, H, Tq, Tk] -> [B, Tq, L, H, Tk]; None when attention was fused."""
+  if weights[0] is None:
+    return None
   return jnp.stack(weights, axis=1).transpose(0, 3, 1, 2, 4)
 
 
@@ -234,6 +263,10 @@ class Transformer(nn.Module):
       self.encoder_norm = nn.LayerNorm(dtype=self.dtype)
       self.decoder_norm = nn.LayerNorm(dtype=self.dtype)
 
+  def _sow(self, name, weights):
+    if weights is not None:
+      self.sow('intermediates', name, weights)
+
   def _embed(self, tokens, positions, side, train):
     """sqrt(d_model) * E x + PE (Vaswani 2017, sec. 3.4-3.5): [B, T] -> [B, T, d_model]."""
     table = self.src_embed if side == 'src' or self.share_embeddings else self.tgt_embed
@@ -261,7 +294,7 @@ class Transformer(nn.Module):
     for layer in self.encoder_layers:
       x, layer_weights = layer(x, mask, train)
       weights.append(layer_weights)
-    self.sow('intermediates', 'encoder_self_attention', _stack_layers(weights))
+    self._sow('encoder_self_attention', _stack_layers(weights))
     return self.encoder_norm(x) if self.norm == 'pre' else x
 
   def __call__(self, src, tgt_in, train: bool = False):
@@ -276,8 +309,8 @@ class Transformer(nn.Module):
       y, layer_self, layer_cross = layer(y, memory, causal_mask, src_mask, train)
       self_weights.append(layer_self)
       cross_weights.append(layer_cross)
-    self.sow('intermediates', 'decoder_self_attention', _stack_layers(self_weights))
-    self.sow('intermediates', 'cross_attention', _stack_layers(cross_weights))
+    self._sow('decoder_self_attention', _stack_layers(self_weights))
+    self._sow('cross_attention', _stack_layers(cross_weights))
     return self._logits(self.decoder_norm(y) if self.norm == 'pre' else y)
 
   def init_decode_state(self, src, max_len: int):
@@ -305,7 +338,8 @@ class Transformer(nn.Module):
     for layer, cache, kv in zip(self.decoder_layers, state['cache'], state['cross']):
       y, cache, layer_cross = layer.step(y, cache, kv, step, src_mask)
       caches.append(cache)
-      cross_weights.append(layer_cross[:, :, 0])  # [B, H, S]
-    self.sow('intermediates', 'cross_attention', jnp.stack(cross_weights, axis=1))  # [B,L,H,S]
+      cross_weights.append(None if layer_cross is None else layer_cross[:, :, 0])  # [B, H, S]
+    if cross_weights[0] is not None:
+      self._sow('cross_attention', jnp.stack(cross_weights, axis=1))  # [B, L, H, S]
     logits = self._logits(self.decoder_norm(y) if self.norm == 'pre' else y)[:, 0]
     return logits, {**state, 'step': step + 1, 'cache': tuple(caches)}

@@ -105,3 +105,53 @@ def test_learned_positions_refuse_lengths_past_max_len():
   with pytest.raises(ValueError, match='max_len'):
     jax.eval_shape(lambda v: model.apply(v, SRC, BASE['max_len'] + 1,
                                          method=model.init_decode_state), variables)
+
+
+@pytest.mark.parametrize('overrides', [
+    dict(attention_dropout=0.0),
+    dict(attention_dropout=0.0, norm='post', positions='learned', share_embeddings=True),
+], ids=['pre', 'post-learned-shared'])
+def test_fused_attention_gives_the_written_out_outputs_and_gradients(overrides, monkeypatch):
+  """Without 'intermediates' to record into, attention goes through
+  jax.nn.dot_product_attention; with it, through the written-out softmax. Same logits and
+  the same parameter gradients (padded sources and the causal mask included), in training
+  (residual dropout on, with the same key) and out of it."""
+  from attnjax.models import transformer
+  calls = []
+  fused = transformer.fused_attention
+  monkeypatch.setattr(transformer, 'fused_attention', lambda *a: calls.append(1) or fused(*a))
+  model = make(**overrides)
+  variables = random_variables(model)
+  weights = (TGT_IN != PAD_ID).astype(jnp.float32)
+
+  def loss(params, record, train):
+    rngs = {'dropout': jax.random.key(3)} if train else None
+    out = model.apply({'params': params}, PADDED_SRC, TGT_IN, train=train, rngs=rngs,
+                      mutable=['intermediates'] if record else False)
+    logits = out[0] if record else out
+    return jnp.sum(jax.nn.log_softmax(logits)[..., 5] * weights), logits
+
+  for train in (False, True):
+    calls.clear()
+    (_, fused_logits), fused_grads = jax.value_and_grad(loss, has_aux=True)(variables['params'], False, train)
+    assert calls, 'the fused path was not taken'
+    calls.clear()
+    (_, logits), grads = jax.value_and_grad(loss, has_aux=True)(variables['params'], True, train)
+    assert not calls
+    np.testing.assert_allclose(fused_logits, logits, atol=1e-5, rtol=1e-5)
+    for (path, g), f in zip(jax.tree_util.tree_leaves_with_path(grads), jax.tree.leaves(fused_grads)):
+      np.testing.assert_allclose(f, g, atol=1e-5, rtol=1e-4, err_msg=jax.tree_util.keystr(path))
+
+
+def test_attention_dropout_keeps_the_written_out_path_in_training(monkeypatch):
+  from attnjax.models import transformer
+  calls = []
+  fused = transformer.fused_attention
+  monkeypatch.setattr(transformer, 'fused_attention', lambda *a: calls.append(1) or fused(*a))
+  model = make(attention_dropout=0.1)
+  variables = random_variables(model)
+  calls.clear()
+  model.apply(variables, SRC, TGT_IN, train=True, rngs={'dropout': jax.random.key(0)})
+  assert not calls
+  model.apply(variables, SRC, TGT_IN, train=False)
+  assert calls

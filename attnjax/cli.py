@@ -106,7 +106,8 @@ def run(command: str, fv, positional=()) -> int:
     pairs = pipeline.load_pairs(trained.config.data, fv["split"].value, prepared)
     if fv["limit"].value:
       pairs = pairs[: fv["limit"].value]
-    report, hyps = evaluate.evaluate(trained.translator(fv["beam"].value), pairs)
+    report = trained.evaluate(pairs, fv["beam"].value)
+    hyps = report.pop("hypotheses")
     report.update(split=fv["split"].value, step=trained.step,
                   beam=fv["beam"].value or trained.config.decode.beam_size)
     json_path, hyp_path = evaluate.write(fv["workdir"].value, fv["split"].value, report, hyps)
@@ -118,13 +119,13 @@ def run(command: str, fv, positional=()) -> int:
     sentences = [s for s in sentences if s.strip()]
     if not sentences:
       raise UsageError("nothing to translate: give sentences as arguments or one per line on stdin")
-    for t in trained.translator(fv["beam"].value)(sentences):
-      print(t.text)
+    for text in trained.translate(sentences, fv["beam"].value):
+      print(text)
     return 0
   if command == "align":
     if not fv["src"].value.strip():
       raise UsageError("--src is empty: give the sentence to translate and draw")
-    (t,) = trained.translator(fv["beam"].value, batch_size=1)([fv["src"].value])
+    (t,) = trained.alignments(fv["src"].value, fv["beam"].value, batch_size=1)
     if t.alignment is None:
       raise UsageError(f"the model in {fv['workdir'].value} has no attention "
                        f"(model.decoder={trained.config.model.get('decoder')!r}): there is no alignment to draw")

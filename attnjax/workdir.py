@@ -1,4 +1,12 @@
-"""What `eval`, `translate` and `align` need, read from a workdir and nothing else."""
+"""What `eval`, `translate` and `align` need, read from a workdir and nothing else.
+
+`load(workdir)` is also the notebook API (`attnjax.load`):
+
+    model = attnjax.load("runs/demo")
+    model.translate(["the red car ."], beam=4)   # a list of translations
+    (t,) = model.alignments(["the red car ."])   # t.alignment: [tgt, layers, heads, src]
+    model.evaluate([("the red car .", "la voiture rouge .")])["bleu"]
+"""
 
 import dataclasses
 import functools
@@ -8,11 +16,12 @@ import pathlib
 import jax
 
 from attnjax import config as config_lib
+from attnjax import evaluate
 from attnjax.data.tokenizer import Tokenizers
 from attnjax import models
 from attnjax.train import checkpoint
 from attnjax.train.state import init_state
-from attnjax.translate import Translator
+from attnjax.translate import Translation, Translator
 
 
 @dataclasses.dataclass
@@ -22,13 +31,35 @@ class Trained:
   model: object
   params: object
   step: int
+  _translators: dict = dataclasses.field(default_factory=dict, repr=False)
 
   def translator(self, beam_size: int | None = None, batch_size: int = 32) -> Translator:
+    """A translator with the workdir's decoding settings (`beam_size` overrides its beam);
+    one per (beam, batch size), kept, so that repeated calls do not compile again."""
     dec = self.config.decode
-    return Translator(self.model, {"params": self.params}, self.tokenizers,
-                      max_src_len=self.config.data.max_src_len, max_len=dec.max_len,
-                      beam_size=dec.beam_size if beam_size is None else beam_size,
-                      alpha=dec.length_penalty, batch_size=batch_size)
+    beam_size = dec.beam_size if beam_size is None else beam_size
+    if (beam_size, batch_size) not in self._translators:
+      self._translators[beam_size, batch_size] = Translator(
+          self.model, {"params": self.params}, self.tokenizers,
+          max_src_len=self.config.data.max_src_len, max_len=dec.max_len, beam_size=beam_size,
+          alpha=dec.length_penalty, batch_size=batch_size)
+    return self._translators[beam_size, batch_size]
+
+  def alignments(self, sentences, beam: int | None = None, batch_size: int = 32) -> list[Translation]:
+    """Translations of `sentences` (a list, or one string) with their subword pieces and
+    attention weights, [tgt pieces, layers, heads, src pieces] (None for a model without)."""
+    sentences = [sentences] if isinstance(sentences, str) else list(sentences)
+    return self.translator(beam, batch_size)(sentences)
+
+  def translate(self, sentences, beam: int | None = None, batch_size: int = 32) -> list[str]:
+    """The translations of `sentences` (a list, or one string) as text."""
+    return [t.text for t in self.alignments(sentences, beam, batch_size)]
+
+  def evaluate(self, pairs, beam: int | None = None, bucket_width: int = 10) -> dict:
+    """sacreBLEU's BLEU and chrF with signatures and BLEU by source length on (source,
+    reference) pairs; the hypotheses under 'hypotheses'."""
+    report, hypotheses = evaluate.evaluate(self.translator(beam), list(pairs), bucket_width)
+    return {**report, "hypotheses": hypotheses}
 
 
   def perplexity(self, data_cfg, split: str) -> float:

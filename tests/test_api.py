@@ -1,0 +1,30 @@
+"""The notebook API: `attnjax.load(workdir)` translates, aligns and evaluates as the CLI does."""
+
+import numpy as np
+import sacrebleu
+
+import attnjax
+from attnjax.data import pipeline
+
+
+def test_load_translates_aligns_and_evaluates_like_the_cli(trained, capsys):
+  from attnjax import cli
+  model = attnjax.load(trained)
+  pairs = pipeline.load_pairs(model.config.data, "test")[:12]
+  sources = [s for s, _ in pairs]
+
+  texts = model.translate(sources)
+  assert cli.main(["attnjax", "translate", "--workdir", str(trained), *sources]) == 0
+  assert capsys.readouterr().out.splitlines() == texts
+  assert model.translate(sources[0]) == texts[:1]  # one string is one sentence
+
+  for t, text in zip(model.alignments(sources), texts):
+    assert t.text == text
+    assert t.alignment.shape == (len(t.tgt_pieces), 1, 1, len(t.src_pieces))
+    np.testing.assert_allclose(t.alignment.sum(-1), 1.0, rtol=1e-5)
+
+  report = model.evaluate(pairs)
+  assert report["hypotheses"] == texts and report["sentences"] == len(pairs)
+  expected = sacrebleu.corpus_bleu(texts, [[r for _, r in pairs]]).score
+  assert report["bleu"] == expected
+  assert sum(row["sentences"] for row in report["by_length"]) == len(pairs)

@@ -8,6 +8,7 @@
     attnjax bench     --model transformer --task train      (the speed protocol; --help for shapes)
 """
 
+import ast
 import json
 import logging
 import os
@@ -181,8 +182,43 @@ def main(argv=None) -> int:
     return code
 
 
+def _config_path(args) -> str | None:
+  """The file part of `--config FILE[:arg]` or `--config=FILE[:arg]` in `args`."""
+  for i, arg in enumerate(args):
+    if arg.startswith("--config="):
+      return arg.split("=", 1)[1].partition(":")[0]
+    if arg == "--config" and i + 1 < len(args):
+      return args[i + 1].partition(":")[0]
+  return None
+
+
+def _check_config_file(path: str | None) -> None:
+  """A config file that cannot be a config: unparsable, or without get_config (read, not run)."""
+  if path is None or not os.path.isfile(path):
+    return  # ml_collections says that the file does not exist
+  try:
+    tree = ast.parse(open(path, encoding="utf-8").read(), path)
+  except SyntaxError as err:
+    raise UsageError(f"config file {path}, line {err.lineno}: {err.msg}") from None
+  except (UnicodeDecodeError, OSError) as err:
+    raise UsageError(f"config file {path} cannot be read: {err}") from None
+  names = set()
+  for node in tree.body:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+      names.add(node.name)
+    elif isinstance(node, (ast.Import, ast.ImportFrom)):
+      names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    elif isinstance(node, ast.Assign):
+      names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+  if "get_config" not in names:
+    raise UsageError(f"config file {path} defines no get_config(); a config file defines "
+                     "`def get_config(): ...` returning an ml_collections.ConfigDict")
+
+
 def _parse(fv, command, args):
   """Parse flags and load the config file; any failure is one UsageError line."""
+  path = _config_path(args)
+  _check_config_file(path)
   # ml_collections finds `--config.a.b=...` overrides in sys.argv, so it must hold these args.
   saved, sys.argv = sys.argv, [f"attnjax {command}"] + args
   try:
@@ -190,7 +226,9 @@ def _parse(fv, command, args):
     if "config" in fv and fv["config"].value is not None:
       fv["config"].value.keys()  # a file that failed to load raises on first use: now
   except (flags.Error, AttributeError, KeyError, TypeError, ValueError, OSError) as err:
-    raise UsageError(_flag_message(err)) from None
+    raise UsageError(_flag_message(err, path)) from None
+  except Exception as err:  # noqa: BLE001 -- the config file's own code failed
+    raise UsageError(f"config file {path}: get_config() raised {type(err).__name__}: {err}") from None
   finally:
     sys.argv = saved
   if positional and command != "translate":
@@ -198,14 +236,18 @@ def _parse(fv, command, args):
   return positional
 
 
-def _flag_message(err) -> str:
+def _flag_message(err, config_path: str | None = None) -> str:
   """The useful line of an absl / ml_collections parsing error."""
   text = str(err).strip().replace("\\n", "\n").replace("\\'", "'")
   if text[:1] in "'\"" and text[-1:] == text[:1]:
     text = text[1:-1]
   lines = [l.strip() for l in text.splitlines() if l.strip()]
   if "Traceback" in text:  # a config file's get_config raised: keep its own last line
-    return lines[-1].split(": ", 1)[-1]
+    message = lines[-1].split(": ", 1)[-1]
+    if config_path and config_path not in message:  # say which file, unless it says so
+      kind = lines[-1].split(": ", 1)[0] if ": " in lines[-1] else "an error"
+      message = f"config file {config_path}: get_config() raised {kind}: {message}"
+    return message
   if "No such file or directory" in text:
     path = re.search(r"Attempted \[Relative path\]:\s*(\S+)", text)
     return f"config file {path.group(1) if path else text.split(':')[-1].strip()} does not exist"

@@ -59,11 +59,20 @@ CASES = [
     (["translate", "--workdir", "{trained}", "--beam", "0", "one"], "--beam=0: the beam size must be at least 1"),
     (["align", "--workdir", "{trained}"], "--src"),
     (["align", "--workdir", "{trained}", "--src", "  "], "--src is empty"),
+    (["train", "--config", "{tmp}/syntax.py", "--workdir", "{tmp}/w"], "config file {tmp}/syntax.py, line 1: "),
+    (["train", "--config", "{tmp}/empty.py", "--workdir", "{tmp}/w"], "config file {tmp}/empty.py defines no get_config()"),
+    (["train", "--config", "{tmp}/raises.py:x", "--workdir", "{tmp}/w"],
+     "config file {tmp}/raises.py: get_config() raised ZeroDivisionError: division by zero"),
 ]
+
+BAD_CONFIG_FILES = {"syntax.py": "def get_config(:\n", "empty.py": "CONFIG = None\n",
+                    "raises.py": "def get_config(arg):\n  return 1 / 0\n"}
 
 
 @pytest.mark.parametrize("args,message", CASES, ids=[" ".join(a[:3]) + f" #{i}" for i, (a, _) in enumerate(CASES)])
 def test_bad_input_gets_one_clear_line(args, message, trained, tmp_path, capsys):
+  for name, text in BAD_CONFIG_FILES.items():
+    (tmp_path / name).write_text(text)
   fill = lambda s: s.replace("{tmp}", str(tmp_path)).replace("{trained}", str(trained))
   code, err = _run([fill(a) for a in args], capsys)
   assert code != 0
@@ -126,3 +135,35 @@ def test_help_for_every_command(capsys):
     assert "--" in capsys.readouterr().out
   assert cli.main(["attnjax", "--help"]) == 0
   assert "attnjax train" in capsys.readouterr().out
+
+
+def _files(tmp_path, train_lines):
+  files = tmp_path / "files"
+  files.mkdir()
+  for prefix, lines in (("train", train_lines), ("valid", ["a b"]), ("test", ["a b"])):
+    (files / f"{prefix}.src").write_text("".join(l + "\n" for l in lines))
+    (files / f"{prefix}.tgt").write_text("".join(l + "\n" for l in lines))
+  return ["--config", DEFAULT, "--workdir", str(tmp_path / "w"), "--config.data.name=files",
+          f"--config.data.files_dir={files}", f"--config.data.data_dir={tmp_path / 'data'}"]
+
+
+def test_a_training_split_with_no_usable_pair(tmp_path, capsys):
+  code, err = _run(["train"] + _files(tmp_path, ["", "  "]), capsys)
+  assert code == 2 and "Traceback" not in err
+  assert f"{tmp_path / 'files' / 'train'}.src/.tgt holds no usable sentence pair (2 empty" in err
+
+
+def test_a_training_split_that_max_len_drops_entirely(tmp_path, capsys):
+  args = _files(tmp_path, ["a b c d e f g h"] * 4) + ["--config.data.max_src_len=3", "--config.data.vocab_size=16"]
+  code, err = _run(["train"] + args, capsys)
+  assert code == 2 and "Traceback" not in err
+  assert "no training pairs fit max_src_len=3" in err
+
+
+def test_a_check_inside_the_training_loop(data_dir, tmp_path, capsys):
+  args = ["--config", DEFAULT, "--workdir", str(tmp_path / "w"), "--config.data.name=numbers:fr",
+          f"--config.data.data_dir={data_dir}", "--config.data.vocab_size=64",
+          "--config.data.tokens_per_batch=4"]
+  code, err = _run(["train"] + args, capsys)
+  assert code == 2 and "Traceback" not in err
+  assert "tokens_per_batch=4 holds no" in err

@@ -172,10 +172,17 @@ class _PairsBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     generators, filtered = {}, {}
     for split in SPLITS:
       pairs, filtered[split] = clean_pairs(raw[split], self._max_line_chars)
+      if not pairs:
+        counts = filtered[split]
+        raise DataError(f"{self._where(split)} holds no usable sentence pair ({counts['empty']} "
+                        f"empty, {counts['overlong']} over {self._max_line_chars} characters)")
       generators[split] = self._generate_examples(pairs)
     self.info.metadata["filtered"] = filtered
     self.info.metadata["max_line_chars"] = self._max_line_chars
     return generators
+
+  def _where(self, split: str) -> str:
+    return f"the {split} split of {self.name}"
 
   def _generate_examples(self, pairs) -> Iterator[tuple[int, dict[str, str]]]:
     for key, (src, tgt) in enumerate(pairs):
@@ -232,6 +239,9 @@ class ParallelFiles(_PairsBuilder, skip_registration=True):
 
   def _raw_pairs(self):
     return {split: file_pairs(self._files_dir, split) for split in SPLITS}
+
+  def _where(self, split: str) -> str:
+    return f"{self._files_dir / FILE_PREFIX[split]}.src/.tgt"
 
 
 # ---------------------------------------------------------------- one loader

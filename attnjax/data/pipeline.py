@@ -74,8 +74,8 @@ class Sharding:
 
   def check(self, global_batch: int, what: str) -> None:
     if global_batch <= 0 or global_batch % self.unit:
-      raise ValueError(f"{what}={global_batch} must be a positive multiple of process_count × "
-                       f"devices per process = {self.process_count}×{self.num_devices}={self.unit}")
+      raise builders.DataError(f"{what}={global_batch} must be a positive multiple of process_count × "
+                               f"devices per process = {self.process_count}×{self.num_devices}={self.unit}")
 
   def local(self, items):
     """This process's contiguous slice of a global batch."""
@@ -104,8 +104,8 @@ class _Plan:
     self.kept = np.flatnonzero(~empty & ~too_long)
     self.filtered = {"empty": int(empty.sum()), "too_long": int(too_long.sum())}
     if not len(self.kept):
-      raise ValueError(f"no training pairs fit max_src_len={data_cfg.max_src_len} and "
-                       f"max_tgt_len={data_cfg.max_tgt_len}; raise them")
+      raise builders.DataError(f"no training pairs fit max_src_len={data_cfg.max_src_len} and "
+                               f"max_tgt_len={data_cfg.max_tgt_len}; raise them")
     self.pack = bool(data_cfg.pack)
     src_top, tgt_top = _round_up(data_cfg.max_src_len), _round_up(data_cfg.max_tgt_len)
     widths = bucket_widths(max(data_cfg.max_src_len, data_cfg.max_tgt_len))
@@ -117,8 +117,8 @@ class _Plan:
       if data_cfg.tokens_per_batch > 0:
         rows = data_cfg.tokens_per_batch // max(src_w, tgt_w) // sharding.unit * sharding.unit
         if rows == 0:
-          raise ValueError(f"tokens_per_batch={data_cfg.tokens_per_batch} holds no "
-                           f"{sharding.unit} rows of {max(src_w, tgt_w)} tokens; raise it")
+          raise builders.DataError(f"tokens_per_batch={data_cfg.tokens_per_batch} holds no "
+                                   f"{sharding.unit} rows of {max(src_w, tgt_w)} tokens; raise it")
       else:
         rows = data_cfg.batch_size
         sharding.check(rows, "batch_size")
@@ -224,8 +224,8 @@ class _Assembler:
         pair += 1
         s_end, t_end = s_at + len(src), t_at + len(tgt) + 1
         if s_end > shape.src or t_end > shape.tgt:
-          raise ValueError("a pair is longer than `prepare` measured; the prepared lengths are "
-                           "stale: delete the prepared folder and run `attnjax prepare` again")
+          raise builders.DataError("a pair is longer than `prepare` measured; the prepared lengths are "
+                                   "stale: delete the prepared folder and run `attnjax prepare` again")
         batch["src"][r, s_at:s_end] = src
         batch["tgt_in"][r, t_at:t_end] = [BOS] + tgt
         batch["tgt_out"][r, t_at:t_end] = tgt + [EOS]
@@ -259,8 +259,8 @@ class TrainIterator:
 
   def set_state(self, state: dict[str, int]) -> None:
     if int(state["seed"]) != self._seed:
-      raise ValueError(f"iterator state is for seed {state['seed']}, this iterator has seed "
-                       f"{self._seed}; resume with the config the run started with")
+      raise builders.DataError(f"iterator state is for seed {state['seed']}, this iterator has seed "
+                               f"{self._seed}; resume with the config the run started with")
     self._epoch, self._batch, self._it = int(state["epoch"]), int(state["batch"]), None
 
   def _make_batch(self, entry) -> dict[str, np.ndarray]:

@@ -2,12 +2,10 @@
 
 XLA:CPU allocates a program's buffers with malloc at every run of it, and glibc serves
 anything above 32 MiB with a fresh `mmap`: the kernel then faults that memory in 4 KiB page
-by page the first time the step writes it. On a 2-core CPU machine, writing a
-fresh 64 MiB buffer took 22 ms (2 ms into a reused one), and the [2048, 256] x [256, 8000]
-output-layer product 71 ms instead of 44. glibc's tunable `glibc.malloc.hugetlb=1` makes
-malloc ask the kernel for transparent huge pages (`madvise`), 2 MiB at a time; measured
-alternately with and without, the bench's Transformer training step got 1.28x faster and
-the RNN's 1.16x (`experiments/speed/huge_pages.md`).
+by page the first time the step writes it, which makes a fresh large buffer several times
+slower to write than a reused one. glibc's tunable `glibc.malloc.hugetlb=1` makes malloc
+ask the kernel for transparent huge pages (`madvise`), 2 MiB at a time
+(`experiments/speed/huge_pages.md` measures what that buys).
 
 Tunables are read when a process starts, so the `attnjax` command re-executes itself once
 with the tunable added to GLIBC_TUNABLES (`attnjax/__main__.py`), before it imports anything

@@ -5,10 +5,8 @@ axis, and dropout whose mask comes from a counter-based hash.
 to the input with its leading (token) axes flattened into one: x [B, T, ..., D] runs as
 [B*T, ..., D]. The forward pass is the same product, but the kernel's gradient then
 contracts one axis instead of two. With two (batch and time), XLA:CPU materialises the
-incoming gradient transposed (for the output layer, a 64 MB copy of a [64, 32, 8000]
-array) and runs the product on a slow path: in `attnjax bench --model rnn_seq2seq` the
-output layer's kernel gradient alone took about 165 ms of a 590 ms step (the measurements
-are in `experiments/speed/README.md`).
+incoming gradient transposed (for the output layer, a copy of the whole [B, T, V] array)
+and runs the product on a slow path (`experiments/speed/README.md` has the measurements).
 """
 
 import math
@@ -84,9 +82,8 @@ class Dropout(nn.Dropout):
   A unit is kept when its bits, read as an integer, are below round(keep * 2^32), and kept
   units are scaled by 1/keep as in Flax. Flax draws the bits with `jax.random.bits`
   (threefry, which XLA:CPU runs as a loop over a materialised array, some 30 loops a
-  Transformer training step); the hash fuses into the select that applies the mask. In
-  `attnjax bench` the Transformer training step took 0.91-0.97x the time of threefry's
-  16 bits per unit (`experiments/speed/README.md`).
+  Transformer training step); the hash fuses into the select that applies the mask
+  (`experiments/speed/README.md` compares the two).
   """
 
   @nn.compact

@@ -73,10 +73,9 @@ def predicted_correctly(logits, labels):
 
   Written as `logits[label] >= max(logits)`: the max is the one the loss takes anyway, so
   XLA shares it, and the label's logit is a gather. `argmax` fused with that max into a
-  (value, index) reduction over the [B*T, V] logits, which XLA:CPU ran at 36-40 ms a
-  training step of `attnjax bench` (about 5-10% of it, `experiments/speed/README.md`). The
-  two differ only when another word's logit exactly ties the label's: then this counts
-  the token as correct.
+  (value, index) reduction over the [B*T, V] logits, which XLA:CPU runs slowly
+  (`experiments/speed/README.md`). The two differ only when another word's logit exactly
+  ties the label's: then this counts the token as correct.
   """
   logits = jax.lax.stop_gradient(logits)
   label_logit = jnp.take_along_axis(logits, labels[..., None], axis=-1)[..., 0]

@@ -5,6 +5,7 @@
     attnjax eval      --workdir runs/x [--split test] [--beam 4]
     attnjax translate --workdir runs/x [--beam 4] [sentence ...]      (or one per line on stdin)
     attnjax align     --workdir runs/x --src "..." --out align.png
+    attnjax average   --workdir runs/x --last 5 [--out runs/x-avg5]
     attnjax bench     --model transformer --task train      (the speed protocol; --help for shapes)
 """
 
@@ -49,6 +50,10 @@ def _define(command, fv):
                         "run outside SLURM, Open MPI and TPU VMs.", flag_values=fv)
     flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.", flag_values=fv)
     flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes - 1.", flag_values=fv)
+  elif command == "average":
+    _workdir_flag(fv)
+    flags.DEFINE_integer("last", 5, "Average the newest N checkpoints.", flag_values=fv)
+    flags.DEFINE_string("out", None, "The new workdir (default: <workdir>-avg<N>).", flag_values=fv)
   elif command in ("eval", "translate", "align"):
     _workdir_flag(fv)
     flags.DEFINE_integer("beam", None, "Beam size (default: the config's decode.beam_size; 1 = greedy).",
@@ -99,6 +104,12 @@ def run(command: str, fv, positional=()) -> int:
     return 0
 
   from attnjax import evaluate, viz, workdir as workdir_lib
+  if command == "average":
+    out = fv["out"].value or f"{fv['workdir'].value.rstrip('/')}-avg{fv['last'].value}"
+    step, steps = workdir_lib.average(fv["workdir"].value, fv["last"].value, out)
+    print(f"averaged the parameters of steps {', '.join(map(str, steps))} into {out} (step {step}); "
+          f"`attnjax eval --workdir {out}` scores it")
+    return 0
   if fv["beam"].value is not None and fv["beam"].value < 1:
     raise UsageError(f"--beam={fv['beam'].value}: the beam size must be at least 1")
   trained = workdir_lib.load(fv["workdir"].value, fv["step"].value)
@@ -138,7 +149,7 @@ def run(command: str, fv, positional=()) -> int:
   raise UsageError(f"unknown command {command!r}")
 
 
-COMMANDS = ("prepare", "train", "eval", "translate", "align", "bench")
+COMMANDS = ("prepare", "train", "eval", "translate", "align", "average", "bench")
 
 
 def main(argv=None) -> int:

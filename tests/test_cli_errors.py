@@ -130,7 +130,7 @@ def test_overlong_sentence_is_truncated_with_a_warning(trained, capsys, caplog):
 
 
 def test_help_for_every_command(capsys):
-  for command in ("prepare", "train", "eval", "translate", "align"):
+  for command in ("prepare", "train", "eval", "translate", "align", "average"):
     assert cli.main(["attnjax", command, "--help"]) == 0
     assert "--" in capsys.readouterr().out
   assert cli.main(["attnjax", "--help"]) == 0

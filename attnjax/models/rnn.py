@@ -1,4 +1,4 @@
-"""RNN encoder-decoders: the fixed-size bottleneck and two attentive decoders.
+"""RNN encoder-decoders: two decoders through the fixed-size bottleneck and two attentive ones.
 
 * `seq2seq`: the decoder sees the source only through its initial state
   (Sutskever et al. 2014), optionally with the source words reversed.

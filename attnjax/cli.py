@@ -59,6 +59,11 @@ def _define(command, fv):
     flags.DEFINE_integer("beam", None, "Beam size (default: the config's decode.beam_size; 1 = greedy).",
                          flag_values=fv)
     flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest).", flag_values=fv)
+    if command == "translate":
+      flags.DEFINE_string("sampling", None, "Draw instead of searching: topk:K (from the K most "
+                          "probable tokens) or nucleus:P (from the fewest holding mass P).", flag_values=fv)
+      flags.DEFINE_float("temperature", 1.0, "With --sampling: divide log-probabilities by T.", flag_values=fv)
+      flags.DEFINE_integer("seed", 0, "With --sampling: the random seed.", flag_values=fv)
     if command == "eval":
       flags.DEFINE_enum("split", "test", ["validation", "test"], "Split to score.", flag_values=fv)
       flags.DEFINE_integer("limit", 0, "Score only the first N sentences (0 = all).", flag_values=fv)
@@ -77,6 +82,29 @@ def _require_config(fv):
 
 class UsageError(ValueError):
   pass
+
+
+def _sampling(fv):
+  """--sampling topk:K | nucleus:P with --temperature and --seed, as a decode.Sampling."""
+  from attnjax.decode import Sampling
+  spec, temperature = fv["sampling"].value, fv["temperature"].value
+  if spec is None:
+    if temperature != 1.0:
+      raise UsageError("--temperature applies to sampling: add --sampling topk:K or nucleus:P")
+    return None
+  if fv["beam"].value not in (None, 1):
+    raise UsageError(f"--sampling draws one translation per sentence; drop --beam={fv['beam'].value}")
+  if not temperature > 0:
+    raise UsageError(f"--temperature={temperature} must be positive")
+  kind, _, value = spec.partition(":")
+  try:
+    if kind == "topk" and int(value) >= 1:
+      return Sampling(top_k=int(value), temperature=temperature, seed=fv["seed"].value)
+    if kind == "nucleus" and 0 < float(value) <= 1:
+      return Sampling(top_p=float(value), temperature=temperature, seed=fv["seed"].value)
+  except ValueError:
+    pass
+  raise UsageError(f"--sampling={spec}: use topk:K with K >= 1 or nucleus:P with 0 < P <= 1")
 
 
 def run(command: str, fv, positional=()) -> int:
@@ -131,7 +159,7 @@ def run(command: str, fv, positional=()) -> int:
     sentences = [s for s in sentences if s.strip()]
     if not sentences:
       raise UsageError("nothing to translate: give sentences as arguments or one per line on stdin")
-    for text in trained.translate(sentences, fv["beam"].value):
+    for text in trained.translate(sentences, fv["beam"].value, sampling=_sampling(fv)):
       print(text)
     return 0
   if command == "align":

@@ -7,6 +7,10 @@ weights ([B, layers, heads, S]) into `intermediates`; we keep those along the ch
 hypotheses, which is what `attnjax align` draws. Models without attention sow nothing and
 get `alignment=None`.
 
+Sampling is greedy decoding with the argmax replaced by a draw from the model's
+distribution, tempered and restricted to its top k tokens or to its nucleus (the fewest
+tokens holding probability p; Holtzman et al. 2020), seeded.
+
 Beam search keeps K hypotheses per sentence, ranked by their summed log-probability; a
 hypothesis that emits EOS stays in the beam, frozen, and competes with the others. At the
 end the best of the K by the GNMT length penalty ((5 + |Y|) / 6) ** alpha (Wu et al. 2016,
@@ -33,6 +37,15 @@ from attnjax.models import BOS_ID, EOS_ID, PAD_ID
 NEG_INF = -1e9
 MAX_PHASES = 4
 MIN_PHASE = 8  # tokens; shorter phases would cost more in loop overhead than they save
+
+
+class Sampling(NamedTuple):
+  """How to draw each token: from the top_k tokens (0 = all), from the nucleus of mass top_p
+  (1.0 = all), after dividing the log-probabilities by temperature; seeded."""
+  top_k: int = 0
+  top_p: float = 1.0
+  temperature: float = 1.0
+  seed: int = 0
 
 
 class Decoded(NamedTuple):
@@ -98,8 +111,38 @@ def _run_phases(body, carry, ends, grow):
   return carry
 
 
-def greedy(model, variables, src, max_len: int) -> Decoded:
-  """Argmax decoding of up to `max_len` tokens for a batch of sources [B, S]."""
+def restrict(log_probs, top_k: int = 0, top_p: float = 1.0):
+  """log_probs [B, V] with every token outside the top k, or outside the nucleus (the most
+  probable tokens whose mass reaches top_p, the most probable always in), set to -inf.
+  Tokens tied with the last one admitted are admitted too."""
+  if top_k > 0:
+    kth = jax.lax.top_k(log_probs, top_k)[0][..., -1:]                # [B, 1]
+    log_probs = jnp.where(log_probs >= kth, log_probs, -jnp.inf)
+  if top_p < 1.0:
+    ordered = -jnp.sort(-log_probs, axis=-1)                          # [B, V], descending
+    probs = jax.nn.softmax(ordered, axis=-1)
+    inside = jnp.cumsum(probs, axis=-1) - probs < top_p               # mass before it < p
+    least = jnp.min(jnp.where(inside, ordered, jnp.inf), axis=-1, keepdims=True)
+    log_probs = jnp.where(log_probs >= least, log_probs, -jnp.inf)
+  return log_probs
+
+
+def sample_choice(sampling: Sampling):
+  """`choose(log_probs [B, V], t) -> tokens [B]` drawing step t's tokens as `sampling` says."""
+  key = jax.random.key(sampling.seed)
+
+  def choose(log_probs, t):
+    allowed = restrict(log_probs / sampling.temperature, sampling.top_k, sampling.top_p)
+    return jax.random.categorical(jax.random.fold_in(key, t), allowed).astype(jnp.int32)
+
+  return choose
+
+
+def greedy(model, variables, src, max_len: int, choose=None) -> Decoded:
+  """Argmax decoding of up to `max_len` tokens for a batch of sources [B, S], or sampling
+  with `choose(log_probs, t) -> tokens` (`sample_choice`); scores are the model's summed
+  log-probabilities of the tokens chosen."""
+  choose = choose or (lambda log_probs, t: _argmax(log_probs))
   batch = src.shape[0]
   step = _step_fn(model, variables)
   state, ends, grow = _grower(model, variables, src, max_len)
@@ -111,7 +154,7 @@ def greedy(model, variables, src, max_len: int) -> Decoded:
     t, prev, state, out, done, score, align = carry
     logits, state, weights = step(prev, state)
     log_probs = jax.nn.log_softmax(logits.astype(jnp.float32))
-    token = _argmax(log_probs)
+    token = choose(log_probs, t)
     token = jnp.where(done, PAD_ID, token)
     score = score + jnp.where(done, 0.0, jnp.take_along_axis(log_probs, token[:, None], -1)[:, 0])
     out = out.at[:, t].set(token)
@@ -274,15 +317,22 @@ def _trace_back(best, steps, lengths, parents, cross):
   return jnp.moveaxis(align, 0, 1)
 
 
-def decode(model, variables, src, max_len: int, beam_size: int = 1, alpha: float = 0.6) -> Decoded:
-  """Greedy when `beam_size` is 1, beam search otherwise."""
+def decode(model, variables, src, max_len: int, beam_size: int = 1, alpha: float = 0.6,
+           sampling: Sampling | None = None) -> Decoded:
+  """Greedy when `beam_size` is 1, beam search otherwise; sampling when `sampling` is given."""
   if beam_size < 1:
     raise ValueError(f"beam size must be at least 1, got {beam_size}")
+  if sampling is not None:
+    if beam_size != 1:
+      raise ValueError(f"sampling draws one hypothesis per sentence; the beam size must be 1, not {beam_size}")
+    return greedy(model, variables, src, max_len, sample_choice(sampling))
   if beam_size == 1:
     return greedy(model, variables, src, max_len)
   return beam_search(model, variables, src, max_len, beam_size, alpha)
 
 
-def make_decoder(model, max_len: int, beam_size: int = 1, alpha: float = 0.6):
+def make_decoder(model, max_len: int, beam_size: int = 1, alpha: float = 0.6,
+                 sampling: Sampling | None = None):
   """A jit-compiled `fn(variables, src) -> Decoded`; one compilation per source shape."""
-  return jax.jit(lambda variables, src: decode(model, variables, src, max_len, beam_size, alpha))
+  return jax.jit(lambda variables, src: decode(model, variables, src, max_len, beam_size, alpha,
+                                               sampling))

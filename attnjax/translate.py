@@ -29,12 +29,13 @@ class Translator:
   """Decodes sentences with one model and its tokenizers."""
 
   def __init__(self, model, variables, tokenizers, *, max_src_len: int, max_len: int,
-               beam_size: int = 1, alpha: float = 0.6, batch_size: int = 32):
+               beam_size: int = 1, alpha: float = 0.6, batch_size: int = 32,
+               sampling: decoding.Sampling | None = None):
     if beam_size < 1:
       raise ValueError(f"beam size must be at least 1, got {beam_size}")
     self.variables, self.tokenizers = variables, tokenizers
     self.max_src_len, self.batch_size = max_src_len, batch_size
-    self._decode = decoding.make_decoder(model, max_len, beam_size, alpha)
+    self._decode = decoding.make_decoder(model, max_len, beam_size, alpha, sampling)
 
   def encode_source(self, sentence: str) -> list[int]:
     ids = self.tokenizers.src.encode(sentence)

@@ -22,6 +22,7 @@ from attnjax.data.tokenizer import Tokenizers
 from attnjax import models
 from attnjax.train import checkpoint
 from attnjax.train.state import init_state
+from attnjax.decode import Sampling
 from attnjax.translate import Translation, Translator
 
 
@@ -34,27 +35,35 @@ class Trained:
   step: int
   _translators: dict = dataclasses.field(default_factory=dict, repr=False)
 
-  def translator(self, beam_size: int | None = None, batch_size: int = 32) -> Translator:
-    """A translator with the workdir's decoding settings (`beam_size` overrides its beam);
-    one per (beam, batch size), kept, so that repeated calls do not compile again."""
+  def translator(self, beam_size: int | None = None, batch_size: int = 32,
+                 sampling: Sampling | None = None) -> Translator:
+    """A translator with the workdir's decoding settings (`beam_size` overrides its beam;
+    `sampling` draws instead of searching); one per setting and batch size, kept, so that
+    repeated calls do not compile again."""
     dec = self.config.decode
     beam_size = dec.beam_size if beam_size is None else beam_size
-    if (beam_size, batch_size) not in self._translators:
-      self._translators[beam_size, batch_size] = Translator(
+    if sampling is not None:
+      beam_size = 1
+    key = (beam_size, batch_size, sampling)
+    if key not in self._translators:
+      self._translators[key] = Translator(
           self.model, {"params": self.params}, self.tokenizers,
           max_src_len=self.config.data.max_src_len, max_len=dec.max_len, beam_size=beam_size,
-          alpha=dec.length_penalty, batch_size=batch_size)
-    return self._translators[beam_size, batch_size]
+          alpha=dec.length_penalty, batch_size=batch_size, sampling=sampling)
+    return self._translators[key]
 
-  def alignments(self, sentences, beam: int | None = None, batch_size: int = 32) -> list[Translation]:
+  def alignments(self, sentences, beam: int | None = None, batch_size: int = 32,
+                 sampling: Sampling | None = None) -> list[Translation]:
     """Translations of `sentences` (a list, or one string) with their subword pieces and
     attention weights, [tgt pieces, layers, heads, src pieces] (None for a model without)."""
     sentences = [sentences] if isinstance(sentences, str) else list(sentences)
-    return self.translator(beam, batch_size)(sentences)
+    return self.translator(beam, batch_size, sampling)(sentences)
 
-  def translate(self, sentences, beam: int | None = None, batch_size: int = 32) -> list[str]:
-    """The translations of `sentences` (a list, or one string) as text."""
-    return [t.text for t in self.alignments(sentences, beam, batch_size)]
+  def translate(self, sentences, beam: int | None = None, batch_size: int = 32,
+                sampling: Sampling | None = None) -> list[str]:
+    """The translations of `sentences` (a list, or one string) as text; `sampling`
+    (`attnjax.decode.Sampling(top_k=, top_p=, temperature=, seed=)`) draws them instead."""
+    return [t.text for t in self.alignments(sentences, beam, batch_size, sampling)]
 
   def evaluate(self, pairs, beam: int | None = None, bucket_width: int = 10) -> dict:
     """sacreBLEU's BLEU and chrF with signatures and BLEU by source length on (source,

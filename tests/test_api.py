@@ -28,3 +28,14 @@ def test_load_translates_aligns_and_evaluates_like_the_cli(trained, capsys):
   expected = sacrebleu.corpus_bleu(texts, [[r for _, r in pairs]]).score
   assert report["bleu"] == expected
   assert sum(row["sentences"] for row in report["by_length"]) == len(pairs)
+
+
+def test_translate_samples_from_the_cli_and_top_1_is_greedy(trained, capsys):
+  from attnjax import cli
+  sources = ["7", "21", "300"]
+  run = lambda *flags: (cli.main(["attnjax", "translate", "--workdir", str(trained), *flags, *sources]),
+                        capsys.readouterr().out.splitlines())
+  assert run() == run("--sampling", "topk:1")
+  code, drawn = run("--sampling", "nucleus:0.9", "--temperature", "3", "--seed", "5")
+  assert code == 0 and len(drawn) == 3
+  assert run("--sampling", "nucleus:0.9", "--temperature", "3", "--seed", "5") == (0, drawn)

@@ -207,3 +207,37 @@ def test_top_continuations_equal_top_k_over_every_candidate(vocab):
   got = jax.jit(decode.top_continuations, static_argnums=3)(logits, score, done, k)
   np.testing.assert_array_equal(np.asarray(got[0]), np.asarray(want[0]))
   np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(want[1]))
+
+
+@pytest.mark.parametrize("family,decoder", [("rnn", "encdec"), ("transformer", None)])
+def test_top_1_sampling_is_greedy_and_a_seed_repeats_its_draws(family, decoder):
+  model, params, src = tiny(family, decoder)
+  greedy = decode.greedy(model, params, src, max_len=7)
+  top1 = decode.decode(model, params, src, 7, sampling=decode.Sampling(top_k=1, seed=3))
+  np.testing.assert_array_equal(np.asarray(top1.tokens), np.asarray(greedy.tokens))
+  np.testing.assert_allclose(np.asarray(top1.scores), np.asarray(greedy.scores), rtol=1e-6)
+  hot = lambda seed: np.asarray(decode.decode(
+      model, params, src, 7, sampling=decode.Sampling(temperature=5.0, seed=seed)).tokens)
+  np.testing.assert_array_equal(hot(0), hot(0))
+  assert any(not np.array_equal(hot(0), hot(seed)) for seed in (1, 2, 3))
+
+
+def test_the_nucleus_holds_the_fewest_most_probable_tokens_reaching_its_mass():
+  probs = jnp.array([[0.5, 0.3, 0.15, 0.05], [0.05, 0.15, 0.3, 0.5], [0.25, 0.25, 0.25, 0.25]])
+  allowed = np.isfinite(np.asarray(decode.restrict(jnp.log(probs), top_p=0.75)))
+  np.testing.assert_array_equal(allowed, [[1, 1, 0, 0], [0, 0, 1, 1], [1, 1, 1, 1]])  # ties admitted
+  allowed = np.isfinite(np.asarray(decode.restrict(jnp.log(probs), top_p=0.4)))
+  np.testing.assert_array_equal(allowed[:2], [[1, 0, 0, 0], [0, 0, 0, 1]])
+  allowed = np.isfinite(np.asarray(decode.restrict(jnp.log(probs), top_k=2)))
+  np.testing.assert_array_equal(allowed[:2], [[1, 1, 0, 0], [0, 0, 1, 1]])
+
+
+def test_a_nucleus_never_draws_outside_its_mass():
+  log_probs = jax.nn.log_softmax(jax.random.normal(jax.random.key(0), (64, 50)) * 2.0)
+  choose = decode.sample_choice(decode.Sampling(top_p=0.6, seed=1))
+  ordered = np.sort(np.exp(np.asarray(log_probs)), axis=-1)[:, ::-1]
+  for t in range(20):
+    tokens = np.asarray(choose(log_probs, t))
+    p = np.exp(np.asarray(log_probs))[np.arange(64), tokens]
+    above = np.array([ordered[r][ordered[r] > p[r]].sum() for r in range(64)])
+    assert np.all(above < 0.6)  # the mass of the tokens more probable than the draw

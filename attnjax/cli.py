@@ -64,6 +64,9 @@ def _define(command, fv):
                           "probable tokens) or nucleus:P (from the fewest holding mass P).", flag_values=fv)
       flags.DEFINE_float("temperature", 1.0, "With --sampling: divide log-probabilities by T.", flag_values=fv)
       flags.DEFINE_integer("seed", 0, "With --sampling: the random seed.", flag_values=fv)
+      flags.DEFINE_integer("nbest", 0, "Print the K best of the beam per sentence (K <= --beam) as "
+                           "TSV: sentence index, rank, length-penalised score, log-probability, "
+                           "translation.", flag_values=fv)
     if command == "eval":
       flags.DEFINE_enum("split", "test", ["validation", "test"], "Split to score.", flag_values=fv)
       flags.DEFINE_integer("limit", 0, "Score only the first N sentences (0 = all).", flag_values=fv)
@@ -159,7 +162,17 @@ def run(command: str, fv, positional=()) -> int:
     sentences = [s for s in sentences if s.strip()]
     if not sentences:
       raise UsageError("nothing to translate: give sentences as arguments or one per line on stdin")
-    for text in trained.translate(sentences, fv["beam"].value, sampling=_sampling(fv)):
+    sampling, nbest = _sampling(fv), fv["nbest"].value
+    if nbest:
+      beam = fv["beam"].value or trained.config.decode.beam_size
+      if sampling is not None or not 1 <= nbest <= beam:
+        raise UsageError(f"--nbest={nbest} lists the best of a beam: it needs 1 <= K <= --beam "
+                         f"(here {beam}) and no --sampling")
+      for i, t in enumerate(trained.alignments(sentences, beam, nbest=nbest)):
+        for rank, (text, score, log_prob) in enumerate(t.nbest, 1):
+          print(f"{i}\t{rank}\t{score:.4f}\t{log_prob:.4f}\t{text}")
+      return 0
+    for text in trained.translate(sentences, fv["beam"].value, sampling=sampling):
       print(text)
     return 0
   if command == "align":

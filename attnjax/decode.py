@@ -53,6 +53,15 @@ class Decoded(NamedTuple):
   lengths: jax.Array           # [B], tokens up to and including EOS
   scores: jax.Array            # [B], summed log-probability (length-penalised for beams)
   alignment: jax.Array | None  # [B, max_len, layers, heads, S] or None
+  nbest: "NBest | None" = None  # beam search's n best, when asked for
+
+
+class NBest(NamedTuple):
+  """The n best hypotheses of a beam, best first."""
+  tokens: jax.Array            # [B, n, max_len]
+  lengths: jax.Array           # [B, n]
+  scores: jax.Array            # [B, n], length-penalised: what ranks them
+  log_probs: jax.Array         # [B, n], summed log-probability
 
 
 def _step_fn(model, variables):
@@ -255,8 +264,10 @@ def top_continuations(logits, score, done, k: int):
   return top, (picked // chunks) * vocab + (picked % chunks) * size + inner % size
 
 
-def beam_search(model, variables, src, max_len: int, beam_size: int, alpha: float = 0.6) -> Decoded:
-  """Beam search with `beam_size` hypotheses per source; see the module docstring.
+def beam_search(model, variables, src, max_len: int, beam_size: int, alpha: float = 0.6,
+                nbest: int = 0) -> Decoded:
+  """Beam search with `beam_size` hypotheses per source; see the module docstring. With
+  `nbest` (at most `beam_size`) the final beam's `nbest` best are returned too.
 
   Each step records the hypotheses' parents and the cross-attention weights as computed;
   the best hypothesis's alignment is traced back through the parents at the end, instead of
@@ -298,7 +309,12 @@ def beam_search(model, variables, src, max_len: int, beam_size: int, alpha: floa
   pick = lambda x: _gather(x, best)[:, 0]
   tokens, lengths = pick(out), pick(_lengths(out))
   align = None if history is None else _trace_back(best, steps, lengths, *history)
-  return Decoded(tokens, lengths, pick(normalised), align)
+  listed = None
+  if nbest:
+    _, order = jax.lax.top_k(normalised, nbest)                    # [B, n], best first
+    listed = NBest(_gather(out, order), _gather(_lengths(out), order), _gather(normalised, order),
+                   _gather(score, order))
+  return Decoded(tokens, lengths, pick(normalised), align, listed)
 
 
 def _trace_back(best, steps, lengths, parents, cross):
@@ -318,10 +334,15 @@ def _trace_back(best, steps, lengths, parents, cross):
 
 
 def decode(model, variables, src, max_len: int, beam_size: int = 1, alpha: float = 0.6,
-           sampling: Sampling | None = None) -> Decoded:
-  """Greedy when `beam_size` is 1, beam search otherwise; sampling when `sampling` is given."""
+           sampling: Sampling | None = None, nbest: int = 0) -> Decoded:
+  """Greedy when `beam_size` is 1, beam search otherwise; sampling when `sampling` is given;
+  with `nbest`, beam search's `nbest` best hypotheses too (a beam of one lists its one)."""
   if beam_size < 1:
     raise ValueError(f"beam size must be at least 1, got {beam_size}")
+  if not 0 <= nbest <= beam_size:
+    raise ValueError(f"an n-best list of {nbest} needs a beam of at least {nbest}, not {beam_size}")
+  if nbest:
+    return beam_search(model, variables, src, max_len, beam_size, alpha, nbest)
   if sampling is not None:
     if beam_size != 1:
       raise ValueError(f"sampling draws one hypothesis per sentence; the beam size must be 1, not {beam_size}")
@@ -332,7 +353,7 @@ def decode(model, variables, src, max_len: int, beam_size: int = 1, alpha: float
 
 
 def make_decoder(model, max_len: int, beam_size: int = 1, alpha: float = 0.6,
-                 sampling: Sampling | None = None):
+                 sampling: Sampling | None = None, nbest: int = 0):
   """A jit-compiled `fn(variables, src) -> Decoded`; one compilation per source shape."""
   return jax.jit(lambda variables, src: decode(model, variables, src, max_len, beam_size, alpha,
-                                               sampling))
+                                               sampling, nbest))

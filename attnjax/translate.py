@@ -8,6 +8,7 @@ per batch.
 import dataclasses
 import logging
 
+import jax
 import numpy as np
 
 from attnjax import decode as decoding
@@ -23,6 +24,7 @@ class Translation:
   src_pieces: list          # subword pieces of the source, EOS included
   tgt_pieces: list          # subword pieces of the output, EOS included when emitted
   alignment: np.ndarray | None  # [tgt, layers, heads, src] attention weights, or None
+  nbest: list | None = None     # [(text, length-penalised score, log-probability)], best first
 
 
 class Translator:
@@ -30,12 +32,12 @@ class Translator:
 
   def __init__(self, model, variables, tokenizers, *, max_src_len: int, max_len: int,
                beam_size: int = 1, alpha: float = 0.6, batch_size: int = 32,
-               sampling: decoding.Sampling | None = None):
+               sampling: decoding.Sampling | None = None, nbest: int = 0):
     if beam_size < 1:
       raise ValueError(f"beam size must be at least 1, got {beam_size}")
     self.variables, self.tokenizers = variables, tokenizers
     self.max_src_len, self.batch_size = max_src_len, batch_size
-    self._decode = decoding.make_decoder(model, max_len, beam_size, alpha, sampling)
+    self._decode = decoding.make_decoder(model, max_len, beam_size, alpha, sampling, nbest)
 
   def encode_source(self, sentence: str) -> list[int]:
     ids = self.tokenizers.src.encode(sentence)
@@ -61,12 +63,18 @@ class Translator:
     tokens, lengths = np.asarray(result.tokens), np.asarray(result.lengths)
     align = None if result.alignment is None else np.asarray(result.alignment, np.float32)
     src_vocab, tgt_vocab = self.tokenizers.src, self.tokenizers.tgt
+    listed = None if result.nbest is None else jax.device_get(result.nbest)
     translations = []
     for row, sentence in enumerate(sentences):
       out_ids = tokens[row, :lengths[row]].tolist()
+      nbest = None if listed is None else [
+          (tgt_vocab.decode(listed.tokens[row, n, :listed.lengths[row, n]].tolist()),
+           float(listed.scores[row, n]), float(listed.log_probs[row, n]))
+          for n in range(listed.tokens.shape[1])]
       translations.append(Translation(
           source=sentence, text=tgt_vocab.decode(out_ids),
           src_pieces=[src_vocab.id_to_piece(i) for i in ids[row]],
           tgt_pieces=[tgt_vocab.id_to_piece(i) for i in out_ids],
-          alignment=None if align is None else align[row, :lengths[row], :, :, :len(ids[row])]))
+          alignment=None if align is None else align[row, :lengths[row], :, :, :len(ids[row])],
+          nbest=nbest))
     return translations

@@ -36,28 +36,29 @@ class Trained:
   _translators: dict = dataclasses.field(default_factory=dict, repr=False)
 
   def translator(self, beam_size: int | None = None, batch_size: int = 32,
-                 sampling: Sampling | None = None) -> Translator:
+                 sampling: Sampling | None = None, nbest: int = 0) -> Translator:
     """A translator with the workdir's decoding settings (`beam_size` overrides its beam;
-    `sampling` draws instead of searching); one per setting and batch size, kept, so that
-    repeated calls do not compile again."""
+    `sampling` draws instead of searching; `nbest` lists that many of the beam's best); one
+    per setting and batch size, kept, so that repeated calls do not compile again."""
     dec = self.config.decode
     beam_size = dec.beam_size if beam_size is None else beam_size
     if sampling is not None:
       beam_size = 1
-    key = (beam_size, batch_size, sampling)
+    key = (beam_size, batch_size, sampling, nbest)
     if key not in self._translators:
       self._translators[key] = Translator(
           self.model, {"params": self.params}, self.tokenizers,
           max_src_len=self.config.data.max_src_len, max_len=dec.max_len, beam_size=beam_size,
-          alpha=dec.length_penalty, batch_size=batch_size, sampling=sampling)
+          alpha=dec.length_penalty, batch_size=batch_size, sampling=sampling, nbest=nbest)
     return self._translators[key]
 
   def alignments(self, sentences, beam: int | None = None, batch_size: int = 32,
-                 sampling: Sampling | None = None) -> list[Translation]:
+                 sampling: Sampling | None = None, nbest: int = 0) -> list[Translation]:
     """Translations of `sentences` (a list, or one string) with their subword pieces and
-    attention weights, [tgt pieces, layers, heads, src pieces] (None for a model without)."""
+    attention weights, [tgt pieces, layers, heads, src pieces] (None for a model without),
+    and with `nbest` the beam's best hypotheses as (text, score, log-probability)."""
     sentences = [sentences] if isinstance(sentences, str) else list(sentences)
-    return self.translator(beam, batch_size, sampling)(sentences)
+    return self.translator(beam, batch_size, sampling, nbest)(sentences)
 
   def translate(self, sentences, beam: int | None = None, batch_size: int = 32,
                 sampling: Sampling | None = None) -> list[str]:

@@ -39,3 +39,21 @@ def test_translate_samples_from_the_cli_and_top_1_is_greedy(trained, capsys):
   code, drawn = run("--sampling", "nucleus:0.9", "--temperature", "3", "--seed", "5")
   assert code == 0 and len(drawn) == 3
   assert run("--sampling", "nucleus:0.9", "--temperature", "3", "--seed", "5") == (0, drawn)
+
+
+def test_translate_nbest_prints_the_beam_best_first_as_tsv(trained, capsys):
+  from attnjax import cli
+  sources = ["7", "21"]
+  assert cli.main(["attnjax", "translate", "--workdir", str(trained), "--beam", "4", *sources]) == 0
+  best = capsys.readouterr().out.splitlines()
+  assert cli.main(["attnjax", "translate", "--workdir", str(trained), "--beam", "4", "--nbest", "3",
+                   *sources]) == 0
+  rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+  assert [(r[0], r[1]) for r in rows] == [(str(i), str(k)) for i in range(2) for k in (1, 2, 3)]
+  assert [r[4] for r in rows if r[1] == "1"] == best
+  for i in range(2):
+    scores = [float(r[2]) for r in rows if r[0] == str(i)]
+    assert scores == sorted(scores, reverse=True)
+  assert cli.main(["attnjax", "translate", "--workdir", str(trained), "--beam", "2", "--nbest", "3",
+                   "7"]) == 2
+  assert "--nbest=3 lists the best of a beam" in capsys.readouterr().err

@@ -241,3 +241,29 @@ def test_a_nucleus_never_draws_outside_its_mass():
     p = np.exp(np.asarray(log_probs))[np.arange(64), tokens]
     above = np.array([ordered[r][ordered[r] > p[r]].sum() for r in range(64)])
     assert np.all(above < 0.6)  # the mass of the tokens more probable than the draw
+
+
+@pytest.mark.parametrize("family,decoder", [("rnn", "bahdanau"), ("transformer", None)])
+def test_nbest_lists_the_beam_best_first_with_true_log_probabilities(family, decoder):
+  model, params, src = tiny(family, decoder)
+  out = decode.decode(model, params, src, 7, beam_size=4, alpha=0.6, nbest=4)
+  listed = jax.device_get(out.nbest)
+  np.testing.assert_array_equal(listed.tokens[:, 0], np.asarray(out.tokens))
+  np.testing.assert_allclose(listed.scores[:, 0], np.asarray(out.scores))
+  assert np.all(np.diff(listed.scores, axis=-1) <= 0)  # best first
+  np.testing.assert_allclose(
+      listed.scores, listed.log_probs / decode.length_penalty(listed.lengths.astype(np.float32), 0.6),
+      rtol=1e-5)
+  for row in range(src.shape[0]):
+    hyps = {tuple(listed.tokens[row, n, :listed.lengths[row, n]]) for n in range(4)}
+    assert len(hyps) == 4  # distinct hypotheses
+    for n in range(4):
+      tokens = listed.tokens[row, n]
+      tgt_in = np.concatenate([[BOS_ID], tokens[:-1]])[None]
+      logits = model.apply(params, src[row:row + 1], jnp.asarray(tgt_in, jnp.int32))
+      log_probs = jax.nn.log_softmax(logits.at[..., jnp.array([PAD_ID, BOS_ID])].set(-1e9))[0]
+      length = listed.lengths[row, n]
+      picked = np.take_along_axis(np.asarray(log_probs[:length]), tokens[:length, None], -1).sum()
+      np.testing.assert_allclose(picked, listed.log_probs[row, n], rtol=1e-4, atol=1e-4)
+  with pytest.raises(ValueError, match="n-best list of 5 needs a beam of at least 5"):
+    decode.decode(model, params, src, 7, beam_size=4, nbest=5)

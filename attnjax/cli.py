@@ -2,8 +2,10 @@
 
     attnjax prepare   --config configs/default.py
     attnjax train     --config configs/default.py --workdir runs/x [--config.train.num_steps=2000]
-    attnjax eval      --workdir runs/x [--split test] [--beam 4]
+    attnjax eval      --workdir runs/x [--split test | --src F --ref R] [--beam 4]
     attnjax translate --workdir runs/x [--beam 4] [sentence ...]      (or one per line on stdin)
+    attnjax translate --workdir runs/x --input F --output O
+    attnjax compare   --workdir A --workdir B [--split test | --src F --ref R]
     attnjax align     --workdir runs/x --src "..." --out align.png
     attnjax average   --workdir runs/x --last 5 [--out runs/x-avg5]
     attnjax bench     --model transformer --task train      (the speed protocol; --help for shapes)
@@ -13,6 +15,7 @@ import ast
 import json
 import logging
 import os
+import pathlib
 import re
 import sys
 
@@ -54,6 +57,13 @@ def _define(command, fv):
     _workdir_flag(fv)
     flags.DEFINE_integer("last", 5, "Average the newest N checkpoints.", flag_values=fv)
     flags.DEFINE_string("out", None, "The new workdir (default: <workdir>-avg<N>).", flag_values=fv)
+  elif command == "compare":
+    flags.DEFINE_multi_string("workdir", None, "Two workdirs: the baseline first.", flag_values=fv,
+                              required=True)
+    flags.DEFINE_integer("beam", None, "Beam size (default: each config's decode.beam_size).", flag_values=fv)
+    flags.DEFINE_enum("split", "test", ["validation", "test"], "Split to score (the first workdir's corpus).",
+                      flag_values=fv)
+    _file_flags(fv)
   elif command in ("eval", "translate", "align"):
     _workdir_flag(fv)
     flags.DEFINE_integer("beam", None, "Beam size (default: the config's decode.beam_size; 1 = greedy).",
@@ -67,14 +77,43 @@ def _define(command, fv):
       flags.DEFINE_integer("nbest", 0, "Print the K best of the beam per sentence (K <= --beam) as "
                            "TSV: sentence index, rank, length-penalised score, log-probability, "
                            "translation.", flag_values=fv)
+    if command == "translate":
+      flags.DEFINE_string("input", None, "A text file to translate, one sentence per line (.gz too).",
+                          flag_values=fv)
+      flags.DEFINE_string("output", None, "Where --input's translations go, line for line.", flag_values=fv)
     if command == "eval":
       flags.DEFINE_enum("split", "test", ["validation", "test"], "Split to score.", flag_values=fv)
       flags.DEFINE_integer("limit", 0, "Score only the first N sentences (0 = all).", flag_values=fv)
+      _file_flags(fv)
     if command == "align":
       flags.DEFINE_string("src", None, "Source sentence to translate and draw.", flag_values=fv,
                           required=True)
       flags.DEFINE_string("out", "alignment.png", "Output PNG.", flag_values=fv)
       flags.DEFINE_bool("per_head", True, "Also draw every layer and head (Transformer).", flag_values=fv)
+
+
+def _file_flags(fv):
+  flags.DEFINE_string("src", None, "A source file to score instead of a split (one sentence per "
+                      "line, .gz too); needs --ref.", flag_values=fv)
+  flags.DEFINE_string("ref", None, "The references of --src, line for line.", flag_values=fv)
+
+
+def _pairs(fv, trained, progress):
+  """(source, reference) pairs: of --src/--ref when given, else of --split."""
+  from attnjax.data import builders, pipeline
+  from attnjax.data.prepare import prepare
+  src, ref = fv["src"].value, fv["ref"].value
+  if bool(src) != bool(ref):
+    raise UsageError("--src and --ref go together: the sources and their references")
+  if src:
+    sources, references = builders.read_text(src), builders.read_text(ref)
+    if len(sources) != len(references):
+      raise UsageError(f"{ref} has {len(references):,} lines but {src} has {len(sources):,}")
+    if not sources:
+      raise UsageError(f"{src} is empty")
+    return list(zip(sources, references)), pathlib.Path(src).name
+  prepared = prepare(trained.config.data, progress=progress)
+  return pipeline.load_pairs(trained.config.data, fv["split"].value, prepared), fv["split"].value
 
 
 def _require_config(fv):
@@ -135,6 +174,8 @@ def run(command: str, fv, positional=()) -> int:
     return 0
 
   from attnjax import evaluate, viz, workdir as workdir_lib
+  if command == "compare":
+    return _compare(fv, workdir_lib, progress)
   if command == "average":
     out = fv["out"].value or f"{fv['workdir'].value.rstrip('/')}-avg{fv['last'].value}"
     step, steps = workdir_lib.average(fv["workdir"].value, fv["last"].value, out)
@@ -145,17 +186,25 @@ def run(command: str, fv, positional=()) -> int:
     raise UsageError(f"--beam={fv['beam'].value}: the beam size must be at least 1")
   trained = workdir_lib.load(fv["workdir"].value, fv["step"].value)
   if command == "eval":
-    prepared = prepare(trained.config.data, progress=progress)
-    pairs = pipeline.load_pairs(trained.config.data, fv["split"].value, prepared)
+    pairs, name = _pairs(fv, trained, progress)
     if fv["limit"].value:
       pairs = pairs[: fv["limit"].value]
     report = trained.evaluate(pairs, fv["beam"].value)
     hyps = report.pop("hypotheses")
-    report.update(split=fv["split"].value, step=trained.step,
+    report.update(split=name, step=trained.step,
                   beam=fv["beam"].value or trained.config.decode.beam_size)
-    json_path, hyp_path = evaluate.write(fv["workdir"].value, fv["split"].value, report, hyps)
+    json_path, hyp_path = evaluate.write(fv["workdir"].value, name, report, hyps)
     print(evaluate.format_table(report))
     print(f"wrote {json_path} and {hyp_path}")
+    return 0
+  if command == "translate" and (fv["input"].value or fv["output"].value):
+    if not (fv["input"].value and fv["output"].value) or positional:
+      raise UsageError("--input F --output O translate a file: give both, and no sentences")
+    if os.path.abspath(fv["input"].value) == os.path.abspath(fv["output"].value):
+      raise UsageError("--output would overwrite --input; write the translations elsewhere")
+    count = trained.translate_file(fv["input"].value, fv["output"].value, fv["beam"].value,
+                                   progress=progress)
+    print(f"wrote {count:,} translations to {fv['output'].value}")
     return 0
   if command == "translate":
     sentences = list(positional) or [l.rstrip("\n") for l in sys.stdin]
@@ -190,7 +239,31 @@ def run(command: str, fv, positional=()) -> int:
   raise UsageError(f"unknown command {command!r}")
 
 
-COMMANDS = ("prepare", "train", "eval", "translate", "align", "average", "bench")
+def _compare(fv, workdir_lib, progress) -> int:
+  """Both workdirs translate the same pairs; sacreBLEU's paired tests say whether B differs."""
+  from attnjax import evaluate
+  names = fv["workdir"].value
+  if len(names) != 2:
+    raise UsageError(f"compare takes two --workdir flags (the baseline first), not {len(names)}")
+  if fv["beam"].value is not None and fv["beam"].value < 1:
+    raise UsageError(f"--beam={fv['beam'].value}: the beam size must be at least 1")
+  trained = [workdir_lib.load(name) for name in names]
+  pairs, what = _pairs(fv, trained[0], progress)
+  systems = [(name, t.translate([s for s, _ in pairs], fv["beam"].value)) for name, t in zip(names, trained)]
+  references = [r for _, r in pairs]
+  bs_signature, bootstrap = evaluate.paired_bootstrap(systems, references)
+  ar_signature, randomized = evaluate.approximate_randomization(systems, references)
+  print(f"{len(pairs):,} sentences of {what}; {bs_signature}; {ar_signature}")
+  for row, ar in zip(bootstrap, randomized):
+    line = f"{row['system']}: BLEU {row['bleu']:.2f} (bootstrap mean {row['mean']:.2f} ± {row['ci']:.2f})"
+    if row["p_value"] is not None:
+      line += (f"   paired bootstrap p = {row['p_value']:.4f}   approximate randomization "
+               f"p = {ar['p_value']:.4f}")
+    print(line)
+  return 0
+
+
+COMMANDS = ("prepare", "train", "eval", "translate", "align", "average", "compare", "bench")
 
 
 def main(argv=None) -> int:

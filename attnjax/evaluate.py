@@ -35,12 +35,25 @@ def paired_bootstrap(systems: list[tuple[str, list[str]]], references: list[str]
   A system identical to the baseline gets p = 1 / (samples + 1): sacreBLEU counts only
   resampled differences strictly above the observed one, by design.
   """
+  return _paired(systems, references, "bs", samples)
+
+
+def approximate_randomization(systems: list[tuple[str, list[str]]], references: list[str],
+                              trials: int = 10000) -> tuple[str, list[dict]]:
+  """sacreBLEU's paired approximate randomization (Riezler and Maxwell 2005) of each system
+  against the first: as `paired_bootstrap`, p-values from swapping the two systems'
+  sentences at random (no confidence intervals: 'ci' is 0)."""
+  return _paired(systems, references, "ar", trials)
+
+
+def _paired(systems, references, test_type: str, samples: int):
   from sacrebleu.significance import PairedTest
-  test = PairedTest(systems, {"BLEU": sacrebleu.metrics.BLEU()}, [references], test_type="bs",
+  test = PairedTest(systems, {"BLEU": sacrebleu.metrics.BLEU()}, [references], test_type=test_type,
                     n_samples=samples)
   signatures, results = test()
-  rows = [{"system": name, "bleu": r.score, "mean": float(r.mean), "ci": float(r.ci),
-           "p_value": r.p_value} for name, r in zip(results["System"], results["BLEU"])]
+  rows = [{"system": name, "bleu": r.score, "mean": float(r.mean if r.mean is not None else r.score),
+           "ci": float(r.ci or 0.0), "p_value": r.p_value}
+          for name, r in zip(results["System"], results["BLEU"])]
   return str(signatures["BLEU"]), rows
 
 

@@ -27,7 +27,7 @@ class Progress:
   """Steps `initial`..`total`; silent unless `enabled`; a bar only on a terminal."""
 
   def __init__(self, total: int, initial: int = 0, enabled: bool = True, unit: str = "step"):
-    self.total, self.initial, self.enabled = total, initial, enabled
+    self.total, self.initial, self.enabled, self.unit = total, initial, enabled, unit
     self.start = time.perf_counter()
     self.bar = tqdm(total=total, initial=initial, unit=unit, dynamic_ncols=True) \
         if enabled and is_terminal() else None
@@ -37,7 +37,7 @@ class Progress:
       self.bar.update(n)
 
   def log(self, step: int, **figures: str) -> None:
-    """The bar's postfix on a terminal; otherwise one line `step N/T  k v ...  elapsed  eta`."""
+    """The bar's postfix on a terminal; otherwise one line `<unit> N/T  k v ...  elapsed  eta`."""
     if not self.enabled:
       return
     if self.bar is not None:
@@ -46,7 +46,7 @@ class Progress:
     elapsed = time.perf_counter() - self.start
     done = step - self.initial
     eta = elapsed / done * (self.total - step) if done > 0 else 0.0
-    parts = [f"step {step}/{self.total}"] + [f"{k} {v}" for k, v in figures.items()]
+    parts = [f"{self.unit} {step}/{self.total}"] + [f"{k} {v}" for k, v in figures.items()]
     print("  ".join(parts + [f"elapsed {duration(elapsed)}", f"eta {duration(eta)}"]), flush=True)
 
   def write(self, line: str) -> None:

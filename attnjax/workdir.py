@@ -72,6 +72,34 @@ class Trained:
     report, hypotheses = evaluate.evaluate(self.translator(beam), list(pairs), bucket_width)
     return {**report, "hypotheses": hypotheses}
 
+  def translate_file(self, source, output, beam: int | None = None, batch_size: int = 64,
+                     progress: bool = True) -> int:
+    """Translate a text file (one sentence per line, optionally .gz) into `output`, line for
+    line: batches of sentences of similar length (the file sorted by length), the output in
+    the input's order, written to a temporary file and renamed when complete. Returns the
+    number of lines."""
+    from attnjax.data.builders import read_text
+    from attnjax.progress import Progress
+    lines = read_text(source)
+    translator = self.translator(beam, batch_size)
+    order = sorted(range(len(lines)), key=lambda i: len(lines[i].split()))
+    texts = [""] * len(lines)
+    bar = Progress(len(lines), enabled=progress, unit="sentence")
+    every = max(1, len(order) // batch_size // 10)  # off a terminal: about ten lines in all
+    for n, start in enumerate(range(0, len(order), batch_size), 1):
+      rows = [i for i in order[start:start + batch_size] if lines[i].strip()]
+      for i, t in zip(rows, translator([lines[i] for i in rows])):
+        texts[i] = t.text
+      bar.update(len(order[start:start + batch_size]))
+      if n % every == 0 or start + batch_size >= len(order):
+        bar.log(min(start + batch_size, len(order)))
+    bar.close()
+    output = pathlib.Path(output)
+    tmp = output.with_name(output.name + ".incomplete")
+    tmp.write_text("".join(t + "\n" for t in texts), encoding="utf-8")
+    tmp.replace(output)
+    return len(lines)
+
   def perplexity(self, data_cfg, split: str) -> float:
     """exp(mean per-token negative log-likelihood) of `split` of `data_cfg`'s corpus,
     teacher-forced, no label smoothing; every pair counts (long ones cut to fit, as in

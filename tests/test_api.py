@@ -57,3 +57,53 @@ def test_translate_nbest_prints_the_beam_best_first_as_tsv(trained, capsys):
   assert cli.main(["attnjax", "translate", "--workdir", str(trained), "--beam", "2", "--nbest", "3",
                    "7"]) == 2
   assert "--nbest=3 lists the best of a beam" in capsys.readouterr().err
+
+
+def _write_pairs(trained, tmp_path, count=20, gz=False):
+  import gzip
+  model = attnjax.load(trained)
+  pairs = pipeline.load_pairs(model.config.data, "test")[:count]
+  opener = (lambda p: gzip.open(p, "wt", encoding="utf-8")) if gz else (lambda p: open(p, "w", encoding="utf-8"))
+  src, ref = tmp_path / ("src.txt.gz" if gz else "src.txt"), tmp_path / "ref.txt"
+  with opener(src) as f:
+    f.writelines(s + "\n" for s, _ in pairs)
+  with open(ref, "w", encoding="utf-8") as f:
+    f.writelines(r + "\n" for _, r in pairs)
+  return model, pairs, src, ref
+
+
+def test_eval_scores_any_files_as_it_scores_a_split(trained, tmp_path, capsys):
+  import json
+  from attnjax import cli
+  model, pairs, src, ref = _write_pairs(trained, tmp_path, gz=True)
+  assert cli.main(["attnjax", "eval", "--workdir", str(trained), "--src", str(src), "--ref", str(ref)]) == 0
+  out = capsys.readouterr().out
+  assert "nrefs:1|case:mixed" in out and "source length" in out
+  report = json.loads((trained / "eval_src.txt.gz.json").read_text())
+  assert report["bleu"] == model.evaluate(pairs)["bleu"] and report["sentences"] == len(pairs)
+
+
+def test_translate_a_file_keeps_the_input_order(trained, tmp_path, capsys):
+  from attnjax import cli
+  model, pairs, src, _ = _write_pairs(trained, tmp_path)
+  out = tmp_path / "out.txt"
+  assert cli.main(["attnjax", "translate", "--workdir", str(trained), "--input", str(src),
+                   "--output", str(out)]) == 0
+  assert f"wrote {len(pairs)} translations" in capsys.readouterr().out
+  assert out.read_text().splitlines() == model.translate([s for s, _ in pairs])
+  assert not (tmp_path / "out.txt.incomplete").exists()
+
+
+def test_compare_prints_both_systems_with_intervals_and_p_values(trained, tmp_path, capsys):
+  from attnjax import cli
+  _, pairs, src, ref = _write_pairs(trained, tmp_path)
+  assert cli.main(["attnjax", "average", "--workdir", str(trained), "--last", "2",
+                   "--out", str(tmp_path / "avg")]) == 0
+  capsys.readouterr()
+  assert cli.main(["attnjax", "compare", "--workdir", str(trained), "--workdir", str(tmp_path / "avg"),
+                   "--src", str(src), "--ref", str(ref)]) == 0
+  lines = capsys.readouterr().out.splitlines()
+  assert f"{len(pairs)} sentences of src.txt" in lines[0] and "bs:1000" in lines[0] and "ar:10000" in lines[0]
+  assert lines[1].startswith(f"{trained}: BLEU") and "±" in lines[1] and "p =" not in lines[1]
+  assert lines[2].startswith(f"{tmp_path / 'avg'}: BLEU") and "paired bootstrap p = " in lines[2]
+  assert "approximate randomization p = " in lines[2]

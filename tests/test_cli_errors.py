@@ -60,6 +60,13 @@ CASES = [
     (["align", "--workdir", "{trained}"], "--src"),
     (["align", "--workdir", "{trained}", "--src", "  "], "--src is empty"),
     (["translate", "--workdir", "{trained}", "--sampling", "top:3", "one"], "--sampling=top:3: use topk:K"),
+    (["translate", "--workdir", "{trained}", "--input", "{tmp}/none.txt", "--output", "{tmp}/o.txt"],
+     "{tmp}/none.txt does not exist"),
+    (["translate", "--workdir", "{trained}", "--input", "{tmp}/a.src"], "--input F --output O translate a file"),
+    (["eval", "--workdir", "{trained}", "--src", "{tmp}/a.src"], "--src and --ref go together"),
+    (["eval", "--workdir", "{trained}", "--src", "{tmp}/a.src", "--ref", "{tmp}/b.ref"],
+     "{tmp}/b.ref has 1 lines but {tmp}/a.src has 2"),
+    (["compare", "--workdir", "{trained}"], "compare takes two --workdir flags"),
     (["translate", "--workdir", "{trained}", "--sampling", "nucleus:1.5", "one"], "with 0 < P <= 1"),
     (["translate", "--workdir", "{trained}", "--temperature", "0.5", "one"], "--temperature applies to sampling"),
     (["translate", "--workdir", "{trained}", "--sampling", "topk:2", "--beam", "4", "one"], "drop --beam=4"),
@@ -77,6 +84,8 @@ BAD_CONFIG_FILES = {"syntax.py": "def get_config(:\n", "empty.py": "CONFIG = Non
 def test_bad_input_gets_one_clear_line(args, message, trained, tmp_path, capsys):
   for name, text in BAD_CONFIG_FILES.items():
     (tmp_path / name).write_text(text)
+  (tmp_path / "a.src").write_text("one\ntwo\n")
+  (tmp_path / "b.ref").write_text("un\n")
   fill = lambda s: s.replace("{tmp}", str(tmp_path)).replace("{trained}", str(trained))
   code, err = _run([fill(a) for a in args], capsys)
   assert code != 0
@@ -134,7 +143,7 @@ def test_overlong_sentence_is_truncated_with_a_warning(trained, capsys, caplog):
 
 
 def test_help_for_every_command(capsys):
-  for command in ("prepare", "train", "eval", "translate", "align", "average"):
+  for command in ("prepare", "train", "eval", "translate", "align", "average", "compare"):
     assert cli.main(["attnjax", command, "--help"]) == 0
     assert "--" in capsys.readouterr().out
   assert cli.main(["attnjax", "--help"]) == 0

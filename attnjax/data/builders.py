@@ -108,6 +108,15 @@ def _read_lines(path: Path) -> list[str]:
   return lines
 
 
+def read_text(path) -> list[str]:
+  """A plain-text file (optionally .gz) as its lines, without line ends: for `eval --src/--ref`
+  and `translate --input`."""
+  path = Path(path)
+  if not path.is_file():
+    raise DataError(f"{path} does not exist")
+  return [line.rstrip("\r\n") for line in _read_lines(path)]
+
+
 def file_pairs(files_dir, split: str) -> list[tuple[str, str]]:
   """The (src, tgt) lines of `<prefix>.src` and `<prefix>.tgt`, as read, unfiltered."""
   files_dir = Path(files_dir)

@@ -79,6 +79,8 @@ def parse_args(argv):
   p.add_argument("--dtype", choices=list(models.DTYPES), default="float32",
                  help="compute dtype (parameters stay float32)")
   p.add_argument("--beam", type=int, default=1, help="decode: beam size (1 = greedy)")
+  p.add_argument("--nbest", type=int, default=0, help="decode: also return the beam's K best (K <= --beam)")
+  p.add_argument("--sampling", default=None, help="decode: draw instead of searching, topk:K or nucleus:P")
   p.add_argument("--remat", nargs="?", const="nothing", default=None, choices=list(REMAT_POLICIES),
                  help="train: recompute the forward pass's activations in the backward pass; "
                       "'nothing' (a bare --remat) keeps only the model's inputs, 'dots' keeps the "
@@ -91,6 +93,17 @@ def parse_args(argv):
     p.error(f"--vocab={args.vocab} must exceed the {models.UNK_ID + 1} reserved token ids")
   if args.remat and args.task != "train":
     p.error("--remat applies to --task train only")
+  if (args.nbest or args.sampling) and args.task != "decode":
+    p.error("--nbest and --sampling apply to --task decode only")
+  if not 0 <= args.nbest <= args.beam:
+    p.error(f"--nbest={args.nbest} must be at most --beam={args.beam}")
+  if args.sampling:
+    if args.beam != 1 or args.nbest:
+      p.error("--sampling draws one hypothesis: it takes neither --beam nor --nbest")
+    try:
+      decode_lib.Sampling.parse(args.sampling)
+    except ValueError as err:
+      p.error(str(err))
   return args
 
 
@@ -284,7 +297,9 @@ def build_train(args, model, params, batch):
 def build_decode(args, model, params, batch):
   """The compiled decoder (greedy or beam) that `attnjax translate` uses, on the batch's sources."""
   variables = {"params": params}
-  decoder = decode_lib.make_decoder(NeverEOS(model), args.tgt_len, args.beam)
+  sampling = decode_lib.Sampling.parse(args.sampling) if args.sampling else None
+  decoder = decode_lib.make_decoder(NeverEOS(model), args.tgt_len, args.beam, sampling=sampling,
+                                    nbest=args.nbest)
   compiled = decoder.lower(variables, batch["src"]).compile()
 
   def check(out):
@@ -340,6 +355,7 @@ def run(args) -> dict:
       "threads": len(os.sched_getaffinity(0)), "step_s_median": median, "step_s_min": fastest,
       "tgt_tokens_per_s": args.batch * args.tgt_len / median,
       "dtype": args.dtype, "beam": args.beam if args.task == "decode" else None,
+      "nbest": args.nbest or None, "sampling": args.sampling,
       "remat": args.remat, "compile_s": compile_s,
       "model_flops_per_step": float(flops), "xla_flops_per_step": xla_flops(compiled),
       "peak_flops": peak, "peak_flops_source": peak_source, "mfu": flops / median / peak,

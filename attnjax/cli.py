@@ -136,17 +136,10 @@ def _sampling(fv):
     return None
   if fv["beam"].value not in (None, 1):
     raise UsageError(f"--sampling draws one translation per sentence; drop --beam={fv['beam'].value}")
-  if not temperature > 0:
-    raise UsageError(f"--temperature={temperature} must be positive")
-  kind, _, value = spec.partition(":")
   try:
-    if kind == "topk" and int(value) >= 1:
-      return Sampling(top_k=int(value), temperature=temperature, seed=fv["seed"].value)
-    if kind == "nucleus" and 0 < float(value) <= 1:
-      return Sampling(top_p=float(value), temperature=temperature, seed=fv["seed"].value)
-  except ValueError:
-    pass
-  raise UsageError(f"--sampling={spec}: use topk:K with K >= 1 or nucleus:P with 0 < P <= 1")
+    return Sampling.parse(spec, temperature, fv["seed"].value)
+  except ValueError as err:
+    raise UsageError(str(err)) from None
 
 
 def run(command: str, fv, positional=()) -> int:

@@ -47,6 +47,21 @@ class Sampling(NamedTuple):
   temperature: float = 1.0
   seed: int = 0
 
+  @classmethod
+  def parse(cls, spec: str, temperature: float = 1.0, seed: int = 0) -> "Sampling":
+    """'topk:K' or 'nucleus:P' (the command line's form); ValueError saying what is wrong."""
+    if not temperature > 0:
+      raise ValueError(f"--temperature={temperature} must be positive")
+    kind, _, value = spec.partition(":")
+    try:
+      if kind == "topk" and int(value) >= 1:
+        return cls(top_k=int(value), temperature=temperature, seed=seed)
+      if kind == "nucleus" and 0 < float(value) <= 1:
+        return cls(top_p=float(value), temperature=temperature, seed=seed)
+    except ValueError:
+      pass
+    raise ValueError(f"--sampling={spec}: use topk:K with K >= 1 or nucleus:P with 0 < P <= 1")
+
 
 class Decoded(NamedTuple):
   tokens: jax.Array            # [B, max_len], EOS included, PAD after it

@@ -206,3 +206,19 @@ def test_profile_gpu_summary_splits_kernel_time_by_part(monkeypatch):
                    "other kernels: loss": 1.0, "matrix products: attention": 1.0}
   assert out[7].split() == ["2.000", "nvjet_sm90_tst_128x128"]
   assert "feed_forward/ff_in/add" in "\n".join(out)
+
+
+@pytest.mark.parametrize("flags", [["--sampling", "topk:5"], ["--sampling", "nucleus:0.9"],
+                                   ["--beam", "3", "--nbest", "3"]])
+def test_decode_variants_time_every_step(flags):
+  result = _run("--model", "transformer", "--task", "decode", *flags)
+  assert result["tgt_len"] == 4 and result["step_s_median"] > 0
+  assert result["sampling"] == (flags[1] if flags[0] == "--sampling" else None)
+  assert result["nbest"] == (3 if "--nbest" in flags else None)
+
+
+@pytest.mark.parametrize("flags", [["--sampling", "topk:0"], ["--sampling", "topk:2", "--beam", "2"],
+                                   ["--nbest", "3", "--beam", "2"], ["--task", "train", "--nbest", "1"]])
+def test_bad_decode_variants_are_refused(flags, capsys):
+  with pytest.raises(SystemExit):
+    bench.parse_args(["--model", "transformer", "--task", "decode"] + TINY + flags)

@@ -131,7 +131,16 @@ def load(workdir, step: int | None = None) -> Trained:
     raise checkpoint.CheckpointError(f"{workdir} has no checkpoints yet; train first")
   mngr = checkpoint.manager(workdir, read_only=True)
   try:
-    restored = checkpoint.restore(mngr, abstract, step, set_aside=False)
+    saved = sorted(mngr.all_steps())
+    if step is not None and step not in saved:
+      raise checkpoint.CheckpointError(f"{workdir} has no checkpoint of step {step}; it has {saved}")
+    try:
+      restored = checkpoint.restore(mngr, abstract, step, set_aside=False)
+    except checkpoint.CheckpointError:
+      what = f"checkpoint {step} in {workdir} cannot" if step is not None else f"no checkpoint in {workdir} can"
+      raise checkpoint.CheckpointError(
+          f"{what} be read as the model that its config.json and tokenizer/ describe (vocabularies "
+          f"of {tokenizers.src.vocab_size} and {tokenizers.tgt.vocab_size}): were they replaced?") from None
   finally:
     mngr.close()
   if restored is None:

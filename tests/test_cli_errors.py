@@ -67,6 +67,7 @@ CASES = [
     (["eval", "--workdir", "{trained}", "--src", "{tmp}/a.src", "--ref", "{tmp}/b.ref"],
      "{tmp}/b.ref has 1 lines but {tmp}/a.src has 2"),
     (["compare", "--workdir", "{trained}"], "compare takes two --workdir flags"),
+    (["eval", "--workdir", "{trained}", "--step", "99"], "has no checkpoint of step 99; it has [3, 6]"),
     (["translate", "--workdir", "{trained}", "--sampling", "nucleus:1.5", "one"], "with 0 < P <= 1"),
     (["translate", "--workdir", "{trained}", "--temperature", "0.5", "one"], "--temperature applies to sampling"),
     (["translate", "--workdir", "{trained}", "--sampling", "topk:2", "--beam", "4", "one"], "drop --beam=4"),
@@ -180,3 +181,15 @@ def test_a_check_inside_the_training_loop(data_dir, tmp_path, capsys):
   code, err = _run(["train"] + args, capsys)
   assert code == 2 and "Traceback" not in err
   assert "tokens_per_batch=4 holds no" in err
+
+
+def test_a_workdir_whose_model_no_longer_matches_its_checkpoints(trained, tmp_path, capsys):
+  import json
+  work = tmp_path / "edited"
+  shutil.copytree(trained, work)
+  config = json.loads((work / "config.json").read_text())
+  config["model"]["hidden_dim"] *= 2
+  (work / "config.json").write_text(json.dumps(config))
+  code, err = _run(["translate", "--workdir", str(work), "one"], capsys)
+  assert code == 1 and "Traceback" not in err
+  assert f"no checkpoint in {work} can be read as the model that its config.json and tokenizer/" in err

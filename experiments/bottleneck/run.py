@@ -20,8 +20,8 @@ Presets:
          (tests/test_experiments.py).
   cpu    the four models of Figure 2 at the configs' sizes (embed 128, hidden 256, a
          bidirectional LSTM encoder), batch 64, STEPS below. Measured on 2 CPU cores:
-         training RNNsearch-50 65 min, RNNencdec-50 22, RNNencdec-30 12 (RNNsearch-30, by
-         its step rate, about 35), decoding under a minute each, and 5 minutes to generate
+         training RNNsearch-50 65 min, RNNsearch-30 33, RNNencdec-50 22, RNNencdec-30 12,
+         decoding under a minute each, and 5 minutes to generate
          and prepare the two corpora once: about 2 h 20 min in all.
   full   every model, 20,000 steps each (a GPU).
 """

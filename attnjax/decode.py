@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from attnjax.models import BOS_ID, EOS_ID, PAD_ID
+from attnjax.models.layers import hashed_bits
 
 NEG_INF = -1e9
 MAX_PHASES = 4
@@ -156,8 +157,13 @@ def sample_choice(sampling: Sampling):
   key = jax.random.key(sampling.seed)
 
   def choose(log_probs, t):
+    """The Gumbel-max trick, argmax(log p + G): a draw from p. The noise comes from the
+    counter-based `hashed_bits`, which fuses into the sum, where `jax.random.categorical`'s
+    threefry bits cost XLA:CPU a loop over a materialised [B, V] array every step."""
     allowed = restrict(log_probs / sampling.temperature, sampling.top_k, sampling.top_p)
-    return jax.random.categorical(jax.random.fold_in(key, t), allowed).astype(jnp.int32)
+    bits = hashed_bits(jax.random.fold_in(key, t), allowed.shape)
+    uniform = (bits >> 8).astype(jnp.float32) * 2.0 ** -24 + 2.0 ** -25  # in (0, 1)
+    return _argmax(allowed - jnp.log(-jnp.log(uniform)))
 
   return choose
 

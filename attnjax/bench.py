@@ -40,7 +40,10 @@ import numpy as np
 from attnjax import decode as decode_lib
 from attnjax import hugepages
 from attnjax import models
-from attnjax.config import rnn_model
+from attnjax import tokens
+from attnjax.config import rnn_model, transformer_model
+from attnjax.models import flops as flops_lib
+from attnjax.sampling import Sampling
 from attnjax.train import state as state_lib
 from attnjax.train import steps
 
@@ -89,8 +92,8 @@ def parse_args(argv):
   for name in ("batch", "src_len", "tgt_len", "steps", "beam", "vocab"):
     if getattr(args, name) < 1:
       p.error(f"--{name.replace('_', '-')}={getattr(args, name)} must be at least 1")
-  if args.vocab <= models.UNK_ID + 1:
-    p.error(f"--vocab={args.vocab} must exceed the {models.UNK_ID + 1} reserved token ids")
+  if args.vocab <= tokens.FIRST_WORD_ID:
+    p.error(f"--vocab={args.vocab} must exceed the {tokens.FIRST_WORD_ID} reserved token ids")
   if args.remat and args.task != "train":
     p.error("--remat applies to --task train only")
   if (args.nbest or args.sampling) and args.task != "decode":
@@ -101,7 +104,7 @@ def parse_args(argv):
     if args.beam != 1 or args.nbest:
       p.error("--sampling draws one hypothesis: it takes neither --beam nor --nbest")
     try:
-      decode_lib.Sampling.parse(args.sampling)
+      Sampling.parse(args.sampling)
     except ValueError as err:
       p.error(str(err))
   return args
@@ -112,11 +115,12 @@ def parse_args(argv):
 def model_config(args) -> ml_collections.ConfigDict:
   """The `model` section that matches the reference's model of the same name."""
   if args.model == "transformer":  # torch.nn.Transformer: post-LN, dropout 0.1 everywhere
-    return ml_collections.ConfigDict(dict(
-        family="transformer", dtype=args.dtype, d_model=args.d_model, num_heads=args.heads,
-        d_ff=args.ff, num_encoder_layers=args.layers, num_decoder_layers=args.layers,
-        dropout=0.1, attention_dropout=0.1, positions="sinusoidal", norm="post",
-        share_embeddings=False, max_len=max(256, args.src_len, args.tgt_len)))
+    cfg = transformer_model()
+    cfg.update(dtype=args.dtype, d_model=args.d_model, num_heads=args.heads, d_ff=args.ff,
+               num_encoder_layers=args.layers, num_decoder_layers=args.layers,
+               attention_dropout=0.1, norm="post", share_embeddings=False,
+               max_len=max(cfg.max_len, args.src_len, args.tgt_len))
+    return cfg
   cfg = rnn_model(decoder="luong" if args.model == "rnn_attention" else "seq2seq", score=args.score)
   cfg.dtype = args.dtype
   cfg.embed_dim, cfg.hidden_dim = args.emb, args.hidden
@@ -134,12 +138,8 @@ def train_config(args) -> ml_collections.ConfigDict:
 
 
 def make_batch(args):
-  """One fixed batch of random tokens (ids 3 and up, no padding), as the reference draws it."""
-  rng = np.random.default_rng(0)
-  src = rng.integers(3, args.vocab, (args.batch, args.src_len), dtype=np.int32)
-  tgt = rng.integers(3, args.vocab, (args.batch, args.tgt_len + 1), dtype=np.int32)
-  tgt[:, 0] = models.BOS_ID
-  return {"src": src, "tgt_in": tgt[:, :-1], "tgt_out": tgt[:, 1:]}
+  """One fixed batch of random ordinary tokens, no padding (`tokens.random_batch`)."""
+  return tokens.random_batch(args.batch, args.src_len, args.tgt_len, args.vocab)
 
 
 class NeverEOS:
@@ -153,7 +153,7 @@ class NeverEOS:
     if method != "decode_step":
       return out
     (logits, state), intermediates = out
-    return (logits.at[:, models.EOS_ID].set(decode_lib.NEG_INF), state), intermediates
+    return (logits.at[:, tokens.EOS_ID].set(decode_lib.NEG_INF), state), intermediates
 
 
 class Remat:
@@ -173,44 +173,15 @@ class Remat:
 
 # ---------------------------------------------------------------- FLOPs, peak, memory
 
-def forward_flops(args, batch=None) -> float:
-  """Matrix-product FLOPs (2mnk) of one teacher-forced forward pass."""
-  b, s, t, v = batch or args.batch, args.src_len, args.tgt_len, args.vocab
-  if args.model == "transformer":
-    d, f, n = args.d_model, args.ff, args.layers
-    attend = lambda q, k: 2 * 2 * b * q * k * d                        # scores and values
-    encoder = 2 * b * s * d * (3 * d + d + 2 * f) + attend(s, s)
-    decoder = (2 * b * t * d * (3 * d + d + d + d + 2 * f) + 2 * b * s * d * 2 * d
-               + attend(t, t) + attend(t, s))
-    return n * (encoder + decoder) + 2 * b * t * d * v
-  e, h = args.emb, args.hidden
-  if args.model == "rnn_seq2seq":
-    return 2 * b * (s + t) * (e + h) * 4 * h + 2 * b * t * h * v
-  hd = h // 2                                                           # per direction
-  encoder = 2 * 2 * b * s * (e + hd) * 4 * hd + 2 * 2 * b * h * h      # both directions, bridge
-  keys = 2 * b * s * h * h                                              # W_a h_j, once
-  step = 2 * b * (e + h + h) * 4 * h + 2 * 2 * b * s * h + 2 * b * 2 * h * h
-  return encoder + keys + t * step + 2 * b * t * h * v
+def forward_flops(args) -> float:
+  """Matrix-product FLOPs of one teacher-forced forward pass (`attnjax/models/flops.py`)."""
+  return flops_lib.forward(model_config(args), args.vocab, args.batch, args.src_len, args.tgt_len)
 
 
 def decode_flops(args) -> float:
   """Matrix-product FLOPs of decoding tgt_len tokens (greedy, or --beam hypotheses)."""
-  b, k, s, t, v = args.batch, args.beam, args.src_len, args.tgt_len, args.vocab
-  bk = b * k
-  if args.model == "transformer":
-    d, f, n = args.d_model, args.ff, args.layers
-    encoder = n * (2 * b * s * d * (3 * d + d + 2 * f) + 2 * 2 * b * s * s * d)
-    cross_kv = n * 2 * b * s * d * 2 * d
-    per_token = n * 2 * bk * d * (3 * d + d + d + d + 2 * f) + n * 2 * 2 * bk * s * d + 2 * bk * d * v
-    self_attention = n * 2 * 2 * bk * d * (t * (t + 1) // 2)           # over the growing prefix
-    return encoder + cross_kv + t * per_token + self_attention
-  e, h = args.emb, args.hidden
-  if args.model == "rnn_seq2seq":
-    return 2 * b * s * (e + h) * 4 * h + t * (2 * bk * (e + h) * 4 * h + 2 * bk * h * v)
-  hd = h // 2
-  encoder = 2 * 2 * b * s * (e + hd) * 4 * hd + 2 * 2 * b * h * h + 2 * b * s * h * h
-  step = 2 * bk * (e + h + h) * 4 * h + 2 * 2 * bk * s * h + 2 * bk * 2 * h * h + 2 * bk * h * v
-  return encoder + t * step
+  return flops_lib.decode(model_config(args), args.vocab, args.batch, args.beam, args.src_len,
+                          args.tgt_len)
 
 
 def xla_flops(compiled) -> float | None:
@@ -264,7 +235,11 @@ def peak_flops(device) -> tuple[float, str]:
 # ---------------------------------------------------------------- timing
 
 def time_steps(step, warmup: int, steps: int):
-  """Run `step` warmup times, then time `steps` calls, each waiting for its result."""
+  """Run `step()` warmup times, then time `steps` calls, each waiting for its result.
+
+  Returns (the timed calls' seconds, the last result). The one timing loop of the project's
+  benchmarks and experiments.
+  """
   out = None
   for _ in range(warmup):
     out = jax.block_until_ready(step())
@@ -276,6 +251,18 @@ def time_steps(step, warmup: int, steps: int):
   return seconds, out
 
 
+def stepper(train_step, state, *args):
+  """`train_step(state, *args) -> (state, metrics)` as a call without arguments that carries
+  the state it returns into the next call (so a donated state is never reused)."""
+  holder = [state]
+
+  def step():
+    holder[0], metrics = train_step(holder[0], *args)
+    return holder[0], metrics
+
+  return step
+
+
 def build_train(args, model, params, batch):
   """The compiled `train_step` (state donated, as the training loop runs it) and its state."""
   cfg = train_config(args)
@@ -285,19 +272,13 @@ def build_train(args, model, params, batch):
                            grad_accum_steps=cfg.grad_accum_steps)
   rng = jax.random.PRNGKey(1)
   compiled = jax.jit(step, donate_argnums=0).lower(state, batch, rng).compile()
-  holder = {"state": state}
-
-  def run():
-    holder["state"], metrics = compiled(holder["state"], batch, rng)
-    return holder["state"], metrics
-
-  return compiled, run, lambda out: None
+  return compiled, stepper(compiled, state, batch, rng), lambda out: None
 
 
 def build_decode(args, model, params, batch):
   """The compiled decoder (greedy or beam) that `attnjax translate` uses, on the batch's sources."""
   variables = {"params": params}
-  sampling = decode_lib.Sampling.parse(args.sampling) if args.sampling else None
+  sampling = Sampling.parse(args.sampling) if args.sampling else None
   decoder = decode_lib.make_decoder(NeverEOS(model), args.tgt_len, args.beam, sampling=sampling,
                                     nbest=args.nbest)
   compiled = decoder.lower(variables, batch["src"]).compile()
@@ -323,8 +304,7 @@ def _use_threads(threads: int) -> None:
 def setup(args):
   """The model, its initial parameters and the fixed batch on the first device."""
   model = models.build(model_config(args), args.vocab, args.vocab)
-  dummy = jnp.ones((1, 8), jnp.int32)
-  params = jax.jit(model.init)(jax.random.PRNGKey(0), dummy, dummy)["params"]
+  params = state_lib.init_params(model, seed=0)
   batch = {k: jax.device_put(v, jax.devices()[0]) for k, v in make_batch(args).items()}
   return model, params, batch
 

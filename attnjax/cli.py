@@ -127,8 +127,8 @@ class UsageError(ValueError):
 
 
 def _sampling(fv):
-  """--sampling topk:K | nucleus:P with --temperature and --seed, as a decode.Sampling."""
-  from attnjax.decode import Sampling
+  """--sampling topk:K | nucleus:P with --temperature and --seed, as a sampling.Sampling."""
+  from attnjax.sampling import Sampling
   spec, temperature = fv["sampling"].value, fv["temperature"].value
   if spec is None:
     if temperature != 1.0:
@@ -144,7 +144,6 @@ def _sampling(fv):
 
 def run(command: str, fv, positional=()) -> int:
   """Run one subcommand with parsed flags; returns the exit status."""
-  from attnjax.data import pipeline
   from attnjax.data.prepare import prepare
   progress = not fv["quiet"].value
   if command == "prepare":

@@ -1,14 +1,15 @@
-"""Configs: the shared defaults, checks before anything is built or compiled, and the copy
-kept in a workdir.
+"""Configs: the shared defaults and model sections, and the checks made before anything is
+built or compiled (a workdir's saved copy is `attnjax/workdir.py`'s).
 
 Unknown keys and wrong types are refused by ml_collections itself when a flag overrides a
 field; here we refuse impossible values, each with a one-line message naming the field.
 """
 
-import json
-import pathlib
-
 import ml_collections
+
+
+class ConfigError(ValueError):
+  """A config value that cannot work; the message names the field and what would."""
 
 
 def base() -> ml_collections.ConfigDict:
@@ -84,8 +85,34 @@ def rnn_model(decoder: str = "luong", score: str = "general") -> ml_collections.
   return model
 
 
-class ConfigError(ValueError):
-  """A config value that cannot work; the message names the field and what would."""
+TRANSFORMER_SIZES = {  # d_model, heads, d_ff, layers (encoder = decoder)
+    "tiny": (32, 2, 64, 1),          # tests and smoke runs
+    "small": (128, 4, 512, 2),       # the CPU default
+    "base": (512, 8, 2048, 6),       # Vaswani et al. 2017, Table 3
+    "big": (1024, 16, 4096, 6),
+}
+
+
+def transformer_model(size: str = "small") -> ml_collections.ConfigDict:
+  """The Transformer's model section at one of TRANSFORMER_SIZES (see attnjax/models/transformer.py)."""
+  if size not in TRANSFORMER_SIZES:
+    raise ConfigError(f"Transformer size={size!r} is not one of {', '.join(TRANSFORMER_SIZES)}")
+  d_model, heads, d_ff, layers = TRANSFORMER_SIZES[size]
+  model = ml_collections.ConfigDict()
+  model.family = "transformer"
+  model.dtype = "bfloat16" if size in ("base", "big") else "float32"
+  model.d_model = d_model
+  model.num_heads = heads
+  model.d_ff = d_ff
+  model.num_encoder_layers = layers
+  model.num_decoder_layers = layers
+  model.dropout = 0.1
+  model.attention_dropout = 0.0
+  model.positions = "sinusoidal"   # sinusoidal | learned
+  model.norm = "pre"               # pre (LayerNorm before each sublayer) | post (as in the paper)
+  model.share_embeddings = True    # one matrix for source, target and output (shared vocab)
+  model.max_len = 256
+  return model
 
 
 def _check(ok: bool, message: str) -> None:
@@ -137,36 +164,3 @@ def validate(config: ml_collections.ConfigDict) -> None:
     models.build(config.model, d.vocab_size, d.vocab_size)
   except ValueError as err:
     raise ConfigError(str(err)) from None
-
-
-# The sections a trained model depends on: a workdir refuses a config that changes them.
-FIXED_SECTIONS = ("data", "model")
-
-
-def save(config, workdir) -> pathlib.Path:
-  path = pathlib.Path(workdir) / "config.json"
-  tmp = path.with_suffix(".json.tmp")
-  tmp.write_text(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
-  tmp.replace(path)
-  return path
-
-
-def load(workdir) -> ml_collections.ConfigDict:
-  path = pathlib.Path(workdir) / "config.json"
-  if not path.is_file():
-    raise ConfigError(f"{workdir} is not an attnjax workdir (no config.json); train one with "
-                      f"`attnjax train --config ... --workdir {workdir}`")
-  try:
-    return ml_collections.ConfigDict(json.loads(path.read_text()))
-  except json.JSONDecodeError as err:
-    raise ConfigError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-
-
-def check_compatible(config, saved) -> None:
-  """Refuse to continue a workdir whose data or model section differs from `config`'s."""
-  for section in FIXED_SECTIONS:
-    new, old = json.loads(config[section].to_json()), saved[section].to_dict()
-    for key in sorted(set(new) | set(old)):
-      if new.get(key) != old.get(key):
-        raise ConfigError(f"the workdir was trained with {section}.{key}={old.get(key)!r} but the config "
-                          f"says {new.get(key)!r}; use a new --workdir or the original config")

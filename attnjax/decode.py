@@ -8,8 +8,8 @@ hypotheses, which is what `attnjax align` draws. Models without attention sow no
 get `alignment=None`.
 
 Sampling is greedy decoding with the argmax replaced by a draw from the model's
-distribution, tempered and restricted to its top k tokens or to its nucleus (the fewest
-tokens holding probability p; Holtzman et al. 2020), seeded.
+distribution, tempered and restricted to its top k tokens or to its nucleus, seeded
+(`attnjax/sampling.py`).
 
 Beam search keeps K hypotheses per sentence, ranked by their summed log-probability; a
 hypothesis that emits EOS stays in the beam, frozen, and competes with the others. At the
@@ -32,36 +32,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from attnjax.models import BOS_ID, EOS_ID, PAD_ID
-from attnjax.models.layers import hashed_bits
+from attnjax.tokens import BOS_ID, EOS_ID, PAD_ID
+from attnjax.sampling import Sampling, argmax, chunk_size, sample_choice
 
 NEG_INF = -1e9
 MAX_PHASES = 4
 MIN_PHASE = 8  # tokens; shorter phases would cost more in loop overhead than they save
-
-
-class Sampling(NamedTuple):
-  """How to draw each token: from the top_k tokens (0 = all), from the nucleus of mass top_p
-  (1.0 = all), after dividing the log-probabilities by temperature; seeded."""
-  top_k: int = 0
-  top_p: float = 1.0
-  temperature: float = 1.0
-  seed: int = 0
-
-  @classmethod
-  def parse(cls, spec: str, temperature: float = 1.0, seed: int = 0) -> "Sampling":
-    """'topk:K' or 'nucleus:P' (the command line's form); ValueError saying what is wrong."""
-    if not temperature > 0:
-      raise ValueError(f"--temperature={temperature} must be positive")
-    kind, _, value = spec.partition(":")
-    try:
-      if kind == "topk" and int(value) >= 1:
-        return cls(top_k=int(value), temperature=temperature, seed=seed)
-      if kind == "nucleus" and 0 < float(value) <= 1:
-        return cls(top_p=float(value), temperature=temperature, seed=seed)
-    except ValueError:
-      pass
-    raise ValueError(f"--sampling={spec}: use topk:K with K >= 1 or nucleus:P with 0 < P <= 1")
 
 
 class Decoded(NamedTuple):
@@ -136,43 +112,11 @@ def _run_phases(body, carry, ends, grow):
   return carry
 
 
-def restrict(log_probs, top_k: int = 0, top_p: float = 1.0):
-  """log_probs [B, V] with every token outside the top k, or outside the nucleus (the most
-  probable tokens whose mass reaches top_p, the most probable always in), set to -inf.
-  Tokens tied with the last one admitted are admitted too."""
-  if top_k > 0:
-    kth = jax.lax.top_k(log_probs, top_k)[0][..., -1:]                # [B, 1]
-    log_probs = jnp.where(log_probs >= kth, log_probs, -jnp.inf)
-  if top_p < 1.0:
-    ordered = -jnp.sort(-log_probs, axis=-1)                          # [B, V], descending
-    probs = jax.nn.softmax(ordered, axis=-1)
-    inside = jnp.cumsum(probs, axis=-1) - probs < top_p               # mass before it < p
-    least = jnp.min(jnp.where(inside, ordered, jnp.inf), axis=-1, keepdims=True)
-    log_probs = jnp.where(log_probs >= least, log_probs, -jnp.inf)
-  return log_probs
-
-
-def sample_choice(sampling: Sampling):
-  """`choose(log_probs [B, V], t) -> tokens [B]` drawing step t's tokens as `sampling` says."""
-  key = jax.random.key(sampling.seed)
-
-  def choose(log_probs, t):
-    """The Gumbel-max trick, argmax(log p + G): a draw from p. The noise comes from the
-    counter-based `hashed_bits`, which fuses into the sum, where `jax.random.categorical`'s
-    threefry bits cost XLA:CPU a loop over a materialised [B, V] array every step."""
-    allowed = restrict(log_probs / sampling.temperature, sampling.top_k, sampling.top_p)
-    bits = hashed_bits(jax.random.fold_in(key, t), allowed.shape)
-    uniform = (bits >> 8).astype(jnp.float32) * 2.0 ** -24 + 2.0 ** -25  # in (0, 1)
-    return _argmax(allowed - jnp.log(-jnp.log(uniform)))
-
-  return choose
-
-
 def greedy(model, variables, src, max_len: int, choose=None) -> Decoded:
   """Argmax decoding of up to `max_len` tokens for a batch of sources [B, S], or sampling
   with `choose(log_probs, t) -> tokens` (`sample_choice`); scores are the model's summed
   log-probabilities of the tokens chosen."""
-  choose = choose or (lambda log_probs, t: _argmax(log_probs))
+  choose = choose or (lambda log_probs, t: argmax(log_probs))
   batch = src.shape[0]
   step = _step_fn(model, variables)
   state, ends, grow = _grower(model, variables, src, max_len)
@@ -196,14 +140,6 @@ def greedy(model, variables, src, max_len: int, choose=None) -> Decoded:
   carry = (0, first, state, out, jnp.zeros((batch,), bool), jnp.zeros((batch,)), align)
   _, _, _, out, _, score, align = _run_phases(body, carry, ends, grow)
   return Decoded(out, _lengths(out), score, align)
-
-
-def _argmax(x):
-  """jnp.argmax over the last axis (the first index of the maximum), written as a max and
-  a min: XLA:CPU runs this 2-3x faster than its variadic argmax reduction on [64, 8000]."""
-  top = jnp.max(x, axis=-1, keepdims=True)
-  index = jnp.arange(x.shape[-1], dtype=jnp.int32)
-  return jnp.min(jnp.where(x == top, index, x.shape[-1]), axis=-1)
 
 
 def _lengths(tokens):
@@ -236,13 +172,6 @@ def reorder_state(new_state, old_state, parents):
   return jax.tree.map(pick, new_state, old_state)
 
 
-def _chunk_size(vocab: int, most: int = 128, fewest: int = 16) -> int:
-  """The largest divisor of `vocab` up to `most`; the whole vocabulary when that is under
-  `fewest` (then `top_continuations` is a plain top_k)."""
-  size = max(c for c in range(1, most + 1) if vocab % c == 0)
-  return size if size >= fewest else vocab
-
-
 def top_continuations(logits, score, done, k: int):
   """The k best of the B x (K * V) continuations score + log_softmax(logits), where a done
   hypothesis's only continuation is PAD at no cost; returns (scores [B, k], indices [B, k]
@@ -259,7 +188,7 @@ def top_continuations(logits, score, done, k: int):
   """
   batch, beams = score.shape
   vocab = logits.shape[-1]
-  size = _chunk_size(vocab)
+  size = chunk_size(vocab)
   chunks = vocab // size
   # log_softmax's own steps: (x - max) - log(sum(exp(x - max))).
   x_max = jnp.max(logits, axis=-1, initial=-jnp.inf, keepdims=True)       # [B*K, 1]

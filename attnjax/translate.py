@@ -12,7 +12,8 @@ import jax
 import numpy as np
 
 from attnjax import decode as decoding
-from attnjax.models import EOS_ID, PAD_ID
+from attnjax.sampling import Sampling
+from attnjax.tokens import EOS_ID, PAD_ID
 
 LENGTH_QUANTUM = 16
 
@@ -32,7 +33,7 @@ class Translator:
 
   def __init__(self, model, variables, tokenizers, *, max_src_len: int, max_len: int,
                beam_size: int = 1, alpha: float = 0.6, batch_size: int = 32,
-               sampling: decoding.Sampling | None = None, nbest: int = 0):
+               sampling: Sampling | None = None, nbest: int = 0):
     if beam_size < 1:
       raise ValueError(f"beam size must be at least 1, got {beam_size}")
     self.variables, self.tokenizers = variables, tokenizers

@@ -1,4 +1,4 @@
-"""What `eval`, `translate` and `align` need, read from a workdir and nothing else.
+"""A workdir: the config it keeps, and what `eval`, `translate` and `align` read from it.
 
 `load(workdir)` is also the notebook API (`attnjax.load`):
 
@@ -10,11 +10,13 @@
 
 import dataclasses
 import functools
+import json
 import math
 import pathlib
 import shutil
 
 import jax
+import ml_collections
 
 from attnjax import config as config_lib
 from attnjax import evaluate
@@ -22,8 +24,44 @@ from attnjax.data.tokenizer import Tokenizers
 from attnjax import models
 from attnjax.train import checkpoint
 from attnjax.train.state import init_state
-from attnjax.decode import Sampling
+from attnjax.sampling import Sampling
 from attnjax.translate import Translation, Translator
+
+
+# The sections a trained model depends on: a workdir refuses a config that changes them.
+FIXED_SECTIONS = ("data", "model")
+
+
+def save_config(config, workdir) -> pathlib.Path:
+  """Write `config` as the workdir's config.json, whole or not at all."""
+  path = pathlib.Path(workdir) / "config.json"
+  tmp = path.with_suffix(".json.tmp")
+  tmp.write_text(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
+  tmp.replace(path)
+  return path
+
+
+def load_config(workdir) -> ml_collections.ConfigDict:
+  """The config the workdir was trained with."""
+  path = pathlib.Path(workdir) / "config.json"
+  if not path.is_file():
+    raise config_lib.ConfigError(f"{workdir} is not an attnjax workdir (no config.json); train one "
+                                 f"with `attnjax train --config ... --workdir {workdir}`")
+  try:
+    return ml_collections.ConfigDict(json.loads(path.read_text()))
+  except json.JSONDecodeError as err:
+    raise config_lib.ConfigError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+
+
+def check_compatible(config, saved) -> None:
+  """Refuse to continue a workdir whose data or model section differs from `config`'s."""
+  for section in FIXED_SECTIONS:
+    new, old = json.loads(config[section].to_json()), saved[section].to_dict()
+    for key in sorted(set(new) | set(old)):
+      if new.get(key) != old.get(key):
+        raise config_lib.ConfigError(
+            f"the workdir was trained with {section}.{key}={old.get(key)!r} but the config says "
+            f"{new.get(key)!r}; use a new --workdir or the original config")
 
 
 @dataclasses.dataclass
@@ -63,13 +101,15 @@ class Trained:
   def translate(self, sentences, beam: int | None = None, batch_size: int = 32,
                 sampling: Sampling | None = None) -> list[str]:
     """The translations of `sentences` (a list, or one string) as text; `sampling`
-    (`attnjax.decode.Sampling(top_k=, top_p=, temperature=, seed=)`) draws them instead."""
+    (`attnjax.sampling.Sampling(top_k=, top_p=, temperature=, seed=)`) draws them instead."""
     return [t.text for t in self.alignments(sentences, beam, batch_size, sampling)]
 
-  def evaluate(self, pairs, beam: int | None = None, bucket_width: int = 10) -> dict:
+  def evaluate(self, pairs, beam: int | None = None, bucket_width: int = 10,
+               batch_size: int = 32) -> dict:
     """sacreBLEU's BLEU and chrF with signatures and BLEU by source length on (source,
     reference) pairs; the hypotheses under 'hypotheses'."""
-    report, hypotheses = evaluate.evaluate(self.translator(beam), list(pairs), bucket_width)
+    report, hypotheses = evaluate.evaluate(self.translator(beam, batch_size), list(pairs),
+                                           bucket_width)
     return {**report, "hypotheses": hypotheses}
 
   def translate_file(self, source, output, beam: int | None = None, batch_size: int = 64,
@@ -120,7 +160,7 @@ def load(workdir, step: int | None = None) -> Trained:
   workdir = pathlib.Path(workdir)
   if not workdir.is_dir():
     raise config_lib.ConfigError(f"workdir {workdir} does not exist")
-  config = config_lib.load(workdir)
+  config = load_config(workdir)
   if not (workdir / "tokenizer").is_dir():
     raise config_lib.ConfigError(f"{workdir} has no tokenizer/ directory; it was not made by `attnjax train`")
   tokenizers = Tokenizers.load(workdir / "tokenizer")

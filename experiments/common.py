@@ -86,7 +86,7 @@ def score_test(workdir: pathlib.Path, width: int = 5, batch_size: int = 64, test
   path = workdir / "experiment_test.json"
   if path.exists():
     return json.loads(path.read_text())
-  from attnjax import evaluate, workdir as workdir_lib
+  from attnjax import workdir as workdir_lib
   from attnjax.data import pipeline
   from attnjax.data.prepare import prepare
   trained = workdir_lib.load(workdir)
@@ -94,7 +94,8 @@ def score_test(workdir: pathlib.Path, width: int = 5, batch_size: int = 64, test
   pairs = pipeline.load_pairs(data_cfg, "test", prepare(data_cfg, progress=False))
   pairs.sort(key=lambda pair: len(pair[0].split()))
   start = time.perf_counter()
-  report, hyps = evaluate.evaluate(trained.translator(1, batch_size=batch_size), pairs, width)
+  report = trained.evaluate(pairs, beam=1, bucket_width=width, batch_size=batch_size)
+  hyps = report.pop("hypotheses")
   report.update(step=trained.step, test_data=data_cfg.name, decode_seconds=round(time.perf_counter() - start, 1),
                 ppl=trained.perplexity(data_cfg, "test"))
   path.write_text(json.dumps(report, indent=2) + "\n")

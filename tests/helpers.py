@@ -1,6 +1,5 @@
 """Tiny configs for tests: compilation dominates, so models and data stay small."""
 
-import ml_collections
 
 from attnjax import config as config_lib
 
@@ -18,10 +17,8 @@ def tiny_config(data_dir, family: str = "rnn", decoder: str = "luong", steps: in
     config.model = config_lib.rnn_model(decoder=decoder)
     config.model.update(embed_dim=16, hidden_dim=16, dropout=0.1)
   else:
-    config.model = ml_collections.ConfigDict(dict(
-        family="transformer", dtype="float32", d_model=16, num_heads=2, d_ff=32,
-        num_encoder_layers=1, num_decoder_layers=1, dropout=0.1, attention_dropout=0.0,
-        positions="sinusoidal", norm="pre", share_embeddings=True, max_len=64))
+    config.model = config_lib.transformer_model("tiny")
+    config.model.update(d_model=16, d_ff=32, max_len=64)
   config.train.update(num_steps=steps, learning_rate=1e-2, warmup_steps=2, log_every=2,
                       eval_every=3, eval_samples=8, checkpoint_every=3, keep_checkpoints=10)
   config.decode.max_len = 20

@@ -42,10 +42,8 @@ def tiny_config(root, family: str = "rnn", strategy: str = "mesh", steps: int = 
     config.model.update(embed_dim=16, hidden_dim=16, dropout=0.0, bidirectional=False,
                         input_feeding=False)
   else:
-    config.model = ml_collections.ConfigDict(dict(
-        family="transformer", dtype="float32", d_model=16, num_heads=2, d_ff=32,
-        num_encoder_layers=1, num_decoder_layers=1, dropout=0.0, attention_dropout=0.0,
-        positions="sinusoidal", norm="pre", share_embeddings=True, max_len=16))
+    config.model = config_lib.transformer_model("tiny")
+    config.model.update(d_model=16, d_ff=32, dropout=0.0, max_len=16)
   config.train.update(num_steps=steps, learning_rate=1e-2, warmup_steps=2, log_every=1,
                       eval_every=1000, eval_samples=0, checkpoint_every=3, keep_checkpoints=10)
   config.decode.max_len = 8

@@ -16,6 +16,8 @@ import pytest
 
 from attnjax import bench, models
 from attnjax.decode import greedy
+from attnjax.tokens import EOS_ID
+from attnjax.train.state import init_params
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["--vocab", "32", "--batch", "2", "--src-len", "5", "--tgt-len", "4", "--emb", "8",
@@ -61,10 +63,9 @@ def test_main_prints_one_json_line(capsys):
 def test_decoding_runs_every_step_even_when_eos_wins():
   args = bench.parse_args(TINY + ["--model", "rnn_seq2seq", "--task", "decode", "--tgt-len", "6"])
   model = models.build(bench.model_config(args), args.vocab, args.vocab)
-  dummy = jnp.ones((1, 8), jnp.int32)
-  params = jax.jit(model.init)(jax.random.PRNGKey(0), dummy, dummy)["params"]
+  params = init_params(model, seed=0)
   bias = params["decoder_net"]["projection"]["bias"]
-  params["decoder_net"]["projection"]["bias"] = bias.at[models.EOS_ID].set(1e4)  # EOS always wins
+  params["decoder_net"]["projection"]["bias"] = bias.at[EOS_ID].set(1e4)  # EOS always wins
   batch = {k: jnp.asarray(v) for k, v in bench.make_batch(args).items()}
   plain = jax.jit(lambda p, src: greedy(model, {"params": p}, src, 6))(params, batch["src"])
   assert (np.asarray(plain.lengths) == 1).all()  # without the bench's guard it stops at once

@@ -3,6 +3,7 @@
 import pytest
 
 from attnjax import config as config_lib
+from attnjax import workdir
 from attnjax.config import ConfigError
 
 
@@ -49,16 +50,16 @@ def test_default_config_is_valid():
 
 def test_workdir_refuses_a_config_that_changes_the_model(tmp_path):
   config = _default()
-  config_lib.save(config, tmp_path)
+  workdir.save_config(config, tmp_path)
   changed = _default()
   changed.model.hidden_dim = 64
   with pytest.raises(ConfigError, match=r"model.hidden_dim=256 but the config says 64"):
-    config_lib.check_compatible(changed, config_lib.load(tmp_path))
+    workdir.check_compatible(changed, workdir.load_config(tmp_path))
   longer = _default()
   longer.train.num_steps = 10_000          # training longer is allowed
-  config_lib.check_compatible(longer, config_lib.load(tmp_path))
+  workdir.check_compatible(longer, workdir.load_config(tmp_path))
 
 
 def test_missing_workdir_config_is_a_clear_error(tmp_path):
   with pytest.raises(ConfigError, match="is not an attnjax workdir"):
-    config_lib.load(tmp_path)
+    workdir.load_config(tmp_path)

@@ -2,13 +2,12 @@
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
 from attnjax import config as config_lib
-from attnjax import decode, models
-from attnjax.models import BOS_ID, EOS_ID, PAD_ID
+from attnjax import decode, models, sampling
+from attnjax.tokens import BOS_ID, EOS_ID, PAD_ID
 
 VOCAB = 13
 
@@ -18,10 +17,8 @@ def tiny(family, decoder="luong"):
     cfg = config_lib.rnn_model(decoder=decoder)
     cfg.update(embed_dim=8, hidden_dim=8, dropout=0.0)
   else:
-    cfg = ml_collections.ConfigDict(dict(
-        family="transformer", dtype="float32", d_model=8, num_heads=2, d_ff=16,
-        num_encoder_layers=1, num_decoder_layers=2, dropout=0.0, attention_dropout=0.0,
-        positions="sinusoidal", norm="pre", share_embeddings=True, max_len=32))
+    cfg = config_lib.transformer_model("tiny")
+    cfg.update(d_model=8, d_ff=16, num_decoder_layers=2, dropout=0.0, max_len=32)
   model = models.build(cfg, VOCAB, VOCAB)
   src = jnp.array([[5, 6, 7, 8, EOS_ID, PAD_ID], [9, 4, EOS_ID, PAD_ID, PAD_ID, PAD_ID]], jnp.int32)
   params = model.init(jax.random.PRNGKey(1), src, src)
@@ -160,10 +157,8 @@ def test_only_a_growing_state_is_decoded_in_phases(family, decoder, loops):
 
 
 def test_decoding_past_learned_positions_is_refused():
-  cfg = ml_collections.ConfigDict(dict(
-      family="transformer", dtype="float32", d_model=8, num_heads=2, d_ff=16,
-      num_encoder_layers=1, num_decoder_layers=1, dropout=0.0, attention_dropout=0.0,
-      positions="learned", norm="pre", share_embeddings=True, max_len=16))
+  cfg = config_lib.transformer_model("tiny")
+  cfg.update(d_model=8, d_ff=16, dropout=0.0, positions="learned", max_len=16)
   model = models.build(cfg, VOCAB, VOCAB)
   src = jnp.array([[5, 6, EOS_ID]], jnp.int32)
   params = model.init(jax.random.PRNGKey(0), src, src)
@@ -213,28 +208,70 @@ def test_top_continuations_equal_top_k_over_every_candidate(vocab):
 def test_top_1_sampling_is_greedy_and_a_seed_repeats_its_draws(family, decoder):
   model, params, src = tiny(family, decoder)
   greedy = decode.greedy(model, params, src, max_len=7)
-  top1 = decode.decode(model, params, src, 7, sampling=decode.Sampling(top_k=1, seed=3))
+  top1 = decode.decode(model, params, src, 7, sampling=sampling.Sampling(top_k=1, seed=3))
   np.testing.assert_array_equal(np.asarray(top1.tokens), np.asarray(greedy.tokens))
   np.testing.assert_allclose(np.asarray(top1.scores), np.asarray(greedy.scores), rtol=1e-6)
   hot = lambda seed: np.asarray(decode.decode(
-      model, params, src, 7, sampling=decode.Sampling(temperature=5.0, seed=seed)).tokens)
+      model, params, src, 7, sampling=sampling.Sampling(temperature=5.0, seed=seed)).tokens)
   np.testing.assert_array_equal(hot(0), hot(0))
   assert any(not np.array_equal(hot(0), hot(seed)) for seed in (1, 2, 3))
 
 
 def test_the_nucleus_holds_the_fewest_most_probable_tokens_reaching_its_mass():
   probs = jnp.array([[0.5, 0.3, 0.15, 0.05], [0.05, 0.15, 0.3, 0.5], [0.25, 0.25, 0.25, 0.25]])
-  allowed = np.isfinite(np.asarray(decode.restrict(jnp.log(probs), top_p=0.75)))
+  allowed = np.isfinite(np.asarray(sampling.restrict(jnp.log(probs), top_p=0.75)))
   np.testing.assert_array_equal(allowed, [[1, 1, 0, 0], [0, 0, 1, 1], [1, 1, 1, 1]])  # ties admitted
-  allowed = np.isfinite(np.asarray(decode.restrict(jnp.log(probs), top_p=0.4)))
+  allowed = np.isfinite(np.asarray(sampling.restrict(jnp.log(probs), top_p=0.4)))
   np.testing.assert_array_equal(allowed[:2], [[1, 0, 0, 0], [0, 0, 0, 1]])
-  allowed = np.isfinite(np.asarray(decode.restrict(jnp.log(probs), top_k=2)))
+  allowed = np.isfinite(np.asarray(sampling.restrict(jnp.log(probs), top_k=2)))
   np.testing.assert_array_equal(allowed[:2], [[1, 1, 0, 0], [0, 0, 1, 1]])
+
+
+@pytest.mark.parametrize("vocab", [50, 8000])
+def test_restrict_admits_what_a_sort_would(vocab):
+  """Without sorting: top-k admits the values at or above lax.top_k's k-th (coarse logits
+  make ties), the nucleus what a float64 sort's running mass admits (rows whose boundary
+  lies within rounding of top_p left out)."""
+  logits = jnp.round(jax.random.normal(jax.random.key(vocab), (16, vocab)) * 4.0) / 2.0
+  log_probs = jax.nn.log_softmax(logits)
+  for k in (1, 5, 20):
+    kth = jax.lax.top_k(log_probs, k)[0][:, -1:]
+    np.testing.assert_array_equal(np.isfinite(sampling.restrict(log_probs, top_k=k)),
+                                  np.asarray(log_probs >= kth))
+  probs = np.exp(np.asarray(log_probs, np.float64))
+  for top_p in (0.3, 0.9):
+    allowed = np.isfinite(np.asarray(sampling.restrict(log_probs, top_p=top_p)))
+    checked = 0
+    for row, p in enumerate(probs):
+      ascending = np.sort(p)
+      suffix = np.append(np.cumsum(ascending[::-1])[::-1], 0.0)
+      above = suffix[np.searchsorted(ascending, p, side="right")]  # mass more probable than each
+      if np.min(np.abs(above - top_p)) > 1e-5:
+        np.testing.assert_array_equal(allowed[row], above < top_p)
+        checked += 1
+    assert checked >= len(probs) // 2
+
+
+@pytest.mark.parametrize("spec", [dict(top_k=3), dict(top_p=0.75), dict(top_k=3, top_p=0.9)])
+def test_draws_follow_the_restricted_distribution(spec):
+  """4,000 rows of one distribution over 2,000 tokens, one draw each: the frequencies are
+  the renormalised probabilities of the admitted tokens (within 5 standard errors)."""
+  probs = np.full(2000, 0.1 / 1995)
+  probs[[17, 900, 1500, 1999, 3]] = [0.4, 0.25, 0.15, 0.06, 0.04]
+  log_probs = jnp.tile(jnp.log(jnp.asarray(probs, jnp.float32)), (4000, 1))
+  tokens = np.asarray(sampling.sample_choice(sampling.Sampling(seed=7, **spec))(log_probs, 0))
+  admitted = np.isfinite(np.asarray(sampling.restrict(log_probs[:1], spec.get("top_k", 0),
+                                                      spec.get("top_p", 1.0))))[0]
+  assert admitted[tokens].all()
+  expected = np.where(admitted, probs, 0) / probs[admitted].sum()
+  seen = np.bincount(tokens, minlength=2000) / len(tokens)
+  error = np.sqrt(expected * (1 - expected) / len(tokens))
+  assert np.all(np.abs(seen - expected) <= 5 * error + 1e-9)
 
 
 def test_a_nucleus_never_draws_outside_its_mass():
   log_probs = jax.nn.log_softmax(jax.random.normal(jax.random.key(0), (64, 50)) * 2.0)
-  choose = decode.sample_choice(decode.Sampling(top_p=0.6, seed=1))
+  choose = sampling.sample_choice(sampling.Sampling(top_p=0.6, seed=1))
   ordered = np.sort(np.exp(np.asarray(log_probs)), axis=-1)[:, ::-1]
   for t in range(20):
     tokens = np.asarray(choose(log_probs, t))

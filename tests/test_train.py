@@ -32,8 +32,8 @@ def test_eval_bleu_equals_sacrebleu_on_its_hypothesis_file(trained, capsys):
   report = json.loads((trained / "eval_test.json").read_text())
   hyps = (trained / "hyp_test.txt").read_text().splitlines()
   from attnjax.data.pipeline import load_pairs
-  from attnjax.config import load
-  refs = [t for _, t in load_pairs(load(trained).data, "test")[:40]]
+  from attnjax.workdir import load_config
+  refs = [t for _, t in load_pairs(load_config(trained).data, "test")[:40]]
   assert len(hyps) == len(refs) == report["sentences"] == 40
   assert report["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score, abs=1e-9)
   assert report["bleu_signature"].startswith("nrefs:1")

@@ -31,7 +31,8 @@ import numpy as np
 
 from attnjax.data import builders
 from attnjax.data.prepare import PreparedData, load_prepared
-from attnjax.data.tokenizer import BOS, EOS, Tokenizers
+from attnjax.data.tokenizer import Tokenizers
+from attnjax.tokens import BOS_ID, EOS_ID
 
 log = logging.getLogger(__name__)
 
@@ -220,15 +221,15 @@ class _Assembler:
     for r, members in enumerate(rows):
       s_at = t_at = 0
       for segment in range(1, len(members) + 1):
-        src, tgt = src_ids[pair] + [EOS], tgt_ids[pair]
+        src, tgt = src_ids[pair] + [EOS_ID], tgt_ids[pair]
         pair += 1
         s_end, t_end = s_at + len(src), t_at + len(tgt) + 1
         if s_end > shape.src or t_end > shape.tgt:
           raise builders.DataError("a pair is longer than `prepare` measured; the prepared lengths are "
                                    "stale: delete the prepared folder and run `attnjax prepare` again")
         batch["src"][r, s_at:s_end] = src
-        batch["tgt_in"][r, t_at:t_end] = [BOS] + tgt
-        batch["tgt_out"][r, t_at:t_end] = tgt + [EOS]
+        batch["tgt_in"][r, t_at:t_end] = [BOS_ID] + tgt
+        batch["tgt_out"][r, t_at:t_end] = tgt + [EOS_ID]
         if pack:
           batch["src_segmentation"][r, s_at:s_end] = segment
           batch["tgt_segmentation"][r, t_at:t_end] = segment
@@ -344,11 +345,11 @@ def eval_batches(data_cfg, split: str = "validation", *, batch_size: int | None 
              "tgt_out": np.zeros((local, tgt_w), np.int32)}
     src_ids, tgt_ids = assembler.encode(real) if len(real) else ([], [])
     for r, (src, tgt) in enumerate(zip(src_ids, tgt_ids)):
-      src = src[:data_cfg.max_src_len - 1] + [EOS]
+      src = src[:data_cfg.max_src_len - 1] + [EOS_ID]
       tgt = tgt[:data_cfg.max_tgt_len - 1]
       batch["src"][r, :len(src)] = src
-      batch["tgt_in"][r, :len(tgt) + 1] = [BOS] + tgt
-      batch["tgt_out"][r, :len(tgt) + 1] = tgt + [EOS]
+      batch["tgt_in"][r, :len(tgt) + 1] = [BOS_ID] + tgt
+      batch["tgt_out"][r, :len(tgt) + 1] = tgt + [EOS_ID]
     batch["weight"] = (np.arange(local) < len(real)).astype(np.float32)
     batch["index"] = np.where(index < len(src_len), index, -1).astype(np.int32)
     yield batch

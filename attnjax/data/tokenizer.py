@@ -1,6 +1,6 @@
 """SentencePiece subwords with the project's fixed special ids.
 
-PAD=0, BOS=1, EOS=2, UNK=3 everywhere. Models are trained from an in-memory
+PAD=0, BOS=1, EOS=2, UNK=3 everywhere (`attnjax/tokens.py`). Models are trained from an in-memory
 iterator on the training split, with no normalisation and whitespace kept, so
 `decode(encode(s)) == s` for any text whose characters were seen in training.
 A model is stored as its SentencePiece protobuf (`*.model`) and loaded by parsing
@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import sentencepiece as spm
 
-PAD, BOS, EOS, UNK = 0, 1, 2, 3
+from attnjax.tokens import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+
 MODEL_TYPES = ("unigram", "bpe")
 MAX_TRAINING_SENTENCES = 1_000_000  # SentencePiece samples this many from larger corpora
 
@@ -31,9 +32,9 @@ class Tokenizer:
     self._proto = model_proto
     self._sp = spm.SentencePieceProcessor(model_proto=model_proto)
     specials = (self._sp.pad_id(), self._sp.bos_id(), self._sp.eos_id(), self._sp.unk_id())
-    if specials != (PAD, BOS, EOS, UNK):
+    if specials != (PAD_ID, BOS_ID, EOS_ID, UNK_ID):
       raise ValueError(f"SentencePiece model has pad/bos/eos/unk ids {specials}, "
-                       f"attnjax needs {(PAD, BOS, EOS, UNK)}; retrain it with `attnjax prepare`")
+                       f"attnjax needs {(PAD_ID, BOS_ID, EOS_ID, UNK_ID)}; retrain it with `attnjax prepare`")
 
   @classmethod
   def train(cls, sentences: Iterable[str], vocab_size: int, model_type: str = "unigram",
@@ -47,7 +48,7 @@ class Tokenizer:
       spm.SentencePieceTrainer.train(
           sentence_iterator=iter(sentences), model_writer=model,
           model_type=model_type, vocab_size=vocab_size, hard_vocab_limit=False,
-          pad_id=PAD, bos_id=BOS, eos_id=EOS, unk_id=UNK,
+          pad_id=PAD_ID, bos_id=BOS_ID, eos_id=EOS_ID, unk_id=UNK_ID,
           normalization_rule_name="identity", remove_extra_whitespaces=False,
           character_coverage=1.0, input_sentence_size=MAX_TRAINING_SENTENCES,
           shuffle_input_sentence=True, num_threads=2, minloglevel=2)
@@ -77,9 +78,9 @@ class Tokenizer:
     """Text of `ids` up to the first EOS; PAD and BOS are skipped."""
     out = []
     for i in np.asarray(ids).reshape(-1).tolist():
-      if i == EOS:
+      if i == EOS_ID:
         break
-      if i not in (PAD, BOS):
+      if i not in (PAD_ID, BOS_ID):
         out.append(i)
     return self._sp.decode(out)
 

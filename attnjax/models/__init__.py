@@ -13,17 +13,15 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
-# Token ids, fixed project-wide. Defined before the model imports, which use PAD_ID.
-PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
-
-from attnjax.models.attention import SCORES  # noqa: E402
-from attnjax.models.rnn import ATTENTIVE, CELLS, DECODERS, RNNSeq2Seq  # noqa: E402
-from attnjax.models.transformer import NORMS, POSITIONS, Transformer  # noqa: E402
+from attnjax.models.attention import SCORES
+from attnjax.models.rnn import ATTENTIVE, CELLS, DECODERS, RNNSeq2Seq
+from attnjax.models.transformer import NORMS, POSITIONS, Transformer
+from attnjax.tokens import UNK_ID
 
 FAMILIES = ('rnn', 'transformer')
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
-__all__ = ['PAD_ID', 'BOS_ID', 'EOS_ID', 'UNK_ID', 'build', 'RNNSeq2Seq', 'Transformer']
+__all__ = ['build', 'RNNSeq2Seq', 'Transformer']
 
 
 def _get(cfg, field):

@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attnjax.models import PAD_ID
+from attnjax.tokens import PAD_ID
 from attnjax.models.attention import Attention
 from attnjax.models.layers import Dense, Dropout
 

@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from attnjax.models import PAD_ID
+from attnjax.tokens import PAD_ID
 from attnjax.models import layers
 from attnjax.models.attention import masked_softmax
 

@@ -19,6 +19,7 @@ from attnjax.data import pipeline
 from attnjax.data.prepare import prepare
 from attnjax.data.tokenizer import Tokenizers
 from attnjax import evaluate, models, parallel
+from attnjax import workdir as workdir_lib
 from attnjax.progress import Progress
 from attnjax.train import checkpoint, steps
 from attnjax.train.state import init_state
@@ -86,7 +87,7 @@ def train_and_evaluate(config, workdir, progress: bool = True) -> dict:
 
   # ---- Workdir: a new one gets the config; an old one must have been made by a compatible one.
   if (workdir / "config.json").exists():
-    config_lib.check_compatible(config, config_lib.load(workdir))
+    workdir_lib.check_compatible(config, workdir_lib.load_config(workdir))
   workdir.mkdir(parents=True, exist_ok=True)
 
   # ---- Input pipeline and tokenizers (prepared once per data dir, copied into the workdir).
@@ -94,7 +95,7 @@ def train_and_evaluate(config, workdir, progress: bool = True) -> dict:
   prepared = parallel.lead_first(lambda: prepare(config.data, progress=progress and lead), "prepare")
   tokenizers = Tokenizers.load(prepared.tokenizer_dir)
   if lead:
-    config_lib.save(config, workdir)
+    workdir_lib.save_config(config, workdir)
     if not (workdir / "tokenizer").exists():
       shutil.copytree(prepared.tokenizer_dir, workdir / "tokenizer")
 

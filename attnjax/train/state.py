@@ -58,8 +58,12 @@ def make_optimizer(train_cfg) -> optax.GradientTransformation:
   return opt
 
 
+def init_params(model, seed: int):
+  """Fresh parameters for `model`, drawn from `seed` (their shapes do not depend on lengths)."""
+  dummy = jnp.ones((1, 8), jnp.int32)
+  return jax.jit(model.init)(jax.random.PRNGKey(seed), dummy, dummy)["params"]
+
+
 def init_state(model, train_cfg, seed: int) -> TrainState:
   """Fresh parameters (from `seed`) and optimizer state for `model`."""
-  dummy = jnp.ones((1, 8), jnp.int32)
-  params = jax.jit(model.init)(jax.random.PRNGKey(seed), dummy, dummy)["params"]
-  return TrainState.create(params, make_optimizer(train_cfg))
+  return TrainState.create(init_params(model, seed), make_optimizer(train_cfg))

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from attnjax.models import PAD_ID
+from attnjax.tokens import PAD_ID
 from attnjax.train.state import TrainState
 
 

@@ -40,6 +40,7 @@ import subprocess
 import sys
 import time
 
+from attnjax.tokens import random_batch
 from experiments import common
 
 MODELS = ("rnn_seq2seq", "rnn_attention", "transformer")
@@ -103,33 +104,17 @@ def matched_configs(s) -> dict:
   return configs
 
 
-def _batch(rows: int, length: int, vocab: int, seed: int = 0) -> dict:
-  import numpy as np
-  rng = np.random.default_rng(seed)
-  tokens = lambda: rng.integers(4, vocab, (rows, length), dtype=np.int32)  # ids 0-3 are special
-  return {"src": tokens(), "tgt_in": tokens(), "tgt_out": tokens()}
-
-
 # ---------------------------------------------------------------- (a) step time against length
 
 
-def time_steps(step, state, batch, rng, warmup: int, timed: int):
+def time_steps(train_step, state, batch, warmup: int, timed: int):
   """(median seconds per step, seconds of the first call, which compiles)."""
   import jax
-  start = time.perf_counter()
-  state, metrics = step(state, batch, rng)
-  jax.block_until_ready((state, metrics))
-  first = time.perf_counter() - start
-  for _ in range(warmup - 1):
-    state, metrics = step(state, batch, rng)
-  jax.block_until_ready((state, metrics))
-  times = []
-  for _ in range(timed):
-    start = time.perf_counter()
-    state, metrics = step(state, batch, rng)
-    jax.block_until_ready((state, metrics))
-    times.append(time.perf_counter() - start)
-  return statistics.median(times), first
+  from attnjax import bench
+  step = bench.stepper(train_step, state, batch, jax.random.PRNGKey(0))
+  (first,), _ = bench.time_steps(step, 0, 1)
+  seconds, _ = bench.time_steps(step, warmup - 1, timed)
+  return statistics.median(seconds), first
 
 
 def step_times(configs, s, results: dict, save) -> None:
@@ -141,14 +126,13 @@ def step_times(configs, s, results: dict, save) -> None:
     config = configs[name]
     model = models.build(config.model, s["vocab"], s["vocab"])
     train_step = jax.jit(steps.bind(model, config.train)[0], donate_argnums=0)
-    rng = jax.random.PRNGKey(0)
     for length in s["lengths"]:
       key = f"{name}/{length}"
       if key in results:
         continue
       state = init_state(model, config.train, 0)
-      seconds, first = time_steps(train_step, state, _batch(s["batch"], length, s["vocab"]), rng,
-                                  s["warmup"], s["timed"])
+      batch = random_batch(s["batch"], length, length, s["vocab"])
+      seconds, first = time_steps(train_step, state, batch, s["warmup"], s["timed"])
       results[key] = {"model": name, "length": length, "batch": s["batch"], "step_s": seconds,
                       "tokens_per_s": s["batch"] * length / seconds, "first_call_s": first}
       print(f"  (a) {name:13s} n={length:4d}: {1000 * seconds:9.1f} ms/step "
@@ -235,7 +219,7 @@ def device_worker(root: pathlib.Path, preset: str, num_devices: int) -> dict:
     return out
   sizes = json.loads((root / "models.json").read_text())["models"]
   rows, length = s["device_batch"] * num_devices, s["device_length"]
-  batch = _batch(rows, length, s["vocab"])
+  batch = random_batch(rows, length, length, s["vocab"])
   for name in s["device_models"]:
     config = common.load_config("configs/default.py")
     config.model = ml_collections.ConfigDict(sizes[name]["model"])
@@ -244,8 +228,7 @@ def device_worker(root: pathlib.Path, preset: str, num_devices: int) -> dict:
       config.parallel.update(strategy=strategy, num_devices=num_devices)
       runner = parallel.make_runner(config.parallel, lambda axis: steps.bind(model, config.train, axis))
       state = runner.put_state(init_state(model, config.train, 0))
-      seconds, _ = time_steps(runner.train_step, state, batch, jax.random.PRNGKey(0), s["warmup"],
-                              s["timed"])
+      seconds, _ = time_steps(runner.train_step, state, batch, s["warmup"], s["timed"])
       out["rows"].append({"model": name, "strategy": strategy, "step_s": seconds,
                           "tokens_per_s": rows * length / seconds})
   return out

@@ -29,7 +29,6 @@ import re
 import shutil
 import sys
 import tempfile
-import time
 
 import jax
 
@@ -207,14 +206,11 @@ def main(argv=None):
   if ours.hlo:
     with open(ours.hlo, "w") as f:
       f.write(hlo_text)
-  for _ in range(max(args.warmup, 1)):
-    jax.block_until_ready(step())
+  bench.time_steps(step, max(args.warmup, 1), 0)
   with tempfile.TemporaryDirectory() as trace_dir:
     with jax.profiler.trace(trace_dir):
-      start = time.perf_counter()
-      for _ in range(ours.profile_steps):
-        jax.block_until_ready(step())
-      wall_ms = (time.perf_counter() - start) * 1e3 / ours.profile_steps
+      seconds, _ = bench.time_steps(step, 0, ours.profile_steps)
+      wall_ms = sum(seconds) * 1e3 / ours.profile_steps
     if ours.trace_out:
       shutil.copyfile(_trace_file(trace_dir), ours.trace_out)
     if backend == "gpu":

@@ -8,7 +8,7 @@ import pytest
 
 from attnjax import config as config_lib
 from attnjax.data import pipeline, prepare
-from attnjax.data.tokenizer import BOS, EOS
+from attnjax.tokens import BOS_ID, EOS_ID
 
 WORDS = "the a cat dog red big house sees eats runs my your old small".split()
 MAX_SRC, MAX_TGT = 24, 32
@@ -92,10 +92,10 @@ def test_token_layout_eos_bos_and_zero_padding(prepared):
   batch = next(it)
   for src, tgt_in, tgt_out in zip(batch["src"], batch["tgt_in"], batch["tgt_out"]):
     n, m = np.count_nonzero(src), np.count_nonzero(tgt_out)
-    assert src[n - 1] == EOS and not src[n:].any() and src[:n].all()
-    assert tgt_in[0] == BOS and tgt_out[m - 1] == EOS
+    assert src[n - 1] == EOS_ID and not src[n:].any() and src[:n].all()
+    assert tgt_in[0] == BOS_ID and tgt_out[m - 1] == EOS_ID
     assert np.array_equal(tgt_in[1:m], tgt_out[:m - 1]) and not tgt_in[m:].any()
-    assert EOS not in src[:n - 1] and BOS not in tgt_in[1:m]
+    assert EOS_ID not in src[:n - 1] and BOS_ID not in tgt_in[1:m]
 
 
 def test_an_epoch_covers_every_pair_that_fits_and_counts_the_rest(prepared):
@@ -182,7 +182,7 @@ def test_packed_rows_hold_whole_pairs_with_segments_and_positions(prepared):
       for segment in range(1, src_seg.max() + 1):
         s, t = src_seg == segment, tgt_seg == segment
         src, tgt_in, tgt_out = batch["src"][r][s], batch["tgt_in"][r][t], batch["tgt_out"][r][t]
-        assert src[-1] == EOS and tgt_in[0] == BOS and tgt_out[-1] == EOS
+        assert src[-1] == EOS_ID and tgt_in[0] == BOS_ID and tgt_out[-1] == EOS_ID
         assert np.array_equal(batch["src_position"][r][s], np.arange(s.sum()))
         assert np.array_equal(batch["tgt_position"][r][t], np.arange(t.sum()))
         seen.append((tokenizers.src.decode(src), tokenizers.tgt.decode(tgt_out)))

@@ -2,7 +2,8 @@
 
 import pytest
 
-from attnjax.data.tokenizer import BOS, EOS, PAD, UNK, Tokenizer, Tokenizers
+from attnjax.data.tokenizer import Tokenizer, Tokenizers
+from attnjax.tokens import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 PAIRS = [
     ("the cat sleeps on the red sofa.", "le chat dort sur le canapé rouge."),
@@ -19,10 +20,10 @@ def tokenizers(request):
 
 def test_special_ids_are_fixed(tokenizers):
   tok = tokenizers.src
-  assert [tok.id_to_piece(i) for i in (PAD, BOS, EOS, UNK)] == ["<pad>", "<s>", "</s>", "<unk>"]
+  assert [tok.id_to_piece(i) for i in (PAD_ID, BOS_ID, EOS_ID, UNK_ID)] == ["<pad>", "<s>", "</s>", "<unk>"]
   ids = tok.encode("the cat")
-  assert ids and not {PAD, BOS, EOS} & set(ids)
-  assert UNK in tok.encode("zebra ☃")  # unseen characters
+  assert ids and not {PAD_ID, BOS_ID, EOS_ID} & set(ids)
+  assert UNK_ID in tok.encode("zebra ☃")  # unseen characters
 
 
 @pytest.mark.parametrize("text", ["the cat sleeps on the red sofa.", "the red cat sleeps!",
@@ -34,14 +35,14 @@ def test_decode_inverts_encode(tokenizers, text):
 def test_decode_stops_at_eos_and_skips_pad_and_bos(tokenizers):
   tok = tokenizers.tgt
   ids = tok.encode("le chat dort")
-  assert tok.decode([BOS] + ids + [EOS] + tok.encode("rouge") + [PAD]) == "le chat dort"
-  assert tok.decode([PAD, BOS] + ids + [PAD, PAD]) == "le chat dort"
+  assert tok.decode([BOS_ID] + ids + [EOS_ID] + tok.encode("rouge") + [PAD_ID]) == "le chat dort"
+  assert tok.decode([PAD_ID, BOS_ID] + ids + [PAD_ID, PAD_ID]) == "le chat dort"
 
 
 def test_separate_vocabularies_save_and_load(tokenizers, tmp_path):
   assert not tokenizers.shared
   assert tokenizers.tgt.decode(tokenizers.tgt.encode("ma sœur")) == "ma sœur"
-  assert UNK in tokenizers.src.encode("œ")  # French only in the target model
+  assert UNK_ID in tokenizers.src.encode("œ")  # French only in the target model
   tokenizers.save(tmp_path)
   assert sorted(p.name for p in tmp_path.iterdir()) == ["src.model", "tgt.model", "tokenizers.json"]
   loaded = Tokenizers.load(tmp_path)
@@ -54,7 +55,7 @@ def test_separate_vocabularies_save_and_load(tokenizers, tmp_path):
 def test_shared_vocabulary_is_one_model(tmp_path):
   shared = Tokenizers.train(PAIRS, vocab_size=120, shared=True)
   assert shared.shared and shared.src is shared.tgt
-  assert UNK not in shared.src.encode("ma sœur")
+  assert UNK_ID not in shared.src.encode("ma sœur")
   shared.save(tmp_path)
   assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.model", "tokenizers.json"]
   assert Tokenizers.load(tmp_path).shared

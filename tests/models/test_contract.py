@@ -15,15 +15,14 @@ import ml_collections
 import numpy as np
 import pytest
 
+from attnjax.config import rnn_model, transformer_model
 from attnjax.models import build
 
-RNN = dict(family='rnn', dtype='float32', cell='lstm', embed_dim=8, hidden_dim=10,
-           num_layers=1, bidirectional=False, dropout=0.1, decoder='seq2seq', score='general',
-           input_feeding=True)
-TRANSFORMER = dict(family='transformer', dtype='float32', d_model=16, num_heads=2, d_ff=24,
-                   num_encoder_layers=1, num_decoder_layers=2, dropout=0.1,
-                   attention_dropout=0.1, positions='sinusoidal', norm='pre',
-                   share_embeddings=False, max_len=16)
+RNN = {**rnn_model(decoder='seq2seq').to_dict(), 'embed_dim': 8, 'hidden_dim': 10,
+       'bidirectional': False}
+TRANSFORMER = {**transformer_model('tiny').to_dict(), 'd_model': 16, 'd_ff': 24,
+               'num_decoder_layers': 2, 'attention_dropout': 0.1, 'share_embeddings': False,
+               'max_len': 16}
 CONFIGS = {
     'seq2seq-bigru-2layers': {**RNN, 'cell': 'gru', 'bidirectional': True, 'num_layers': 2},
     'seq2seq-reversed-lstm': {**RNN, 'reverse_source': True},

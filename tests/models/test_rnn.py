@@ -6,7 +6,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from attnjax.models import PAD_ID, build
+from attnjax.models import build
+from attnjax.tokens import PAD_ID
 from attnjax.models.rnn import reverse_words
 
 BASE = dict(family='rnn', dtype='float32', cell='lstm', embed_dim=8, hidden_dim=10,

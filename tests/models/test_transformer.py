@@ -8,12 +8,13 @@ import ml_collections
 import numpy as np
 import pytest
 
-from attnjax.models import PAD_ID, build
+from attnjax.config import transformer_model
+from attnjax.models import build
 from attnjax.models.transformer import sinusoidal_positions
+from attnjax.tokens import PAD_ID
 
-BASE = dict(family='transformer', dtype='float32', d_model=16, num_heads=2, d_ff=24,
-            num_encoder_layers=1, num_decoder_layers=2, dropout=0.1, attention_dropout=0.1,
-            positions='sinusoidal', norm='pre', share_embeddings=False, max_len=8)
+BASE = {**transformer_model('tiny').to_dict(), 'd_model': 16, 'd_ff': 24, 'num_decoder_layers': 2,
+        'attention_dropout': 0.1, 'share_embeddings': False, 'max_len': 8}
 SRC = jnp.array([[5, 6, 7, 2, 0], [4, 5, 6, 7, 2], [9, 2, 0, 0, 0]], jnp.int32)
 TGT_IN = jnp.array([[1, 5, 6, 7, 8], [1, 4, 4, 5, 6], [1, 8, 9, 0, 0]], jnp.int32)
 PADDED_SRC = jnp.pad(SRC, ((0, 0), (0, 3)), constant_values=PAD_ID)

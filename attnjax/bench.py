@@ -207,16 +207,19 @@ def compiled_memory(compiled) -> int | None:
              - m.alias_size_in_bytes)
 
 
+def cpu_model(default: str = "cpu") -> str:
+  """The CPU's model name from /proc/cpuinfo, or `default` where there is none."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      return next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+  except (OSError, StopIteration):
+    return default
+
+
 def device_name(device) -> str:
   if device.platform != "cpu":
     return f"{device.platform}: {device.device_kind}"
-  model = "cpu"
-  try:
-    with open("/proc/cpuinfo") as f:
-      model = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-  except (OSError, StopIteration):
-    pass
-  return f"cpu: {model}, {len(os.sched_getaffinity(0))} cores"
+  return f"cpu: {cpu_model()}, {len(os.sched_getaffinity(0))} cores"
 
 
 @functools.cache

@@ -130,6 +130,16 @@ def save_figure(fig, path: pathlib.Path) -> None:
   plt.close(fig)
 
 
+def save_curves(fig, ax, path: pathlib.Path, legend_columns: int = 1) -> None:
+  """A figure of validation curves: log perplexity against the training step, saved."""
+  ax.set_xlabel("training step")
+  ax.set_ylabel("validation perplexity")
+  ax.set_yscale("log")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7, ncol=legend_columns)
+  save_figure(fig, path)
+
+
 def report_main(name: str, doc: str, write, argv=None) -> int:
   """The `python -m experiments.<name>.report` entry point: the runs of --preset -> tables and plots."""
   args = parser(name, doc).parse_args(argv)

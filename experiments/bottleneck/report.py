@@ -156,12 +156,7 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
       model, corpus = name.rsplit("-", 1)
       ax.plot(*zip(*points), marker="o", markersize=3, color=colors.get(model),
               linestyle="-" if corpus == "50" else "--", label=f"{LABELS.get(model, model)}-{corpus}")
-  ax.set_xlabel("training step")
-  ax.set_ylabel("validation perplexity")
-  ax.set_yscale("log")
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
-  common.save_figure(fig, curves)
+  common.save_curves(fig, ax, curves)
   print(f"wrote {md}, {png} and {curves}")
   return [md, png, curves]
 

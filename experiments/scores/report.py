@@ -132,12 +132,7 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
       if r["curve"]:
         ax.plot(*zip(*r["curve"]), color=colors[score], linestyle="-" if feed else "--", alpha=0.7,
                 label=_name(score, feed) if i == 0 else None)
-  ax.set_xlabel("training step")
-  ax.set_ylabel("validation perplexity")
-  ax.set_yscale("log")
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=7, ncol=2)
-  common.save_figure(fig, curves)
+  common.save_curves(fig, ax, curves, legend_columns=2)
   print(f"wrote {md}, {png} and {curves}")
   return [md, png, curves]
 

@@ -14,12 +14,8 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 def machine() -> dict:
   """The CPU model, cores, memory and load average of this machine, now."""
-  cpu = "unknown"
-  try:
-    with open("/proc/cpuinfo") as f:
-      cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-  except (OSError, StopIteration):
-    pass
+  from attnjax.bench import cpu_model
+  cpu = cpu_model("unknown")
   memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
   return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory, 1),
           "load_before": [round(x, 2) for x in os.getloadavg()]}

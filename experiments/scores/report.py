@@ -28,6 +28,15 @@ from experiments import common  # noqa: E402
 
 RUN = re.compile(r"(?P<score>\w+?)-feed(?P<feed>[01])-seed(?P<seed>\d+)")
 ALPHA = 0.05
+FLAT = 10.0  # per cent: a validation perplexity falling less over the last evaluation has all but flattened
+
+
+def last_fall(curve) -> float | None:
+  """How much the validation perplexity fell over the last evaluation interval, in per cent."""
+  if len(curve) < 2:
+    return None
+  (_, before), (_, after) = curve[-2:]
+  return 100.0 * (before - after) / before
 
 
 def _load(root: pathlib.Path) -> dict[tuple[str, int], list[dict]]:
@@ -82,10 +91,13 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
     raise SystemExit(f"no finished runs under {root}; run `python -m experiments.scores.run "
                      f"--preset {preset}` first")
   report_dir.mkdir(parents=True, exist_ok=True)
+  falls = {key: [last_fall(r["curve"]) for r in runs] for key, runs in groups.items()}
   rows = [[score, "yes" if feed else "no", len(runs), runs[0]["step"],
-           common.mean_std([r["val_ppl"] for r in runs]), common.mean_std([r["test_ppl"] for r in runs]),
-           common.mean_std([r["bleu"] for r in runs])]
+           common.mean_std([r["val_ppl"] for r in runs]), common.mean_std(falls[score, feed]),
+           common.mean_std([r["test_ppl"] for r in runs]), common.mean_std([r["bleu"] for r in runs])]
           for (score, feed), runs in groups.items()]
+  falling = [_name(*key) for key, values in falls.items()
+             if any(v is not None and v >= FLAT for v in values)]
   seed_rows = [[score, "yes" if feed else "no", r["seed"], r["val_ppl"], r["test_ppl"] or "–", r["bleu"]]
                for (score, feed), runs in groups.items() for r in runs]
   signature, sig_rows = significance(groups)
@@ -94,8 +106,13 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
   md.write_text(
       f"# Luong attention scores and input feeding ({preset} preset)\n\n"
       "Validation perplexity at the last step, test perplexity and greedy test BLEU (sacreBLEU), "
-      "mean ± standard deviation over seeds (Luong et al. 2015, Table 4).\n\n"
-      + common.table(["score", "input feeding", "seeds", "steps", "val ppl", "test ppl", "test BLEU"], rows)
+      "mean ± standard deviation over seeds (Luong et al. 2015, Table 4); 'last fall' is how much "
+      "the validation perplexity fell over the last evaluation interval, in per cent.\n\n"
+      + common.table(["score", "input feeding", "seeds", "steps", "val ppl", "last fall %", "test ppl",
+                      "test BLEU"], rows)
+      + (f"\nStill falling by {FLAT:g} % or more at the end, so compared at equal steps rather than "
+         f"at convergence: {', '.join(falling)}.\n" if falling else
+         f"\nEvery variant's validation perplexity fell less than {FLAT:g} % over its last interval.\n")
       + "\n## Significance against the best variant\n\n"
       + (f"sacreBLEU's paired bootstrap resampling (`{signature}`) over the test sentences of the "
          "seeds both variants have, seed after seed; BLEU ± the 95% confidence half-width; "

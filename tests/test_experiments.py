@@ -9,6 +9,7 @@ from experiments.alignments import run as alignments
 from experiments.bottleneck import run as bottleneck
 from experiments.parallelism import run as parallelism
 from experiments.scores import run as scores
+from experiments.scores import sharpness
 
 
 def _args(tmp, data_dir):
@@ -77,9 +78,9 @@ def test_scores_report_mean_and_std_over_seeds_and_significance(tmp_path, data_d
   rows = {(r[0], r[1]): r for r in _table(md, "score")}
   assert set(rows) == {(s, "yes" if f else "no") for s, f, _ in scores.GRID["smoke"]}
   number = r"\d+\.\d\d"
-  assert rows[("dot", "yes")][2] == "2" and "±" in rows[("dot", "yes")][6]
-  assert rows[("general", "no")][2] == "1" and re.fullmatch(number, rows[("general", "no")][6])
-  assert re.fullmatch(number, rows[("general", "no")][5])  # test perplexity
+  assert rows[("dot", "yes")][2] == "2" and "±" in rows[("dot", "yes")][7]
+  assert rows[("general", "no")][2] == "1" and re.fullmatch(number, rows[("general", "no")][7])
+  assert re.fullmatch(number, rows[("general", "no")][6])  # test perplexity
   assert len(_table(md.split("## Every run")[1], "score")) == len(scores.GRID["smoke"])
   # two variants: the better one against the other, over the one seed both have
   (sig,) = _table(md.split("## Significance")[1], "best")
@@ -88,6 +89,11 @@ def test_scores_report_mean_and_std_over_seeds_and_significance(tmp_path, data_d
   assert "bs:1000" in md
   for name in ("scores_smoke.png", "curves_smoke.png"):
     assert _is_png(tmp_path / "report" / name)
+  # sharpness: the largest attention weight per target piece lies in (0, 1]
+  assert sharpness.main(_args(tmp_path, data_dir)) == 0
+  peaks = _table((tmp_path / "report" / "sharpness_smoke.md").read_text(), "score")
+  assert {(r[0], r[1]) for r in peaks} == set(rows)
+  assert all(0.0 < float(r[3].split(" ")[0]) <= 1.0 for r in peaks)
 
 
 def test_parallelism_finds_one_loop_of_n_steps_per_rnn_layer_and_none_in_the_transformer(tmp_path, data_dir):

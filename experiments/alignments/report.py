@@ -85,13 +85,13 @@ def write(workdirs, preset: str, report_dir) -> list[pathlib.Path]:
     models.append((workdir.name, trained.config.data.name, trained.step, cases, translations, images))
     print(f"  {workdir}: {sum(i is not None for i in images)} heatmaps", flush=True)
 
-  text = [f"# Alignments ({preset} preset)\n",
-          "Source words along x, target words along y, greedy decoding (Bahdanau et al. 2015, "
-          "Figure 3). For the Transformer: the cross-attention's mean over layers and heads first, "
-          "then each layer and head.\n",
+  text = [f"# Alignments ({preset} preset)\n\n",
+          "Source subword pieces along x, target pieces along y, greedy decoding (Bahdanau et al. "
+          "2015, Figure 3). For the Transformer: the cross-attention's mean over layers and heads "
+          "first, then each layer and head.\n\n",
           common.table(["model", "trained on", "step"], [[m[0], m[1], m[2]] for m in models])]
   for name, _, _, cases, translations, images in models:
-    text.append(f"\n## {name}\n")
+    text.append(f"\n## {name}\n\n")
     text.append(common.table(["phenomenon", "source", "reference", "output"],
                              [[what, src, ref, t.text] for (what, src, ref), t in zip(cases, translations)]))
     for (what, src, _), image in zip(cases, images):

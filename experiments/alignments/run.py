@@ -4,7 +4,7 @@ r"""Experiment 2: alignments of sentences with reordering (Bahdanau et al. 2015,
     python -m experiments.alignments.run --preset cpu --workdirs runs/demo  # any trained workdirs
 
 Translates a fixed list of sentences with each workdir's model and draws the attention
-weights as heatmaps, source words along x and target words along y: for an attentive RNN
+weights as heatmaps, source pieces along x and target pieces along y: for an attentive RNN
 its one map, for the Transformer the cross-attention's mean over layers and heads and then
 every layer and head. The English sentences are built from plans of the en_fr_synth grammar
 (so the corpus contains their like and the French reference is the grammar's own), one per

@@ -165,18 +165,18 @@ def run(command: str, fv, positional=()) -> int:
       print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}))
     return 0
 
-  from attnjax import evaluate, viz, workdir as workdir_lib
+  from attnjax import evaluate, trained as trained_lib, viz
   if command == "compare":
-    return _compare(fv, workdir_lib, progress)
+    return _compare(fv, trained_lib, progress)
   if command == "average":
     out = fv["out"].value or f"{fv['workdir'].value.rstrip('/')}-avg{fv['last'].value}"
-    step, steps = workdir_lib.average(fv["workdir"].value, fv["last"].value, out)
+    step, steps = trained_lib.average(fv["workdir"].value, fv["last"].value, out)
     print(f"averaged the parameters of steps {', '.join(map(str, steps))} into {out} (step {step}); "
           f"`attnjax eval --workdir {out}` scores it")
     return 0
   if fv["beam"].value is not None and fv["beam"].value < 1:
     raise UsageError(f"--beam={fv['beam'].value}: the beam size must be at least 1")
-  trained = workdir_lib.load(fv["workdir"].value, fv["step"].value)
+  trained = trained_lib.load(fv["workdir"].value, fv["step"].value)
   if command == "eval":
     pairs, name = _pairs(fv, trained, progress)
     if fv["limit"].value:
@@ -231,7 +231,7 @@ def run(command: str, fv, positional=()) -> int:
   raise UsageError(f"unknown command {command!r}")
 
 
-def _compare(fv, workdir_lib, progress) -> int:
+def _compare(fv, trained_lib, progress) -> int:
   """Both workdirs translate the same pairs; sacreBLEU's paired tests say whether B differs."""
   from attnjax import evaluate
   names = fv["workdir"].value
@@ -239,7 +239,7 @@ def _compare(fv, workdir_lib, progress) -> int:
     raise UsageError(f"compare takes two --workdir flags (the baseline first), not {len(names)}")
   if fv["beam"].value is not None and fv["beam"].value < 1:
     raise UsageError(f"--beam={fv['beam'].value}: the beam size must be at least 1")
-  trained = [workdir_lib.load(name) for name in names]
+  trained = [trained_lib.load(name) for name in names]
   pairs, what = _pairs(fv, trained[0], progress)
   systems = [(name, t.translate([s for s, _ in pairs], fv["beam"].value)) for name, t in zip(names, trained)]
   references = [r for _, r in pairs]

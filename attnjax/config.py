@@ -1,5 +1,5 @@
 """Configs: the shared defaults and model sections, and the checks made before anything is
-built or compiled (a workdir's saved copy is `attnjax/workdir.py`'s).
+built or compiled (the copy a workdir keeps is `attnjax/workdir.py`'s).
 
 Unknown keys and wrong types are refused by ml_collections itself when a flag overrides a
 field; here we refuse impossible values, each with a one-line message naming the field.

@@ -86,10 +86,10 @@ def score_test(workdir: pathlib.Path, width: int = 5, batch_size: int = 64, test
   path = workdir / "experiment_test.json"
   if path.exists():
     return json.loads(path.read_text())
-  from attnjax import workdir as workdir_lib
+  from attnjax import trained as trained_lib
   from attnjax.data import pipeline
   from attnjax.data.prepare import prepare
-  trained = workdir_lib.load(workdir)
+  trained = trained_lib.load(workdir)
   data_cfg = test_data if test_data is not None else trained.config.data
   pairs = pipeline.load_pairs(data_cfg, "test", prepare(data_cfg, progress=False))
   pairs.sort(key=lambda pair: len(pair[0].split()))

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from attnjax import workdir as workdir_lib
+from attnjax import trained as trained_lib
 from attnjax.train import checkpoint, steps
 from attnjax.train.loop import TrainingError, train_and_evaluate
 from tests.helpers import tiny_config
@@ -29,7 +29,7 @@ def _config(data_dir, steps_=6):
 
 
 def _params(workdir):
-  return [np.asarray(x) for x in jax.tree.leaves(workdir_lib.load(workdir).params)]
+  return [np.asarray(x) for x in jax.tree.leaves(trained_lib.load(workdir).params)]
 
 
 def _assert_same_params(a, b):
@@ -100,7 +100,7 @@ def test_sigterm_then_sigkills_at_random_moments_resume_bitwise(data_dir, refere
   assert proc.returncode == 0, err
   assert "resumed" in out
   _assert_same_params(workdir, reference)
-  assert workdir_lib.load(workdir).step == 12
+  assert trained_lib.load(workdir).step == 12
   # Steps redone after a kill are logged again; every step's loss equals the uninterrupted one.
   assert _losses(workdir) == _losses(reference)
 
@@ -135,7 +135,7 @@ def test_half_written_checkpoint_is_never_taken_for_a_complete_one(trained, tmp_
   mngr = checkpoint.manager(workdir, read_only=True)
   assert mngr.all_steps() == [3, 6]
   mngr.close()
-  assert workdir_lib.load(workdir).step == 6
+  assert trained_lib.load(workdir).step == 6
 
 
 def _poison_step(monkeypatch, bad_step: int):
@@ -203,4 +203,4 @@ def test_full_disk_while_checkpointing_is_a_clear_error_and_keeps_older_checkpoi
   with pytest.raises(checkpoint.CheckpointError,
                      match=r"could not write the checkpoint of step 2 .*No space left on device.*intact"):
     train_and_evaluate(config, tmp_path / "run", progress=False)
-  assert workdir_lib.load(tmp_path / "run").step == 1
+  assert trained_lib.load(tmp_path / "run").step == 1

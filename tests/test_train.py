@@ -63,10 +63,10 @@ def test_beam_search_from_the_cli(trained, capsys):
 def test_workdir_perplexity_is_the_loops_validation_perplexity(trained):
   """`Trained.perplexity` (used for test perplexity in the experiments) computes what the
   training loop reported for the validation split at its last step."""
-  from attnjax import workdir as workdir_lib
+  from attnjax import trained as trained_lib
   rows = [json.loads(l) for l in (trained / "metrics.jsonl").read_text().splitlines()]
   last = max((r for r in rows if "val_ppl" in r), key=lambda r: r["step"])
-  loaded = workdir_lib.load(trained)
+  loaded = trained_lib.load(trained)
   assert loaded.step == last["step"]
   assert loaded.perplexity(loaded.config.data, "validation") == pytest.approx(last["val_ppl"], rel=1e-4)
 

@@ -64,13 +64,13 @@ def sentences_for(data_name: str) -> list[tuple[str, str, str]]:
 
 
 def write(workdirs, preset: str, report_dir) -> list[pathlib.Path]:
-  from attnjax import viz, workdir as workdir_lib
+  from attnjax import trained as trained_lib, viz
   report_dir = pathlib.Path(report_dir)
   image_dir = report_dir / preset
   image_dir.mkdir(parents=True, exist_ok=True)
   models, written = [], []
   for workdir in map(pathlib.Path, workdirs):
-    trained = workdir_lib.load(workdir)
+    trained = trained_lib.load(workdir)
     cases = sentences_for(trained.config.data.name)
     translations = trained.translator(1, batch_size=len(cases))([english for _, english, _ in cases])
     images = []

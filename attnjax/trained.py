@@ -1,0 +1,197 @@
+"""A trained model read from a workdir: what `eval`, `translate` and `align` use, and the
+notebook API (`attnjax.load`):
+
+    model = attnjax.load("runs/demo")
+    model.translate(["the red car ."], beam=4)   # a list of translations
+    (t,) = model.alignments(["the red car ."])   # t.alignment: [tgt, layers, heads, src]
+    model.evaluate([("the red car .", "la voiture rouge .")])["bleu"]
+
+Also `average`, which writes the mean of a workdir's newest checkpoints as a workdir of its own.
+"""
+
+import dataclasses
+import functools
+import math
+import pathlib
+import shutil
+
+import jax
+
+from attnjax import config as config_lib
+from attnjax import evaluate
+from attnjax.data.tokenizer import Tokenizers
+from attnjax import models
+from attnjax.sampling import Sampling
+from attnjax.train import checkpoint
+from attnjax.train.state import init_state
+from attnjax.translate import Translation, Translator
+from attnjax.workdir import load_config
+
+
+@dataclasses.dataclass
+class Trained:
+  config: object
+  tokenizers: object
+  model: object
+  params: object
+  step: int
+  _translators: dict = dataclasses.field(default_factory=dict, repr=False)
+
+  def translator(self, beam_size: int | None = None, batch_size: int = 32,
+                 sampling: Sampling | None = None, nbest: int = 0) -> Translator:
+    """A translator with the workdir's decoding settings (`beam_size` overrides its beam;
+    `sampling` draws instead of searching; `nbest` lists that many of the beam's best); one
+    per setting and batch size, kept, so that repeated calls do not compile again."""
+    dec = self.config.decode
+    beam_size = dec.beam_size if beam_size is None else beam_size
+    if sampling is not None:
+      beam_size = 1
+    key = (beam_size, batch_size, sampling, nbest)
+    if key not in self._translators:
+      self._translators[key] = Translator(
+          self.model, {"params": self.params}, self.tokenizers,
+          max_src_len=self.config.data.max_src_len, max_len=dec.max_len, beam_size=beam_size,
+          alpha=dec.length_penalty, batch_size=batch_size, sampling=sampling, nbest=nbest)
+    return self._translators[key]
+
+  def alignments(self, sentences, beam: int | None = None, batch_size: int = 32,
+                 sampling: Sampling | None = None, nbest: int = 0) -> list[Translation]:
+    """Translations of `sentences` (a list, or one string) with their subword pieces and
+    attention weights, [tgt pieces, layers, heads, src pieces] (None for a model without),
+    and with `nbest` the beam's best hypotheses as (text, score, log-probability)."""
+    sentences = [sentences] if isinstance(sentences, str) else list(sentences)
+    return self.translator(beam, batch_size, sampling, nbest)(sentences)
+
+  def translate(self, sentences, beam: int | None = None, batch_size: int = 32,
+                sampling: Sampling | None = None) -> list[str]:
+    """The translations of `sentences` (a list, or one string) as text; `sampling`
+    (`attnjax.sampling.Sampling(top_k=, top_p=, temperature=, seed=)`) draws them instead."""
+    return [t.text for t in self.alignments(sentences, beam, batch_size, sampling)]
+
+  def evaluate(self, pairs, beam: int | None = None, bucket_width: int = 10,
+               batch_size: int = 32) -> dict:
+    """sacreBLEU's BLEU and chrF with signatures and BLEU by source length on (source,
+    reference) pairs; the hypotheses under 'hypotheses'."""
+    report, hypotheses = evaluate.evaluate(self.translator(beam, batch_size), list(pairs),
+                                           bucket_width)
+    return {**report, "hypotheses": hypotheses}
+
+  def translate_file(self, source, output, beam: int | None = None, batch_size: int = 64,
+                     progress: bool = True) -> int:
+    """Translate a text file (one sentence per line, optionally .gz) into `output`, line for
+    line: batches of sentences of similar length (the file sorted by length), the output in
+    the input's order, written to a temporary file and renamed when complete. Returns the
+    number of lines."""
+    from attnjax.data.builders import read_text
+    from attnjax.progress import Progress
+    lines = read_text(source)
+    translator = self.translator(beam, batch_size)
+    order = sorted(range(len(lines)), key=lambda i: len(lines[i].split()))
+    texts = [""] * len(lines)
+    bar = Progress(len(lines), enabled=progress, unit="sentence")
+    every = max(1, len(order) // batch_size // 10)  # off a terminal: about ten lines in all
+    for n, start in enumerate(range(0, len(order), batch_size), 1):
+      rows = [i for i in order[start:start + batch_size] if lines[i].strip()]
+      for i, t in zip(rows, translator([lines[i] for i in rows])):
+        texts[i] = t.text
+      bar.update(len(order[start:start + batch_size]))
+      if n % every == 0 or start + batch_size >= len(order):
+        bar.log(min(start + batch_size, len(order)))
+    bar.close()
+    output = pathlib.Path(output)
+    tmp = output.with_name(output.name + ".incomplete")
+    tmp.write_text("".join(t + "\n" for t in texts), encoding="utf-8")
+    tmp.replace(output)
+    return len(lines)
+
+  def perplexity(self, data_cfg, split: str) -> float:
+    """exp(mean per-token negative log-likelihood) of `split` of `data_cfg`'s corpus,
+    teacher-forced, no label smoothing; every pair counts (long ones cut to fit, as in
+    `pipeline.eval_batches`)."""
+    from attnjax.data import pipeline
+    from attnjax.train import steps
+    eval_step = jax.jit(functools.partial(steps.eval_step, model=self.model))
+    totals = None
+    for batch in pipeline.eval_batches(data_cfg, split, num_devices=1):
+      sums = eval_step(self.params, batch)
+      totals = sums if totals is None else jax.tree.map(jax.numpy.add, totals, sums)
+    totals = jax.device_get(totals)
+    return math.exp(float(totals["nll"]) / max(float(totals["tokens"]), 1.0))
+
+
+def load(workdir, step: int | None = None) -> Trained:
+  """The config, tokenizers, model and parameters of the newest (or given) checkpoint."""
+  workdir = pathlib.Path(workdir)
+  if not workdir.is_dir():
+    raise config_lib.ConfigError(f"workdir {workdir} does not exist")
+  config = load_config(workdir)
+  if not (workdir / "tokenizer").is_dir():
+    raise config_lib.ConfigError(f"{workdir} has no tokenizer/ directory; it was not made by `attnjax train`")
+  tokenizers = Tokenizers.load(workdir / "tokenizer")
+  model = models.build(config.model, tokenizers.src.vocab_size, tokenizers.tgt.vocab_size)
+
+  abstract = jax.eval_shape(lambda: init_state(model, config.train, 0))
+  if not (workdir / "checkpoints").is_dir():
+    raise checkpoint.CheckpointError(f"{workdir} has no checkpoints yet; train first")
+  mngr = checkpoint.manager(workdir, read_only=True)
+  try:
+    saved = sorted(mngr.all_steps())
+    if step is not None and step not in saved:
+      raise checkpoint.CheckpointError(f"{workdir} has no checkpoint of step {step}; it has {saved}")
+    try:
+      restored = checkpoint.restore(mngr, abstract, step, set_aside=False)
+    except checkpoint.CheckpointError:
+      what = f"checkpoint {step} in {workdir} cannot" if step is not None else f"no checkpoint in {workdir} can"
+      raise checkpoint.CheckpointError(
+          f"{what} be read as the model that its config.json and tokenizer/ describe (vocabularies "
+          f"of {tokenizers.src.vocab_size} and {tokenizers.tgt.vocab_size}): were they replaced?") from None
+  finally:
+    mngr.close()
+  if restored is None:
+    raise checkpoint.CheckpointError(f"{workdir} has no checkpoints yet; train first")
+  step, state, _, _ = restored
+  return Trained(config, tokenizers, model, state.params, step)
+
+
+def average(workdir, last: int, out) -> tuple[int, list[int]]:
+  """Write into `out` a new workdir whose one checkpoint holds the mean parameters of the
+  newest `last` checkpoints of `workdir` (Vaswani et al. 2017 average the last 5 or 20),
+  at the newest one's step with its optimizer and data state, so that eval, translate and
+  align read it as any workdir. Returns (that step, the averaged steps)."""
+  workdir, out = pathlib.Path(workdir), pathlib.Path(out)
+  if last < 1:
+    raise config_lib.ConfigError(f"--last={last}: average at least one checkpoint")
+  if out.exists() and any(out.iterdir()):
+    raise config_lib.ConfigError(f"{out} already exists and is not empty; averaging writes a new "
+                                 "workdir: give another --out")
+  newest = load(workdir)  # checks the workdir, builds its model
+  abstract = jax.eval_shape(lambda: init_state(newest.model, newest.config.train, 0))
+  mngr = checkpoint.manager(workdir, read_only=True)
+  try:
+    steps = sorted(mngr.all_steps())[-last:]
+    if len(steps) < last:
+      raise checkpoint.CheckpointError(f"{workdir} has {len(steps)} checkpoint(s) {steps}; "
+                                       f"--last={last} needs {last}")
+    total = None
+    for step in steps:
+      try:
+        _, state, data_state, meta = checkpoint.restore(mngr, abstract, step, set_aside=False)
+      except checkpoint.CheckpointError:
+        raise checkpoint.CheckpointError(
+            f"checkpoint {step} in {workdir / 'checkpoints'} cannot be read as this workdir's "
+            "model: it holds another model or is damaged") from None
+      total = state.params if total is None else jax.tree.map(jax.numpy.add, total, state.params)
+  finally:
+    mngr.close()
+  mean = jax.tree.map(lambda x: x / len(steps), total)
+  out.mkdir(parents=True, exist_ok=True)
+  shutil.copy(workdir / "config.json", out / "config.json")
+  shutil.copytree(workdir / "tokenizer", out / "tokenizer")
+  writer = checkpoint.manager(out, keep=1)
+  try:
+    checkpoint.save(writer, steps[-1], state.replace(params=mean), data_state,
+                    dict(meta, averaged_from=str(workdir), averaged_steps=steps))
+    checkpoint.wait(writer)
+  finally:
+    writer.close()
+  return steps[-1], steps

@@ -125,27 +125,28 @@ def _top_chunks(x, k: int):
   return picked, blocks[rows[:, None], picked].reshape(batch, k * size)
 
 
-def _kth_largest(x, k: int):
-  """[B, V] -> [B, 1], each row's k-th largest value (`lax.top_k(x, k)[0][:, -1:]`). It lies
-  in the k chunks with the highest maxima: each holds a value at or above anything outside
-  them."""
+def _top_k_candidates(x, k: int):
+  """(the chunks searched [B, k], or None for the whole row; their values [B, N]; which of
+  those values are in the top k [B, N], ties at the k-th included). The top k lie in the k
+  chunks with the highest maxima: each holds a value at or above anything outside them."""
   top = _top_chunks(x, k)
-  values = x if top is None else top[1]
+  picked, values = (None, x) if top is None else top
   keys = _order_keys(values)
-  least = _least_key_below(keys, jnp.ones_like(values), k)
-  return jnp.min(jnp.where(keys >= least, values, jnp.inf), axis=-1, keepdims=True)
+  return picked, values, keys >= _least_key_below(keys, jnp.ones_like(values), k)
+
+
+def _kth_largest(x, k: int):
+  """[B, V] -> [B, 1], each row's k-th largest value (`lax.top_k(x, k)[0][:, -1:]`)."""
+  _, values, admitted = _top_k_candidates(x, k)
+  return jnp.min(jnp.where(admitted, values, jnp.inf), axis=-1, keepdims=True)
 
 
 def _draw_top_k(x, k: int, key):
-  """A draw from softmax(x) restricted to the top k tokens (ties at the k-th admitted),
-  made inside the k chunks that hold them."""
-  top = _top_chunks(x, k)
-  if top is None:
-    return _gumbel_argmax(restrict(x, top_k=k), key)
-  picked, values = top
-  keys = _order_keys(values)
-  least = _least_key_below(keys, jnp.ones_like(values), k)
-  index = _gumbel_argmax(jnp.where(keys >= least, values, -jnp.inf), key)  # into [k * size]
+  """A draw from softmax(x) restricted to the top k tokens, made among the candidates only."""
+  picked, values, admitted = _top_k_candidates(x, k)
+  index = _gumbel_argmax(jnp.where(admitted, values, -jnp.inf), key)       # into the candidates
+  if picked is None:
+    return index
   size = values.shape[-1] // k
   chunk = jnp.take_along_axis(picked, (index // size)[:, None], axis=-1)[:, 0]
   return chunk * size + index % size

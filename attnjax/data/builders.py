@@ -71,14 +71,14 @@ def clean_pairs(pairs, max_line_chars: int):
   Returns (kept pairs, {'kept': n, 'empty': n, 'overlong': n}).
   """
   kept, empty, overlong = [], 0, 0
-  for src, tgt in pairs:
+  for src, tgt, *extra in pairs:  # extra: a builder's further features, kept as they are
     src, tgt = src.strip(), tgt.strip()
     if not src or not tgt:
       empty += 1
     elif len(src) > max_line_chars or len(tgt) > max_line_chars:
       overlong += 1
     else:
-      kept.append((src, tgt))
+      kept.append((src, tgt, *extra))
   return kept, {"kept": len(kept), "empty": empty, "overlong": overlong}
 
 
@@ -144,9 +144,10 @@ def files_fingerprint(files_dir) -> str:
 
 
 class _PairsBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-  """Writes {'src': Text, 'tgt': Text} in generation order; subclasses give the pairs."""
+  """Writes {'src': Text, 'tgt': Text, *EXTRA} in generation order; subclasses give the pairs."""
 
   VERSION = tfds.core.Version("1.0.0")
+  EXTRA: tuple[str, ...] = ()  # further Text features, after src and tgt in each raw pair
   # Nothing is downloaded, so there are no checksums to look up; TFDS's lookup
   # imports `importlib_resources`, which it only declares for Python < 3.9
   # (tensorflow/datasets#11212).
@@ -165,7 +166,7 @@ class _PairsBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         builder=self,
         description=self.__doc__,
         features=tfds.features.FeaturesDict(
-            {"src": tfds.features.Text(), "tgt": tfds.features.Text()}),
+            {name: tfds.features.Text() for name in ("src", "tgt", *self.EXTRA)}),
         supervised_keys=("src", "tgt"),
         disable_shuffling=True,  # keep the corpus order: eval and BLEU rely on it
         metadata=tfds.core.MetadataDict(),
@@ -194,8 +195,8 @@ class _PairsBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     return f"the {split} split of {self.name}"
 
   def _generate_examples(self, pairs) -> Iterator[tuple[int, dict[str, str]]]:
-    for key, (src, tgt) in enumerate(pairs):
-      yield key, {"src": src, "tgt": tgt}
+    for key, pair in enumerate(pairs):
+      yield key, dict(zip(("src", "tgt", *self.EXTRA), pair))
 
 
 def _semver(version: str) -> str:
@@ -207,9 +208,10 @@ def _semver(version: str) -> str:
 
 
 class EnFrSynth(_PairsBuilder, skip_registration=True):
-  """English→French sentences from attnjax.data.synth (one config per preset)."""
+  """English→French sentences from attnjax.data.synth (one config per preset), with their gold word alignments."""
 
   name = "en_fr_synth"
+  EXTRA = ("alignment",)  # Pharaoh links between the words of src and tgt (synth.aligned)
 
   def __init__(self, *, preset: str, progress: bool = False, **kwargs):
     from attnjax.data import synth
@@ -218,7 +220,7 @@ class EnFrSynth(_PairsBuilder, skip_registration=True):
 
   def _raw_pairs(self):
     from attnjax.data import synth
-    return synth.generate(preset=self._preset, seed=0, progress=self._progress)
+    return synth.generate(preset=self._preset, seed=0, progress=self._progress, alignments=True)
 
 
 class Numbers(_PairsBuilder, skip_registration=True):
@@ -331,6 +333,18 @@ def pair_keys(data_cfg) -> tuple[str, str]:
 def open_split(builder: tfds.core.DatasetBuilder, split: str) -> Sequence[dict[str, Any]]:
   """Random-access examples of one split (a TFDS ArrayRecordDataSource)."""
   return builder.as_data_source(split=split)
+
+
+def read_feature(source: Sequence[dict[str, Any]], name: str) -> list[str] | None:
+  """Feature `name` of every example of `source` in order, or None when the dataset has none."""
+  if not len(source):
+    return []
+  if name not in source[0]:
+    return None
+  indices = list(range(len(source)))
+  getitems = getattr(source, "__getitems__", None)
+  examples = getitems(indices) if getitems is not None else [source[i] for i in indices]
+  return [_text(ex[name]) for ex in examples]
 
 
 def _text(value) -> str:

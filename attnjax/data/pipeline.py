@@ -362,3 +362,11 @@ def load_pairs(data_cfg, split: str = "validation", prepared: PreparedData | Non
   source = prepared.source(split)
   return builders.read_pairs(source, range(len(source)), prepared.keys)
 
+
+
+def load_alignments(data_cfg, split: str = "test", prepared: PreparedData | None = None
+                    ) -> list[str] | None:
+  """The gold word alignment (Pharaoh, `synth.aligned`) of every pair of `split` in corpus
+  order, or None for a corpus without them (only en_fr_synth has them)."""
+  prepared = prepared or load_prepared(data_cfg)
+  return builders.read_feature(prepared.source(split), "alignment")

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from attnjax.data import lexicon as lex
 
-VERSION = "1"  # bump when the output changes
+VERSION = "2"  # bump when the output changes (2: gold word alignments)
 
 SPLITS = ("train", "validation", "test")
 
@@ -138,17 +138,17 @@ def _tokenise(text: str, lang: str) -> str:
 def _clause(c: Clause, lang: str):
   parts = [_vp(c, lang)]
   if c.subject:
-    parts.insert(0, _np(c.subject, lang))
+    parts.insert(0, _role(_np(c.subject, lang), "subject"))
   if c.adverb:  # at the end of the clause in both languages (in the VP, English puts it before the verb)
-    parts.append(Adv(c.adverb.en if lang == "en" else c.adverb.fr))
+    parts.append(_key(Adv(c.adverb.en if lang == "en" else c.adverb.fr), c, "adverb"))
   return _typed(S(*parts), neg=c.negative, pas=c.passive, int="yon" if c.question else False)
 
 
 def _vp(c: Clause, lang: str):
   en = lang == "en"
-  parts = [V(c.verb.en if en else c.verb.fr).t(TENSES[c.tense][0 if en else 1])]
+  parts = [_key(V(c.verb.en if en else c.verb.fr).t(TENSES[c.tense][0 if en else 1]), c, "verb")]
   if c.object:
-    parts.append(_np(c.object, lang, negated=c.negative and not c.passive))
+    parts.append(_role(_np(c.object, lang, negated=c.negative and not c.passive), "object"))
   if c.adjunct:
     parts.append(_pp(c.adjunct, lang))
   return VP(*parts)
@@ -157,18 +157,22 @@ def _vp(c: Clause, lang: str):
 def _np(np: NounPhrase, lang: str, negated: bool = False, after_de: bool = False):
   """negated: the object of a negated verb (pas de pain); after_de: governed by "de" (près de beaux arbres)."""
   en = lang == "en"
-  noun = N(np.noun.en if en else np.noun.fr).n("p" if np.plural else "s")
+  noun = _key(N(np.noun.en if en else np.noun.fr).n("p" if np.plural else "s"), np, "noun")
   if not en:
     noun.g(np.noun.gender)
   elif np.noun.sex in ("m", "f"):
     noun.g(np.noun.sex)
   if np.pronoun:
-    return NP(D("the" if en else "le"), noun).pro()
+    phrase = NP(D("the" if en else "le"), noun).pro()
+    phrase.attnjax_pronoun = (id(np), "noun")  # pronominalised, the terminals are new ones
+    return phrase
   if en:
-    words = [*(A(a.en) for a in np.adjectives), noun]
+    words = [*(_key(A(a.en), np, f"adjective{i}") for i, a in enumerate(np.adjectives)), noun]
   else:  # pre-nominal adjectives keep their order, post-nominal ones mirror English
-    pre = [A(a.fr).pos("pre") for a in np.adjectives if a.prenominal]
-    post = [A(a.fr).pos("post") for a in reversed(np.adjectives) if not a.prenominal]
+    numbered = list(enumerate(np.adjectives))
+    pre = [_key(A(a.fr).pos("pre"), np, f"adjective{i}") for i, a in numbered if a.prenominal]
+    post = [_key(A(a.fr).pos("post"), np, f"adjective{i}") for i, a in reversed(numbered)
+            if not a.prenominal]
     words = [*pre, noun, *post]
   genitive = en and np.modifier is not None and np.modifier.genitive
   mods = [_pp(np.modifier, lang)] if np.modifier and not genitive else []
@@ -176,14 +180,17 @@ def _np(np: NounPhrase, lang: str, negated: bool = False, after_de: bool = False
     mods.append(_relative(np.relative, np.noun, lang))
   partitive = np.det == "a" and np.noun.mass
   if genitive:
-    return NP(_np(np.modifier.np, lang).a("'s"), *words, *mods)
+    owner = _np(np.modifier.np, lang).a("'s")
+    owner.attnjax_genitive = (id(np.modifier), "prep")  # 's stands for "of"
+    return NP(owner, *words, *mods)
+  det = _key(_det(np.det, lang), np, "det")
   if en:
-    return NP(*words, *mods) if partitive else NP(_det(np.det, lang), *words, *mods)
+    return NP(*words, *mods) if partitive else NP(det, *words, *mods)
   if np.det == "a" and (negated or (np.plural and pre and not after_de)):  # pas de pain, de grandes maisons
-    return NP(D("de"), *words, *mods)
+    return NP(_key(D("de"), np, "det"), *words, *mods)
   if partitive:  # du pain, de l'eau
-    return PP(P("de"), NP(D("le"), *words, *mods))
-  return NP(_det(np.det, lang), *words, *mods)
+    return PP(_key(P("de"), np, "det"), NP(_key(D("le"), np, "det"), *words, *mods))
+  return NP(det, *words, *mods)
 
 
 def _det(key: str, lang: str):
@@ -196,7 +203,8 @@ def _det(key: str, lang: str):
 
 def _pp(pp: PrepPhrase, lang: str):
   words = (pp.prep.en if lang == "en" else pp.prep.fr).split()
-  return PP(*map(Q, words[:-1]), P(words[-1]), _np(pp.np, lang, after_de=words[-1] == "de"))
+  return PP(*(_key(Q(w), pp, "prep") for w in words[:-1]), _key(P(words[-1]), pp, "prep"),
+            _np(pp.np, lang, after_de=words[-1] == "de"))
 
 
 def _relative(r: Relative, head: lex.Noun, lang: str):
@@ -204,17 +212,243 @@ def _relative(r: Relative, head: lex.Noun, lang: str):
   vp = _vp(r.clause, lang)
   neg = r.clause.negative
   if r.gap == "subject":
-    return _typed(SP(Pro(("who" if head.kind == "P" else "that") if en else "qui"), vp), neg=neg)
+    pronoun = _key(Pro(("who" if head.kind == "P" else "that") if en else "qui"), r, "pronoun")
+    return _typed(SP(pronoun, vp), neg=neg)
   if en:  # an S inside, or pyrealb agrees the verb with the head noun (the apples that the cat eat)
     clause = _typed(S(_np(r.clause.subject, lang), vp), neg=neg)
-    return SP(clause) if r.zero else SP(Pro("that"), clause)
-  return _typed(SP(Pro("que"), _np(r.clause.subject, lang), vp), neg=neg)
+    return SP(clause) if r.zero else SP(_key(Pro("that"), r, "pronoun"), clause)
+  return _typed(SP(_key(Pro("que"), r, "pronoun"), _np(r.clause.subject, lang), vp), neg=neg)
 
 
 def _typed(phrase, **types):
   """phrase.typ() with the types that are set (typ() costs time even when none is)."""
   types = {name: value for name, value in types.items() if value}
   return phrase.typ(types) if types else phrase
+
+
+def _role(phrase, role: str):
+  """Marks a noun phrase as the clause's subject or object (which a pronoun's case tells apart)."""
+  phrase.attnjax_role = role
+  return phrase
+
+
+def _key(terminal, part, role: str):
+  """Marks `terminal` as the realisation of `role` of the plan part `part` (see `aligned`)."""
+  terminal.attnjax_key = (id(part), role)
+  return terminal
+
+
+# --- gold word alignments ---------------------------------------------------------------
+#
+# Every terminal the realisers above build carries a key naming the part of the plan it
+# says (a noun phrase's noun, its determiner, a clause's verb, ...). pyrealb's `real()`
+# returns the terminals it realised, in order; the keys of the English and the French
+# terminals meet where the two sides say the same part. Terminals that pyrealb makes
+# itself (auxiliaries, ne, pas, not, do, by/par, pronouns, a verb rebuilt by the passive
+# or a negation) are given the key of the part they belong to by the rules in
+# `_assign_keys`.
+
+_LEXICAL, _FUNCTION, _AMBIGUOUS = "lexical", "function", "ambiguous"
+_CONTRACTIONS = {"du", "des", "au", "aux"}
+
+
+def aligned(sentence: Sentence) -> tuple[str, str, str]:
+  """(english, french, alignment): the pair, and its gold word alignment in Pharaoh format.
+
+  `i-j` is a sure link between English word i and French word j, `ipj` a possible one (as
+  in the alignment test sets of Och & Ney 2003 and awesome-align): possible where a
+  correspondence is not one-to-one, such as the auxiliaries of a verb (did not see / n' a
+  pas vu: see-vu and not-pas sure, the others possible), a multi-word preposition on both
+  sides, or a French determiner with no English word (du pain / bread). A word without a
+  counterpart (a zero relative's que) has no link.
+  """
+  en_tokens, en_keys = _keyed_tokens(sentence, "en")
+  fr_tokens, fr_keys = _keyed_tokens(sentence, "fr")
+  links = _links(en_tokens, en_keys, fr_tokens, fr_keys)
+  text = " ".join(f"{i}{'-' if sure else 'p'}{j}" for (i, j), sure in sorted(links.items()))
+  return " ".join(en_tokens), " ".join(fr_tokens), text
+
+
+def parse_alignment(text: str) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
+  """(sure, possible) links of a Pharaoh line such as "0-0 1p2"; possible includes sure."""
+  sure, possible = set(), set()
+  for link in text.split():
+    match = re.fullmatch(r"(\d+)([-p])(\d+)", link)
+    if not match:
+      raise ValueError(f"not an alignment link {link!r} (want i-j or ipj) in {text!r}")
+    pair = (int(match[1]), int(match[3]))
+    possible.add(pair)
+    if match[2] == "-":
+      sure.add(pair)
+  return sure, possible
+
+
+def _keyed_tokens(sentence: Sentence, lang: str) -> tuple[list[str], list[dict]]:
+  """The tokens `_realise` gives, each with {key: how it realises that key}."""
+  pyrealb.load(lang)
+  i = 0 if lang == "en" else 1
+  raw, spans = "", []  # spans: (start, end, {key: kind}) of the raw text's parts
+  for k, (clause, conjunction) in enumerate(zip(sentence.clauses, (None, *sentence.conjunctions))):
+    if conjunction:
+      if conjunction[2]:
+        spans.append((len(raw), len(raw) + 1, {("comma", k): _LEXICAL}))
+        raw += ","
+      raw += " "
+      spans.append((len(raw), len(raw) + len(conjunction[i]), {("conjunction", k): _LEXICAL}))
+      raw += conjunction[i]
+      raw += " "
+    phrase = _clause(clause, lang)
+    expected, pronouns, genitives = _expected_keys(phrase)
+    terminals = phrase.real()
+    text = phrase.detokenize(terminals)
+    clause_text = text.rstrip(" .?")
+    keys = _assign_keys(terminals, expected, pronouns, ("agent", k), clause.passive, lang)
+    cursor = 0
+    lowered = clause_text.lower()
+    for terminal, terminal_keys in zip(terminals, keys):
+      word = terminal.realization.strip().rstrip(" .?").lower()
+      start = lowered.find(word, cursor) if word else -1
+      if start < 0:
+        continue
+      spans.append((len(raw) + start, len(raw) + start + len(word), terminal_keys))
+      cursor = start + len(word)
+    for genitive in genitives:  # 's, in order
+      spans.append(("'s", genitive))
+    raw += clause_text
+  end = "?" if sentence.clauses[0].question else "."
+  spans.append((len(raw) + 1, len(raw) + 2, {("end",): _LEXICAL}))
+  raw += " " + end
+  tokens = _tokenise(raw, lang).split()
+  # Tokenising only inserts spaces (and writes que as qu' ), so the tokens, joined, are the
+  # raw text's characters without its whitespace, in order.
+  owner = [dict() for _ in raw]
+  genitives = [key for span in spans if span[0] == "'s" for key in [span[1]]]
+  for span in spans:
+    if span[0] != "'s":
+      for c in range(span[0], span[1]):
+        owner[c] = span[2]
+  positions = [c for c, char in enumerate(raw) if not char.isspace()]
+  out, cursor = [], 0
+  for token in tokens:
+    keys: dict = {}
+    for c in positions[cursor:cursor + len(token)]:
+      for key, kind in owner[c].items():
+        keys[key] = _strongest(keys.get(key), kind)
+    cursor += len(token)
+    if lang == "en" and token == "'s" and genitives:
+      keys = {genitives.pop(0): _LEXICAL}
+    out.append(keys)
+  return tokens, out
+
+
+def _strongest(a: str | None, b: str) -> str:
+  order = (_LEXICAL, _FUNCTION, _AMBIGUOUS)
+  return b if a is None else min(a, b, key=order.index)
+
+
+def _expected_keys(phrase) -> tuple[dict, list, list]:
+  """Before realisation: {key: (lemma, constType)} of the keyed terminals, the (key, role)
+  of the pronominalised noun phrases and the keys of the genitives, in the order of the tree."""
+  expected, pronouns, genitives = {}, [], []
+
+  def walk(node):
+    pronoun = getattr(node, "attnjax_pronoun", None)
+    if pronoun is not None:
+      pronouns.append((pronoun, getattr(node, "attnjax_role", "")))
+      return
+    if getattr(node, "attnjax_genitive", None) is not None:
+      genitives.append(node.attnjax_genitive)
+    key = getattr(node, "attnjax_key", None)
+    if key is not None:
+      expected[key] = (node.lemma, node.constType)
+    for child in getattr(node, "elements", ()):
+      walk(child)
+
+  walk(phrase)
+  return expected, pronouns, genitives
+
+
+def _assign_keys(terminals, expected: dict, pronouns: list, agent: tuple, passive: bool,
+                 lang: str) -> list[dict]:
+  """{key: kind} of every realised terminal of one clause.
+
+  Keyed terminals keep their key. Of the others, in this order: one whose lemma is that of
+  a verb whose own terminal is gone is that verb (rebuilt by a negation, question or
+  passive); a pronoun is the pronominalised noun phrase of its case (the nominative one the
+  subject, or the object in a passive; none for the il of a complex inversion); by/par
+  with no key is the passive's agent; anything else (auxiliaries, not, ne, pas, do) belongs
+  to the next verb (else the previous one), except a pas right after its verb (ne
+  rencontrera pas). A French du/des/au/aux also says the
+  determiner of the noun phrase after it.
+  """
+  found = {getattr(t, "attnjax_key", None) for t in terminals}
+  missing_verbs = {}
+  for key, (lemma, kind) in expected.items():
+    if key not in found and kind == "V":
+      missing_verbs.setdefault(lemma, []).append(key)
+  keys: list[dict] = []
+  for t in terminals:
+    key = getattr(t, "attnjax_key", None)
+    if key is not None:
+      keys.append({key: _LEXICAL})
+    elif t.isA("V") and t.lemma in missing_verbs:
+      candidates = missing_verbs[t.lemma]
+      keys.append(dict.fromkeys(candidates, _LEXICAL if len(candidates) == 1 else _AMBIGUOUS))
+    elif t.isA("Pro") and _pronoun_of(t, pronouns, passive):
+      keys.append({_pronoun_of(t, pronouns, passive): _LEXICAL})
+    elif t.isA("P") and t.lemma == ("by" if lang == "en" else "par"):
+      keys.append({agent: _LEXICAL})
+    else:
+      keys.append({})
+  verb_keys = [next((k for k in ks if k[1] == "verb"), None) for ks in keys]
+  for i, t in enumerate(terminals):
+    if not keys[i] and t.realization.strip():
+      after = [k for k in verb_keys[i + 1:] if k is not None]
+      before = [k for k in verb_keys[:i] if k is not None]
+      if t.lemma == "pas" and i and verb_keys[i - 1] is not None:  # ne rencontrera pas
+        after = [verb_keys[i - 1]]
+      if after or before:
+        keys[i] = {(after or before[::-1])[0]: _FUNCTION}
+    if lang == "fr" and t.realization.strip().lower() in _CONTRACTIONS:
+      following = next((k for ks in keys[i + 1:] for k in ks), None)
+      if following is not None and (following[0], "det") in expected:
+        keys[i].setdefault((following[0], "det"), _LEXICAL)
+  return keys
+
+
+def _pronoun_of(terminal, pronouns: list, passive: bool):
+  """The key of the pronominalised noun phrase that a pronoun terminal says, or None."""
+  role = "subject" if (terminal.getProp("c") == "nom") != passive else "object"
+  return next((key for key, r in pronouns if r == role), None)
+
+
+def _links(en_tokens, en_keys, fr_tokens, fr_keys) -> dict[tuple[int, int], bool]:
+  """{(i, j): sure} from the tokens' keys (see `aligned`)."""
+  by_key: dict = {}
+  for side, keyed in ((0, en_keys), (1, fr_keys)):
+    for position, keys in enumerate(keyed):
+      for key, kind in keys.items():
+        by_key.setdefault(key, ([], []))[side].append((position, kind))
+  links: dict[tuple[int, int], bool] = {}
+
+  def link(i, j, sure):
+    links[(i, j)] = links.get((i, j), False) or sure
+
+  for key, (en, fr) in by_key.items():
+    if en and fr:
+      verb = key[-1] == "verb"
+      one_sided = len(en) == 1 or len(fr) == 1
+      for i, en_kind in en:
+        for j, fr_kind in fr:
+          lexical = en_kind == fr_kind == _LEXICAL
+          negation = {en_tokens[i], fr_tokens[j]} == {"not", "pas"}
+          link(i, j, (lexical or negation) if verb else lexical and one_sided)
+    elif key[-1] == "det":  # a determiner one side only: possible with the other side's noun
+      noun = by_key.get((key[0], "noun"), ([], []))
+      for i, _ in en or noun[0]:
+        for j, _ in fr or noun[1]:
+          link(i, j, False)
+  return links
 
 
 # --- sampling ---------------------------------------------------------------------------
@@ -372,8 +606,12 @@ def split_of(source: str, seed: int) -> str:
 
 
 def generate(preset: str = "quick", seed: int = 0, num_train: int | None = None,
-             progress: bool = False, workers: int | None = None) -> dict[str, list[tuple[str, str]]]:
+             progress: bool = False, workers: int | None = None,
+             alignments: bool = False) -> dict[str, list[tuple[str, ...]]]:
   """{'train', 'validation', 'test'}: lists of (english, french), identical for identical arguments and VERSION.
+
+  alignments: (english, french, gold alignment) triples instead (see `aligned`); the
+  sentences are the same.
 
   num_train: overrides the preset's training size; validation and test shrink in proportion
   (never below one pair, or one per length bin). workers: processes realising sentences
@@ -413,7 +651,7 @@ def generate(preset: str = "quick", seed: int = 0, num_train: int | None = None,
   with _realiser(workers) as realise, tqdm(total=total, disable=not progress, desc=f"en_fr_synth {preset}") as bar:
     while any(sized_counts[split] < n for split, n in sized.items()):
       plans = [sample(rng, rng.randint(3, max_len)) for _ in range(_CHUNK)]
-      for split, pair in _fill(realise, plans, sized_slot, sized, sized_counts, seen):
+      for split, pair in _fill(realise, plans, sized_slot, sized, sized_counts, seen, alignments):
         out[split].append(pair)
         bar.update()
     for _ in range(_MAX_BIN_CHUNKS):
@@ -422,14 +660,15 @@ def generate(preset: str = "quick", seed: int = 0, num_train: int | None = None,
         break
       targets = [rng.randint(max(3, lo), hi - 1) for lo, hi in rng.choices(short, k=_CHUNK)]
       capacity = dict.fromkeys(range(len(bins)), per_bin)
-      for _, pair in _fill(realise, [sample(rng, t) for t in targets], bin_slot, capacity, bin_counts, seen):
+      plans = [sample(rng, t) for t in targets]
+      for _, pair in _fill(realise, plans, bin_slot, capacity, bin_counts, seen, alignments):
         out["test"].append(pair)
         bar.update()
   return out
 
 
 def _fill(realise, plans: list[Sentence], slot_of, capacity: dict, counts: Counter,
-          seen: set[str]) -> list[tuple[object, tuple[str, str]]]:
+          seen: set[str], alignments: bool = False) -> list[tuple[object, tuple[str, ...]]]:
   """Realises `plans` and keeps each new source whose slot (a split, a length bin) has room."""
   kept = []
   for plan, source in zip(plans, realise(english, plans)):
@@ -438,6 +677,9 @@ def _fill(realise, plans: list[Sentence], slot_of, capacity: dict, counts: Count
       seen.add(source)
       counts[slot] += 1
       kept.append((slot, plan, source))
+  if alignments:
+    triples = realise(aligned, [plan for _, plan, _ in kept])
+    return [(slot, triple) for (slot, _, _), triple in zip(kept, triples)]
   targets = realise(french, [plan for _, plan, _ in kept])
   return [(slot, (source, target)) for (slot, _, source), target in zip(kept, targets)]
 

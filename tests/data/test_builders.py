@@ -62,6 +62,8 @@ def fake_generator(monkeypatch, module: str, version="1"):
 
   def generate(*args, **kwargs):
     calls.append(kwargs)
+    if kwargs.get("alignments"):
+      return {split: [(*pair, "0-0") for pair in pairs] for split, pairs in PAIRS.items()}
     return {split: list(pairs) for split, pairs in PAIRS.items()}
 
   fake.generate = generate
@@ -121,10 +123,14 @@ def test_synth_and_numbers_builders_use_their_generators(tmp_path, monkeypatch):
   synth_calls = fake_generator(monkeypatch, "synth", version="2")
   numbers_calls = fake_generator(monkeypatch, "numbers")
   builder, read = build_and_read(data_cfg(tmp_path, "en_fr_synth:long30"))
-  assert read == PAIRS and synth_calls == [{"preset": "long30", "seed": 0, "progress": False}]
+  assert read == PAIRS
+  assert synth_calls == [{"preset": "long30", "seed": 0, "progress": False, "alignments": True}]
   assert str(builder.data_dir).endswith("en_fr_synth/long30/2.0.0")
+  test = builders.open_split(builder, "test")
+  assert builders.read_feature(test, "alignment") == ["0-0"] * len(PAIRS["test"])
   builder, read = build_and_read(data_cfg(tmp_path, "numbers:de"))
   assert read == PAIRS and numbers_calls == [{"lang": "de", "seed": 0}]
+  assert builders.read_feature(builders.open_split(builder, "test"), "alignment") is None
   build_and_read(data_cfg(tmp_path, "numbers:de"))
   assert len(numbers_calls) == 1  # built once
 

@@ -139,6 +139,75 @@ def test_every_verb_conjugates(verb, tense):
   assert " pas " in fr  # and pair() raises where pyrealb marks a word it cannot realise
 
 
+# Gold word alignments, checked by hand: (plan, its Pharaoh links).
+GOLD = [
+    (  # post-nominal adjective; saw = a vu (sure to the participle, possible to the auxiliary)
+        Clause(VERB["see"], np("girl"), np("car", adjectives=(ADJ["red"],)), "past"),
+        "0-0 1-1 2p2 2-3 3-4 4-6 5-5 6-7"),
+    (  # three adjectives, one before the noun and two mirrored after it
+        Clause(VERB["sell"], np("woman"), np("car", det="a", adjectives=(ADJ["old"], ADJ["fast"], ADJ["red"])),
+               "future"),
+        "0-0 1-1 2p2 3-2 4-3 5-4 6-7 7-6 8-5 9-8"),
+    (  # passive: was signed = a été signé, by = par
+        Clause(VERB["sign"], np("minister"), np("treaty"), "past", passive=True),
+        "0-0 1-1 2p2 2p3 2p4 3p2 3p3 3-4 4-5 5-6 6-7 7-8"),
+    (  # ne ... pas around a simple future: not = pas sure, ne possible
+        Clause(VERB["eat"], np("cat"), np("apple"), "future", negative=True),
+        "0-0 1-1 2p2 2p3 2p4 3p2 3p3 3-4 4p2 4-3 4p4 5-5 6-6 7-7"),
+    (  # object pronoun before the verb
+        Clause(VERB["eat"], np("cat"), np("apple", pronoun=True), "past"),
+        "0-0 1-1 2p3 2-4 3-2 4-5"),
+    (  # au = à + le: both English words
+        Clause(VERB["go"], np("girl"), tense="past", adjunct=PrepPhrase(PREP["to"], np("market"))),
+        "0-0 1-1 2p2 2-3 3-4 4-4 5-5 6-6"),
+    (  # partitive du: no English word, possible with bread
+        Clause(VERB["eat"], np("boy"), np("bread", det="a"), "present"),
+        "0-0 1-1 2-2 3p3 3-4 4-5"),
+    (  # pas de after a negated passé composé, elided
+        Clause(VERB["drink"], np("boy"), np("water", det="a"), "past", negative=True),
+        "0-0 1-1 2p2 2p3 2p4 2p5 3p2 3p3 3-4 3p5 4p2 4p3 4p4 4-5 5p6 5-7 6-8"),
+    (  # English genitive: 's and the owner's the are du; the possessed noun's la has no English word
+        Clause(VERB["sell"], np("king"), np("house", modifier=PrepPhrase(PREP["of"], np("teacher"), genitive=True)),
+               "past"),
+        "0-0 1-1 2p2 2-3 3-6 4-7 5-6 6p4 6-5 7-8"),
+    (  # question: did has no French word of its own, -t-il no English one
+        Clause(VERB["eat"], np("cat"), np("apple"), "past", question=True),
+        "0p2 0p3 0p4 1-0 2-1 3p2 3p3 3-4 4-5 5-6 6-7"),
+    (  # passive of two pronouns: it = elle (subject), her = elle (agent)
+        Clause(VERB["eat"], np("girl", pronoun=True), np("apple", pronoun=True), "past", passive=True),
+        "0-0 1p1 1p2 1p3 2p1 2p2 2-3 3-4 4-5 5-6"),
+    (  # inverted subject pronoun after the verb, object pronoun before it
+        Clause(VERB["eat"], np("girl", pronoun=True), np("apple", pronoun=True), "past", question=True),
+        "0p1 0p3 1-2 2p1 2-3 3-0 4-4"),
+]
+
+
+@pytest.mark.parametrize("clause, links", GOLD)
+def test_gold_alignments_by_hand(clause, links):
+  en, fr, alignment = synth.aligned(Sentence((clause,)))
+  assert (en, fr) == pair(clause)
+  assert alignment == links
+
+
+def test_gold_alignment_of_two_clauses_and_an_object_relative():
+  first = Clause(VERB["see"], np("girl"), np("car"), "past")
+  second = Clause(VERB["buy"], np("girl", pronoun=True), np("car", pronoun=True), "past")
+  sentence = Sentence((first, second), (CONJ["because"],))
+  # the girl saw the car because she bought it . / la fille a vu la voiture parce qu' elle l' a achetée .
+  assert synth.aligned(sentence)[2] == "0-0 1-1 2p2 2-3 3-4 4-5 5-6 5-7 6-8 7p10 7-11 8-9 9-12"
+  relative = Clause(VERB["find"], np("dog"), np("apple", relative=Relative(
+      Clause(VERB["buy"], np("girl"), None, "past"), "object", zero=True)), "past")
+  # the dog found the apple the girl bought . / le chien a trouvé la pomme que la fille a achetée .
+  assert synth.aligned(Sentence((relative,)))[2] == "0-0 1-1 2p2 2-3 3-4 4-5 5-7 6-8 7p9 7-10 8-11"
+
+
+def test_parse_alignment_reads_sure_and_possible_links():
+  sure, possible = synth.parse_alignment("0-0 1p2 2-1")
+  assert sure == {(0, 0), (2, 1)} and possible == {(0, 0), (1, 2), (2, 1)}
+  with pytest.raises(ValueError, match="1:2"):
+    synth.parse_alignment("0-0 1:2")
+
+
 def checksum(splits):
   return hashlib.sha256(json.dumps(splits, ensure_ascii=False).encode()).hexdigest()
 
@@ -146,6 +215,18 @@ def checksum(splits):
 @pytest.fixture(scope="module")
 def quick():
   return synth.generate("quick", seed=1, num_train=300)
+
+
+def test_alignments_come_with_the_same_sentences_and_link_every_word():
+  plain = synth.generate("quick", seed=1, num_train=120)
+  with_links = synth.generate("quick", seed=1, num_train=120, alignments=True)
+  assert {split: [(en, fr) for en, fr, _ in triples] for split, triples in with_links.items()} == plain
+  for triples in with_links.values():
+    for en, fr, alignment in triples:
+      _, possible = synth.parse_alignment(alignment)
+      assert {i for i, _ in possible} == set(range(len(en.split()))), (en, fr, alignment)
+      unlinked = {w for j, w in enumerate(fr.split()) if j not in {j for _, j in possible}}
+      assert unlinked <= {"que", "qu'"}, (en, fr, alignment)  # only a zero relative's
 
 
 def test_generation_is_deterministic(quick):

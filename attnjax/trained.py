@@ -5,6 +5,8 @@ notebook API (`attnjax.load`):
     model.translate(["the red car ."], beam=4)   # a list of translations
     (t,) = model.alignments(["the red car ."])   # t.alignment: [tgt, layers, heads, src]
     model.evaluate([("the red car .", "la voiture rouge .")])["bleu"]
+    model.attention([("the red car .", "la voiture rouge .")])   # teacher-forced maps
+    model.alignment_error(pairs, gold)          # AER of the attention against gold links
 
 Also `average`, which writes the mean of a workdir's newest checkpoints as a workdir of its own.
 """
@@ -16,7 +18,9 @@ import pathlib
 import shutil
 
 import jax
+import numpy as np
 
+from attnjax import alignment as alignment_lib
 from attnjax import config as config_lib
 from attnjax import evaluate
 from attnjax.data.tokenizer import Tokenizers
@@ -24,8 +28,13 @@ from attnjax import models
 from attnjax.sampling import Sampling
 from attnjax.train import checkpoint
 from attnjax.train.state import init_state
-from attnjax.translate import Translation, Translator
+from attnjax.tokens import BOS_ID, EOS_ID, PAD_ID
+from attnjax.translate import LENGTH_QUANTUM, Translation, Translator
 from attnjax.workdir import load_config
+
+
+def _round_up(n: int) -> int:
+  return -(-n // LENGTH_QUANTUM) * LENGTH_QUANTUM
 
 
 @dataclasses.dataclass
@@ -36,6 +45,7 @@ class Trained:
   params: object
   step: int
   _translators: dict = dataclasses.field(default_factory=dict, repr=False)
+  _forced_step: object = dataclasses.field(default=None, repr=False)
 
   def translator(self, beam_size: int | None = None, batch_size: int = 32,
                  sampling: Sampling | None = None, nbest: int = 0) -> Translator:
@@ -75,6 +85,88 @@ class Trained:
     report, hypotheses = evaluate.evaluate(self.translator(beam, batch_size), list(pairs),
                                            bucket_width)
     return {**report, "hypotheses": hypotheses}
+
+  def attention(self, pairs, batch_size: int = 32) -> list[Translation]:
+    """Teacher-forced cross-attention of each (source, reference): the model reads the
+    reference, not its own output, so the maps line up with the reference's words (as
+    alignment error rates are measured). Each result's `text` is the reference and its
+    `alignment` [reference pieces + EOS, layers, heads, source pieces + EOS]; None for a
+    model without attention."""
+    pairs = list(pairs)
+    translator = self.translator(1, batch_size)
+    forced = self._forced()
+    out = []
+    for start in range(0, len(pairs), batch_size):
+      chunk = pairs[start:start + batch_size]
+      src_ids = [translator.encode_source(src) for src, _ in chunk]
+      tgt_ids = [self.tokenizers.tgt.encode(ref)[:self.config.data.max_tgt_len - 1] for _, ref in chunk]
+      src = np.full((batch_size, _round_up(max(map(len, src_ids)))), PAD_ID, np.int32)
+      tgt_in = np.full((batch_size, _round_up(max(map(len, tgt_ids)) + 1)), PAD_ID, np.int32)
+      for row, (s, t) in enumerate(zip(src_ids, tgt_ids)):
+        src[row, :len(s)] = s
+        tgt_in[row, :len(t) + 1] = [BOS_ID] + t
+      weights = forced(self.params, src, tgt_in)
+      weights = None if weights is None else np.asarray(weights, np.float32)
+      for row, ((source, reference), s, t) in enumerate(zip(chunk, src_ids, tgt_ids)):
+        out.append(Translation(
+            source=source, text=reference,
+            src_pieces=[self.tokenizers.src.id_to_piece(i) for i in s],
+            tgt_pieces=[self.tokenizers.tgt.id_to_piece(i) for i in t + [EOS_ID]],
+            alignment=None if weights is None else weights[row, :len(t) + 1, :, :, :len(s)]))
+    return out
+
+  def _forced(self):
+    """The jitted teacher-forced pass that returns the cross-attention [B, T, L, H, S]."""
+    if self._forced_step is None:
+      def forced(params, src, tgt_in):
+        _, inter = self.model.apply({"params": params}, src, tgt_in, mutable=["intermediates"])
+        weights = inter.get("intermediates", {}).get("cross_attention")
+        return None if weights is None else weights[0]
+      self._forced_step = jax.jit(forced)
+    return self._forced_step
+
+  def alignment_error(self, pairs, gold, mass: float = 0.5, batch_size: int = 32) -> dict:
+    """Alignment error rate of the teacher-forced attention on (source, reference) `pairs`
+    against `gold` (one Pharaoh line per pair, source word - target word), with links read
+    off the word-level maps by argmax per target word and by `mass` (`alignment.mass_links`).
+
+    Returns {'sentences', 'layers', 'heads', 'aer': {'argmax', 'mass'} of the mean map over
+    layers and heads, 'per_head': {'argmax', 'mass'} as [layers][heads], 'diagonal': the
+    monotone baseline's AER}. Pairs whose pieces do not spell the gold's words (cut at
+    `data.max_src_len`) are left out and counted under 'skipped'.
+    """
+    pairs, gold = list(pairs), [alignment_lib.parse_pharaoh(g) for g in gold]
+    if len(pairs) != len(gold):
+      raise ValueError(f"{len(pairs)} sentence pairs but {len(gold)} gold alignments")
+    maps, kept, skipped = [], [], 0
+    for t, links in zip(self.attention(pairs, batch_size), gold):
+      if t.alignment is None:
+        raise config_lib.ConfigError(
+            f"this model has no attention (model.decoder={self.config.model.get('decoder')!r}): "
+            "there is no alignment to measure")
+      words = alignment_lib.to_words(t.alignment, t.src_pieces, t.tgt_pieces)  # [T, L, H, S]
+      if words.shape[0] != len(t.text.split()) or words.shape[-1] != len(t.source.split()):
+        skipped += 1
+        continue
+      maps.append(words)
+      kept.append(links)
+    if not maps:
+      raise ValueError("no sentence pair left to measure (all cut at data.max_src_len?)")
+    _, layers, heads, _ = maps[0].shape
+
+    def rates(select):
+      return {"argmax": alignment_lib.aer([alignment_lib.argmax_links(select(m)) for m in maps], kept),
+              "mass": alignment_lib.aer([alignment_lib.mass_links(select(m), mass) for m in maps], kept)}
+
+    per_head = [[rates(lambda m: m[:, l, h]) for h in range(heads)] for l in range(layers)]
+    return {
+        "sentences": len(maps), "skipped": skipped, "layers": layers, "heads": heads,
+        "aer": rates(lambda m: m.mean(axis=(1, 2))),
+        "per_head": {kind: [[cell[kind] for cell in row] for row in per_head]
+                     for kind in ("argmax", "mass")},
+        "diagonal": alignment_lib.aer(
+            [alignment_lib.diagonal_links(m.shape[-1], m.shape[0]) for m in maps], kept),
+    }
 
   def translate_file(self, source, output, beam: int | None = None, batch_size: int = 64,
                      progress: bool = True) -> int:

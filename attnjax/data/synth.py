@@ -269,20 +269,6 @@ def aligned(sentence: Sentence) -> tuple[str, str, str]:
   return " ".join(en_tokens), " ".join(fr_tokens), text
 
 
-def parse_alignment(text: str) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
-  """(sure, possible) links of a Pharaoh line such as "0-0 1p2"; possible includes sure."""
-  sure, possible = set(), set()
-  for link in text.split():
-    match = re.fullmatch(r"(\d+)([-p])(\d+)", link)
-    if not match:
-      raise ValueError(f"not an alignment link {link!r} (want i-j or ipj) in {text!r}")
-    pair = (int(match[1]), int(match[3]))
-    possible.add(pair)
-    if match[2] == "-":
-      sure.add(pair)
-  return sure, possible
-
-
 def _keyed_tokens(sentence: Sentence, lang: str) -> tuple[list[str], list[dict]]:
   """The tokens `_realise` gives, each with {key: how it realises that key}."""
   pyrealb.load(lang)

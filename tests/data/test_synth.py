@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from attnjax.alignment import parse_pharaoh
 from attnjax.data import lexicon, synth
 from attnjax.data.synth import Clause, NounPhrase, PrepPhrase, Relative, Sentence
 
@@ -201,11 +202,11 @@ def test_gold_alignment_of_two_clauses_and_an_object_relative():
   assert synth.aligned(Sentence((relative,)))[2] == "0-0 1-1 2p2 2-3 3-4 4-5 5-7 6-8 7p9 7-10 8-11"
 
 
-def test_parse_alignment_reads_sure_and_possible_links():
-  sure, possible = synth.parse_alignment("0-0 1p2 2-1")
+def test_parse_pharaoh_reads_sure_and_possible_links():
+  sure, possible = parse_pharaoh("0-0 1p2 2-1")
   assert sure == {(0, 0), (2, 1)} and possible == {(0, 0), (1, 2), (2, 1)}
   with pytest.raises(ValueError, match="1:2"):
-    synth.parse_alignment("0-0 1:2")
+    parse_pharaoh("0-0 1:2")
 
 
 def checksum(splits):
@@ -223,7 +224,7 @@ def test_alignments_come_with_the_same_sentences_and_link_every_word():
   assert {split: [(en, fr) for en, fr, _ in triples] for split, triples in with_links.items()} == plain
   for triples in with_links.values():
     for en, fr, alignment in triples:
-      _, possible = synth.parse_alignment(alignment)
+      _, possible = parse_pharaoh(alignment)
       assert {i for i, _ in possible} == set(range(len(en.split()))), (en, fr, alignment)
       unlinked = {w for j, w in enumerate(fr.split()) if j not in {j for _, j in possible}}
       assert unlinked <= {"que", "qu'"}, (en, fr, alignment)  # only a zero relative's

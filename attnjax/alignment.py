@@ -1,0 +1,96 @@
+"""How well attention aligns: subword maps merged into words, links read off them, and the
+alignment error rate against gold links (Och & Ney 2003).
+
+    words = word_spans(pieces)                         # piece indices of each word
+    w = to_words(attention, src_pieces, tgt_pieces)    # [target words, ..., source words]
+    aer([argmax_links(w)], [(sure, possible)])         # 0 is perfect
+
+A source word's weight is the sum over its pieces (the mass the decoder put on the word); a
+target word's row is the mean over its pieces. Links are (source word, target word) pairs,
+as in the Pharaoh lines of `attnjax.data.synth.aligned`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+WORD_START = "\u2581"  # SentencePiece's mark of a piece that begins a word
+EOS_PIECE = "</s>"
+
+
+def parse_pharaoh(text: str) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
+  """(sure, possible) links of a Pharaoh line such as "0-0 1p2"; possible includes sure."""
+  sure, possible = set(), set()
+  for link in text.split():
+    match = re.fullmatch(r"(\d+)([-p])(\d+)", link)
+    if not match:
+      raise ValueError(f"not an alignment link {link!r} (want i-j or ipj) in {text!r}")
+    pair = (int(match[1]), int(match[3]))
+    possible.add(pair)
+    if match[2] == "-":
+      sure.add(pair)
+  return sure, possible
+
+
+def word_spans(pieces: list[str]) -> list[list[int]]:
+  """The indices of the pieces of each word: a word starts at a piece that begins with ▁;
+  the end-of-sentence piece belongs to no word."""
+  spans: list[list[int]] = []
+  for i, piece in enumerate(pieces):
+    if piece == EOS_PIECE:
+      continue
+    if piece.startswith(WORD_START) or not spans:
+      spans.append([i])
+    else:
+      spans[-1].append(i)
+  return spans
+
+
+def words_of(pieces: list[str]) -> list[str]:
+  """The words the pieces spell (▁ removed)."""
+  return ["".join(pieces[i] for i in span).replace(WORD_START, "") for span in word_spans(pieces)]
+
+
+def to_words(attention: np.ndarray, src_pieces: list[str], tgt_pieces: list[str]) -> np.ndarray:
+  """[tgt pieces, *middle, src pieces] -> [tgt words, *middle, src words]: the sum over a
+  source word's pieces, then the mean over a target word's pieces."""
+  attention = np.asarray(attention, np.float32)
+  src_spans, tgt_spans = word_spans(src_pieces), word_spans(tgt_pieces)
+  summed = np.stack([attention[..., span].sum(-1) for span in src_spans], axis=-1)
+  return np.stack([summed[span].mean(0) for span in tgt_spans], axis=0)
+
+
+def argmax_links(weights: np.ndarray) -> set[tuple[int, int]]:
+  """One link per target word, to the source word with the largest weight. weights [tgt, src]."""
+  return {(int(i), j) for j, i in enumerate(np.argmax(weights, axis=-1))}
+
+
+def mass_links(weights: np.ndarray, mass: float = 0.5) -> set[tuple[int, int]]:
+  """Per target word, the fewest source words that hold at least `mass` of its weight
+  (of the weight on words, so the end-of-sentence piece does not count)."""
+  links = set()
+  for j, row in enumerate(np.asarray(weights, np.float64)):
+    order = np.argsort(-row, kind="stable")
+    cumulative = np.cumsum(row[order]) / max(row.sum(), 1e-12)
+    keep = int(np.searchsorted(cumulative, mass - 1e-9)) + 1
+    links.update((int(i), j) for i in order[:keep])
+  return links
+
+
+def diagonal_links(num_src: int, num_tgt: int) -> set[tuple[int, int]]:
+  """The monotone baseline: target word j links to the source word at the same relative place."""
+  return {(min(num_src - 1, int((j + 0.5) * num_src / num_tgt)), j) for j in range(num_tgt)}
+
+
+def aer(predicted: list[set], gold: list[tuple[set, set]]) -> float:
+  """Alignment error rate over a corpus: 1 - (|A∩S| + |A∩P|) / (|A| + |S|), the counts summed
+  over sentences; `gold` holds (sure, possible) per sentence, possible including sure."""
+  if len(predicted) != len(gold):
+    raise ValueError(f"{len(predicted)} predicted alignments for {len(gold)} gold ones")
+  hits = size = 0
+  for links, (sure, possible) in zip(predicted, gold):
+    hits += len(links & sure) + len(links & possible)
+    size += len(links) + len(sure)
+  return 1.0 - hits / size if size else 0.0

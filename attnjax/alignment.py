@@ -58,8 +58,12 @@ def to_words(attention: np.ndarray, src_pieces: list[str], tgt_pieces: list[str]
   source word's pieces, then the mean over a target word's pieces."""
   attention = np.asarray(attention, np.float32)
   src_spans, tgt_spans = word_spans(src_pieces), word_spans(tgt_pieces)
-  summed = np.stack([attention[..., span].sum(-1) for span in src_spans], axis=-1)
-  return np.stack([summed[span].mean(0) for span in tgt_spans], axis=0)
+  out = np.zeros((len(tgt_spans), *attention.shape[1:-1], len(src_spans)), np.float32)
+  for i, span in enumerate(src_spans):
+    summed = attention[..., span].sum(-1)
+    for j, rows in enumerate(tgt_spans):
+      out[j, ..., i] = summed[rows].mean(0)
+  return out
 
 
 def argmax_links(weights: np.ndarray) -> set[tuple[int, int]]:
@@ -94,3 +98,48 @@ def aer(predicted: list[set], gold: list[tuple[set, set]]) -> float:
     hits += len(links & sure) + len(links & possible)
     size += len(links) + len(sure)
   return 1.0 - hits / size if size else 0.0
+
+
+def format_report(report: dict) -> str:
+  """`Trained.alignment_error`'s report as a table: the mean map, the diagonal and, for
+  several layers or heads, AER (argmax) per layer and head."""
+  lines = [f"alignment error rate on {report['sentences']} sentences (teacher-forced, word level; "
+           f"lower is better)",
+           f"  attention, argmax per target word   {report['aer']['argmax']:.3f}",
+           f"  attention, mass {report['mass']:.1f} per target word  {report['aer']['mass']:.3f}",
+           f"  monotone diagonal (baseline)        {report['diagonal']:.3f}"]
+  if report["layers"] * report["heads"] > 1:
+    lines += ["", "  argmax AER  " + " ".join(f"head {h + 1:<2}" for h in range(report["heads"]))]
+    for layer, row in enumerate(report["per_head"]["argmax"], 1):
+      lines.append(f"  layer {layer:<5}" + " ".join(f"{value:7.3f}" for value in row))
+  if report.get("skipped"):
+    lines.append(f"  ({report['skipped']} pairs cut at data.max_src_len or max_tgt_len left out)")
+  return "\n".join(lines)
+
+
+def record(translation) -> dict:
+  """One translation's words, pieces and attention as plain JSON: `attention` over pieces
+  [target pieces, layers, heads, source pieces], `word_attention` over words (`to_words`)."""
+  t = translation
+  out = {"source": t.source, "translation": t.text,
+         "src_words": words_of(t.src_pieces), "tgt_words": words_of(t.tgt_pieces),
+         "src_pieces": list(t.src_pieces), "tgt_pieces": list(t.tgt_pieces),
+         "attention": None, "word_attention": None}
+  if t.alignment is not None:
+    out["attention"] = np.round(np.asarray(t.alignment, np.float64), 5).tolist()
+    words = to_words(t.alignment, t.src_pieces, t.tgt_pieces)
+    out["word_attention"] = np.round(words.astype(np.float64), 5).tolist()
+  return out
+
+
+def write_jsonl(translations, path) -> int:
+  """`record` of each translation, one JSON object a line, written whole or not at all."""
+  import json
+  import pathlib
+  path = pathlib.Path(path)
+  tmp = path.with_name(path.name + ".incomplete")
+  with open(tmp, "w", encoding="utf-8") as f:
+    for t in translations:
+      f.write(json.dumps(record(t), ensure_ascii=False) + "\n")
+  tmp.replace(path)
+  return len(translations)

@@ -3,10 +3,11 @@
     attnjax prepare   --config configs/default.py
     attnjax train     --config configs/default.py --workdir runs/x [--config.train.num_steps=2000]
     attnjax eval      --workdir runs/x [--split test | --src F --ref R] [--beam 4]
-    attnjax translate --workdir runs/x [--beam 4] [sentence ...]      (or one per line on stdin)
+    attnjax eval      --workdir runs/x --alignment [--src F --ref R --gold G]   (AER of the attention)
+    attnjax translate --workdir runs/x [--beam 4] [--alignments out.jsonl] [sentence ...]  (or stdin)
     attnjax translate --workdir runs/x --input F --output O
     attnjax compare   --workdir A --workdir B [--split test | --src F --ref R]
-    attnjax align     --workdir runs/x --src "..." --out align.png
+    attnjax align     --workdir runs/x --src "..." --out align.png [--pieces]
     attnjax average   --workdir runs/x --last 5 [--out runs/x-avg5]
     attnjax bench     --model transformer --task train      (the speed protocol; --help for shapes)
 """
@@ -81,15 +82,23 @@ def _define(command, fv):
       flags.DEFINE_string("input", None, "A text file to translate, one sentence per line (.gz too).",
                           flag_values=fv)
       flags.DEFINE_string("output", None, "Where --input's translations go, line for line.", flag_values=fv)
+      flags.DEFINE_string("alignments", None, "Also write each sentence's words, pieces and attention "
+                          "(every layer and head) to this JSON-lines file.", flag_values=fv)
     if command == "eval":
       flags.DEFINE_enum("split", "test", ["validation", "test"], "Split to score.", flag_values=fv)
       flags.DEFINE_integer("limit", 0, "Score only the first N sentences (0 = all).", flag_values=fv)
+      flags.DEFINE_bool("alignment", False, "Measure the attention's alignment error rate against "
+                        "gold word alignments (en_fr_synth's, or --gold) instead of BLEU.", flag_values=fv)
+      flags.DEFINE_string("gold", None, "With --alignment --src/--ref: gold alignments, a Pharaoh "
+                          "line per pair (i-j sure, ipj possible; source word i, target word j).",
+                          flag_values=fv)
       _file_flags(fv)
     if command == "align":
       flags.DEFINE_string("src", None, "Source sentence to translate and draw.", flag_values=fv,
                           required=True)
       flags.DEFINE_string("out", "alignment.png", "Output PNG.", flag_values=fv)
       flags.DEFINE_bool("per_head", True, "Also draw every layer and head (Transformer).", flag_values=fv)
+      flags.DEFINE_bool("pieces", False, "Draw subword pieces instead of words.", flag_values=fv)
 
 
 def _file_flags(fv):
@@ -177,7 +186,11 @@ def run(command: str, fv, positional=()) -> int:
   if fv["beam"].value is not None and fv["beam"].value < 1:
     raise UsageError(f"--beam={fv['beam'].value}: the beam size must be at least 1")
   trained = trained_lib.load(fv["workdir"].value, fv["step"].value)
+  if command == "eval" and fv["alignment"].value:
+    return _eval_alignment(fv, trained, progress)
   if command == "eval":
+    if fv["gold"].value:
+      raise UsageError("--gold goes with --alignment")
     pairs, name = _pairs(fv, trained, progress)
     if fv["limit"].value:
       pairs = pairs[: fv["limit"].value]
@@ -192,6 +205,9 @@ def run(command: str, fv, positional=()) -> int:
   if command == "translate" and (fv["input"].value or fv["output"].value):
     if not (fv["input"].value and fv["output"].value) or positional:
       raise UsageError("--input F --output O translate a file: give both, and no sentences")
+    if fv["alignments"].value:
+      raise UsageError("--alignments writes the attention of sentences given as arguments or on "
+                       "stdin, not of an --input file")
     if os.path.abspath(fv["input"].value) == os.path.abspath(fv["output"].value):
       raise UsageError("--output would overwrite --input; write the translations elsewhere")
     count = trained.translate_file(fv["input"].value, fv["output"].value, fv["beam"].value,
@@ -213,8 +229,14 @@ def run(command: str, fv, positional=()) -> int:
         for rank, (text, score, log_prob) in enumerate(t.nbest, 1):
           print(f"{i}\t{rank}\t{score:.4f}\t{log_prob:.4f}\t{text}")
       return 0
-    for text in trained.translate(sentences, fv["beam"].value, sampling=sampling):
-      print(text)
+    translations = trained.alignments(sentences, fv["beam"].value, sampling=sampling)
+    for t in translations:
+      print(t.text)
+    if fv["alignments"].value:
+      from attnjax import alignment
+      alignment.write_jsonl(translations, fv["alignments"].value)
+      print(f"wrote the words, pieces and attention of {len(translations)} sentences to "
+            f"{fv['alignments'].value}", file=sys.stderr)
     return 0
   if command == "align":
     if not fv["src"].value.strip():
@@ -223,12 +245,51 @@ def run(command: str, fv, positional=()) -> int:
     if t.alignment is None:
       raise UsageError(f"the model in {fv['workdir'].value} has no attention "
                        f"(model.decoder={trained.config.model.get('decoder')!r}): there is no alignment to draw")
-    path = viz.plot_alignment(t.alignment, t.src_pieces, t.tgt_pieces, fv["out"].value,
+    weights, src_labels, tgt_labels = t.alignment, t.src_pieces, t.tgt_pieces
+    if not fv["pieces"].value:
+      from attnjax import alignment
+      weights = alignment.to_words(t.alignment, t.src_pieces, t.tgt_pieces)
+      src_labels, tgt_labels = alignment.words_of(t.src_pieces), alignment.words_of(t.tgt_pieces)
+    path = viz.plot_alignment(weights, src_labels, tgt_labels, fv["out"].value,
                               per_head=fv["per_head"].value)
     print(t.text)
     print(f"wrote {path}")
     return 0
   raise UsageError(f"unknown command {command!r}")
+
+
+def _eval_alignment(fv, trained, progress) -> int:
+  """`eval --alignment`: AER of the teacher-forced attention against gold alignments."""
+  from attnjax import alignment
+  from attnjax.data import builders, pipeline
+  from attnjax.data.prepare import prepare
+  pairs, name = _pairs(fv, trained, progress)
+  if fv["gold"].value:
+    if not fv["src"].value:
+      raise UsageError("--gold is for --src/--ref files; a split's gold comes with the corpus")
+    gold = builders.read_text(fv["gold"].value)
+    if len(gold) != len(pairs):
+      raise UsageError(f"{fv['gold'].value} has {len(gold):,} lines but {fv['src'].value} has {len(pairs):,}")
+  elif fv["src"].value:
+    raise UsageError("--alignment with --src/--ref needs --gold, the gold alignment of each pair")
+  else:
+    prepared = prepare(trained.config.data, progress=progress)
+    gold = pipeline.load_alignments(trained.config.data, fv["split"].value, prepared)
+    if gold is None:
+      raise UsageError(f"{trained.config.data.name} has no gold word alignments (en_fr_synth has); "
+                       "give --src, --ref and --gold")
+  if fv["limit"].value:
+    pairs, gold = pairs[: fv["limit"].value], gold[: fv["limit"].value]
+  try:
+    report = trained.alignment_error(pairs, gold)
+  except ValueError as error:  # a malformed gold line
+    raise UsageError(str(error)) from None
+  report.update(split=name, step=trained.step)
+  path = pathlib.Path(fv["workdir"].value) / f"alignment_{name}.json"
+  path.write_text(json.dumps(report, indent=2) + "\n")
+  print(alignment.format_report(report))
+  print(f"wrote {path}")
+  return 0
 
 
 def _compare(fv, trained_lib, progress) -> int:

@@ -160,7 +160,7 @@ class Trained:
 
     per_head = [[rates(lambda m: m[:, l, h]) for h in range(heads)] for l in range(layers)]
     return {
-        "sentences": len(maps), "skipped": skipped, "layers": layers, "heads": heads,
+        "sentences": len(maps), "skipped": skipped, "layers": layers, "heads": heads, "mass": mass,
         "aer": rates(lambda m: m.mean(axis=(1, 2))),
         "per_head": {kind: [[cell[kind] for cell in row] for row in per_head]
                      for kind in ("argmax", "mass")},

@@ -40,6 +40,7 @@ def test_to_words_sums_source_pieces_and_averages_target_pieces():
   stacked = np.stack([a, a[:, ::-1]], axis=1)[:, :, None, :]  # [T, 2, 1, S]
   assert alignment.to_words(stacked, SRC, TGT).shape == (3, 2, 1, 3)
   np.testing.assert_allclose(alignment.to_words(stacked, SRC, TGT)[:, 0, 0], expected, atol=1e-6)
+  assert alignment.to_words(np.ones((1, 5)), SRC, ["</s>"]).shape == (0, 3)  # an empty output
 
 
 def test_links_by_argmax_and_by_mass():

@@ -1,9 +1,12 @@
 """The notebook API: `attnjax.load(workdir)` translates, aligns and evaluates as the CLI does."""
 
+import json
+
 import numpy as np
 import sacrebleu
 
 import attnjax
+from attnjax import cli
 from attnjax.data import pipeline
 
 
@@ -107,3 +110,50 @@ def test_compare_prints_both_systems_with_intervals_and_p_values(trained, tmp_pa
   assert lines[1].startswith(f"{trained}: BLEU") and "±" in lines[1] and "p =" not in lines[1]
   assert lines[2].startswith(f"{tmp_path / 'avg'}: BLEU") and "paired bootstrap p = " in lines[2]
   assert "approximate randomization p = " in lines[2]
+
+
+def test_translate_exports_words_pieces_and_attention(trained, tmp_path, capsys):
+  from attnjax import alignment
+  out = tmp_path / "att.jsonl"
+  assert cli.main(["attnjax", "translate", "--workdir", str(trained), "--alignments", str(out),
+                   "three hundred", "seven"]) == 0
+  printed = capsys.readouterr().out.splitlines()
+  records = [json.loads(line) for line in out.read_text().splitlines()]
+  assert [r["translation"] for r in records] == printed
+  (t,) = attnjax.load(trained).alignments(["three hundred"])
+  first = records[0]
+  assert first["source"] == "three hundred" and first["src_words"] == ["three", "hundred"]
+  assert first["src_pieces"] == t.src_pieces and first["tgt_pieces"] == t.tgt_pieces
+  attention = np.array(first["attention"])
+  assert attention.shape == (len(t.tgt_pieces), 1, 1, len(t.src_pieces))
+  np.testing.assert_allclose(attention, t.alignment, atol=1e-5)
+  words = np.array(first["word_attention"]).reshape(-1, 1, 1, 2)  # [] when the output is empty
+  assert words.shape == (len(first["tgt_words"]), 1, 1, 2)
+  np.testing.assert_allclose(words, alignment.to_words(t.alignment, t.src_pieces, t.tgt_pieces), atol=1e-5)
+
+
+def test_eval_alignment_scores_attention_against_a_gold_file(trained, tmp_path, capsys):
+  (tmp_path / "a.src").write_text("three hundred\nseven\n")
+  (tmp_path / "a.ref").write_text("trois cents\nsept\n")
+  (tmp_path / "a.gold").write_text("0-0 1-1\n0-0\n")
+  assert cli.main(["attnjax", "eval", "--workdir", str(trained), "--alignment", "--src",
+                   str(tmp_path / "a.src"), "--ref", str(tmp_path / "a.ref"), "--gold",
+                   str(tmp_path / "a.gold")]) == 0
+  printed = capsys.readouterr().out
+  assert "alignment error rate on 2 sentences" in printed and "monotone diagonal" in printed
+  report = json.loads((trained / "alignment_a.src.json").read_text())
+  expected = attnjax.load(trained).alignment_error(
+      [("three hundred", "trois cents"), ("seven", "sept")], ["0-0 1-1", "0-0"])
+  assert report["aer"] == expected["aer"] and report["diagonal"] == 0.0
+
+
+def test_align_draws_words_by_default_and_pieces_on_request(trained, tmp_path, capsys, monkeypatch):
+  from attnjax import viz
+  drawn = []
+  monkeypatch.setattr(viz, "plot_alignment", lambda w, src, tgt, path, per_head: drawn.append((w, src, tgt)) or path)
+  for extra in ([], ["--pieces"]):
+    assert cli.main(["attnjax", "align", "--workdir", str(trained), "--src", "three hundred",
+                     "--out", str(tmp_path / "a.png"), *extra]) == 0
+  (words, src_words, _), (pieces, src_pieces, tgt_pieces) = drawn
+  assert src_words == ["three", "hundred"] and src_pieces[-1] == "</s>"
+  assert words.shape[-1] == 2 and pieces.shape == (len(tgt_pieces), 1, 1, len(src_pieces))

@@ -67,6 +67,16 @@ CASES = [
     (["eval", "--workdir", "{trained}", "--src", "{tmp}/a.src", "--ref", "{tmp}/b.ref"],
      "{tmp}/b.ref has 1 lines but {tmp}/a.src has 2"),
     (["compare", "--workdir", "{trained}"], "compare takes two --workdir flags"),
+    (["eval", "--workdir", "{trained}", "--alignment"], "numbers:fr has no gold word alignments"),
+    (["eval", "--workdir", "{trained}", "--alignment", "--src", "{tmp}/a.src", "--ref", "{tmp}/a.src"],
+     "--alignment with --src/--ref needs --gold"),
+    (["eval", "--workdir", "{trained}", "--gold", "{tmp}/b.ref"], "--gold goes with --alignment"),
+    (["eval", "--workdir", "{trained}", "--alignment", "--src", "{tmp}/a.src", "--ref", "{tmp}/a.src",
+      "--gold", "{tmp}/b.ref"], "{tmp}/b.ref has 1 lines but {tmp}/a.src has 2"),
+    (["eval", "--workdir", "{trained}", "--alignment", "--src", "{tmp}/a.src", "--ref", "{tmp}/a.src",
+      "--gold", "{tmp}/bad.gold"], "not an alignment link '0=0'"),
+    (["translate", "--workdir", "{trained}", "--input", "{tmp}/a.src", "--output", "{tmp}/o.txt",
+      "--alignments", "{tmp}/a.jsonl"], "--alignments writes the attention of sentences given as arguments"),
     (["eval", "--workdir", "{trained}", "--step", "99"], "has no checkpoint of step 99; it has [3, 6]"),
     (["translate", "--workdir", "{trained}", "--sampling", "nucleus:1.5", "one"], "with 0 < P <= 1"),
     (["translate", "--workdir", "{trained}", "--temperature", "0.5", "one"], "--temperature applies to sampling"),
@@ -87,6 +97,7 @@ def test_bad_input_gets_one_clear_line(args, message, trained, tmp_path, capsys)
     (tmp_path / name).write_text(text)
   (tmp_path / "a.src").write_text("one\ntwo\n")
   (tmp_path / "b.ref").write_text("un\n")
+  (tmp_path / "bad.gold").write_text("0-0\n0=0\n")
   fill = lambda s: s.replace("{tmp}", str(tmp_path)).replace("{trained}", str(trained))
   code, err = _run([fill(a) for a in args], capsys)
   assert code != 0

@@ -70,6 +70,11 @@ def test_alignments_draw_a_heatmap_per_sentence_for_attentive_models(bottleneck_
   rows = _table(md, "phenomenon")  # the first model's table
   assert [(r[1], r[2]) for r in rows] == [(s, r) for _, s, r in sentences]
   assert md.count("no attention") == len(sentences)
+  aer = json.loads((tmp_path / "report" / "aer_smoke.json").read_text())
+  assert list(aer) == ["bahdanau-50"]  # the model without attention has no AER
+  assert aer["bahdanau-50"]["diagonal"] == 0.0  # numbers: the diagonal stands in as gold
+  (row,) = _table(md, "model")[:1]
+  assert row[0] == "bahdanau-50" and row[2] == f"{aer['bahdanau-50']['aer']['argmax']:.3f}"
 
 
 def test_scores_report_mean_and_std_over_seeds_and_significance(tmp_path, data_dir):

@@ -1,11 +1,13 @@
-r"""Experiment 2's report: translate the fixed sentences with each workdir and draw the heatmaps.
+r"""Experiment 2's report: each workdir's alignment error rate and heatmaps.
 
     python -m experiments.alignments.report --preset cpu --workdirs W [W ...]
 
-Writes `results_<preset>.md` (sources, references, each model's output, the heatmaps) and
-`<preset>/<workdir name>_<k>.png` into the report folder.
+Writes `results_<preset>.md` (the AER table, then the sources, references, each model's output
+and the heatmaps), `aer_<preset>.json` (each model's `Trained.alignment_error` report) and
+`<preset>/<workdir name>_<k>.png`, `<preset>/<workdir name>_aer.png` into the report folder.
 """
 
+import json
 import pathlib
 import sys
 
@@ -63,14 +65,59 @@ def sentences_for(data_name: str) -> list[tuple[str, str, str]]:
   raise SystemExit(f"no sentence list for a model trained on {data_name!r}; use en_fr_synth or numbers workdirs")
 
 
-def write(workdirs, preset: str, report_dir) -> list[pathlib.Path]:
-  from attnjax import trained as trained_lib, viz
+GOLD_CORPUS = "en_fr_synth:quick"
+
+
+def gold_pairs(data_dir: str = "") -> tuple[list[tuple[str, str]], list[str]]:
+  """The test pairs of en_fr_synth:quick and their gold alignments (prepared if needed)."""
+  from attnjax.data import pipeline
+  from attnjax.data.prepare import prepare
+  data = common.load_config("configs/default.py").data
+  data.name = GOLD_CORPUS
+  if data_dir:
+    data.data_dir = data_dir
+  prepared = prepare(data, progress=False)
+  return (pipeline.load_pairs(data, "test", prepared),
+          pipeline.load_alignments(data, "test", prepared))
+
+
+def alignment_errors(trained, pairs, gold) -> dict | None:
+  """`Trained.alignment_error`, or None for a model without attention."""
+  from attnjax.config import ConfigError
+  try:
+    return trained.alignment_error(pairs, gold)
+  except ConfigError:  # no attention
+    return None
+
+
+def write(workdirs, preset: str, report_dir, data_dir: str = "", drawn=None) -> list[pathlib.Path]:
+  """AER of every workdir; heatmaps of those named in `drawn` (default: all)."""
+  from attnjax import alignment, trained as trained_lib, viz
   report_dir = pathlib.Path(report_dir)
   image_dir = report_dir / preset
   image_dir.mkdir(parents=True, exist_ok=True)
-  models, written = [], []
+  models, written, errors = [], [], {}
+  gold = None
   for workdir in map(pathlib.Path, workdirs):
     trained = trained_lib.load(workdir)
+    name = workdir.name
+    if trained.config.data.name.startswith("en_fr_synth"):
+      gold = gold or gold_pairs(data_dir)
+      pairs, links = gold
+    else:  # numbers (smoke): no gold alignment; the diagonal stands in so that the code runs
+      cases = number_sentences()
+      pairs = [(src, ref) for _, src, ref in cases]
+      links = [" ".join(f"{i}-{j}" for i, j in sorted(alignment.diagonal_links(
+          len(src.split()), len(ref.split())))) for src, ref in pairs]
+    report = alignment_errors(trained, pairs, links)
+    if report is not None:
+      errors[name] = report
+      if report["layers"] * report["heads"] > 1:
+        written.append(_plot_per_head(report, name, image_dir / f"{name}_aer.png"))
+      print(f"  {workdir}: AER {report['aer']['argmax']:.3f} (argmax), "
+            f"{report['aer']['mass']:.3f} (mass), diagonal {report['diagonal']:.3f}", flush=True)
+    if drawn is not None and name not in drawn:
+      continue
     cases = sentences_for(trained.config.data.name)
     translations = trained.translator(1, batch_size=len(cases))([english for _, english, _ in cases])
     images = []
@@ -78,20 +125,23 @@ def write(workdirs, preset: str, report_dir) -> list[pathlib.Path]:
       if t.alignment is None:
         images.append(None)
         continue
-      path = image_dir / f"{workdir.name}_{k}.png"
-      viz.plot_alignment(t.alignment, t.src_pieces, t.tgt_pieces, path, per_head=True)
+      path = image_dir / f"{name}_{k}.png"
+      viz.plot_alignment(alignment.to_words(t.alignment, t.src_pieces, t.tgt_pieces),
+                         alignment.words_of(t.src_pieces), alignment.words_of(t.tgt_pieces),
+                         path, per_head=True)
       images.append(path)
       written.append(path)
-    models.append((workdir.name, trained.config.data.name, trained.step, cases, translations, images))
-    print(f"  {workdir}: {sum(i is not None for i in images)} heatmaps", flush=True)
+    models.append((name, trained.config.data.name, trained.step, cases, translations, images))
 
-  text = [f"# Alignments ({preset} preset)\n\n",
-          "Source subword pieces along x, target pieces along y, greedy decoding (Bahdanau et al. "
-          "2015, Figure 3). For the Transformer: the cross-attention's mean over layers and heads "
+  text = [f"# Alignments ({preset} preset)\n\n", _aer_section(errors, image_dir, report_dir),
+          "\n## Heatmaps\n\n"
+          "Source words along x, target words along y, greedy decoding (Bahdanau et al. 2015, "
+          "Figure 3); a word's weight is the sum over its source pieces and the mean over its "
+          "target pieces. For the Transformer: the cross-attention's mean over layers and heads "
           "first, then each layer and head.\n\n",
           common.table(["model", "trained on", "step"], [[m[0], m[1], m[2]] for m in models])]
   for name, _, _, cases, translations, images in models:
-    text.append(f"\n## {name}\n\n")
+    text.append(f"\n### {name}\n\n")
     text.append(common.table(["phenomenon", "source", "reference", "output"],
                              [[what, src, ref, t.text] for (what, src, ref), t in zip(cases, translations)]))
     for (what, src, _), image in zip(cases, images):
@@ -100,15 +150,70 @@ def write(workdirs, preset: str, report_dir) -> list[pathlib.Path]:
                    "(no attention: this model has no alignment to draw)\n"))
   md = report_dir / f"results_{preset}.md"
   md.write_text("".join(t if t.endswith("\n") else t + "\n" for t in text))
-  print(f"wrote {md} and {len(written)} heatmaps in {image_dir}")
-  return [md, *written]
+  aer_json = report_dir / f"aer_{preset}.json"
+  aer_json.write_text(json.dumps(errors, indent=2) + "\n")
+  print(f"wrote {md}, {aer_json} and {len(written)} images in {image_dir}")
+  return [md, aer_json, *written]
+
+
+def _aer_section(errors: dict, image_dir: pathlib.Path, report_dir: pathlib.Path) -> str:
+  if not errors:
+    return "No model with attention: no alignment error rate.\n"
+  first = next(iter(errors.values()))
+  lines = ["## Alignment error rate\n\n",
+           f"Teacher-forced cross-attention on {first['sentences']} test pairs against the gold "
+           "word alignments (Och & Ney 2003: lower is better, 0 is perfect), links by argmax per "
+           f"target word and by the fewest source words holding {first['mass']:.1f} of its weight; "
+           "for several layers or heads, of their mean map. The monotone diagonal is the "
+           "baseline: target word j linked to the source word at the same relative place.\n\n",
+           common.table(["model", "layers × heads", "AER, argmax", f"AER, mass {first['mass']:.1f}",
+                         "diagonal", "best head (argmax)"],
+                        [[name, f"{r['layers']} × {r['heads']}", f"{r['aer']['argmax']:.3f}",
+                          f"{r['aer']['mass']:.3f}", f"{r['diagonal']:.3f}", _best_head(r)]
+                         for name, r in errors.items()])]
+  for name, r in errors.items():
+    image = image_dir / f"{name}_aer.png"
+    if image.exists():
+      lines.append(f"\n{name}, AER (argmax) per layer and head:\n\n"
+                   f"![{name} AER per head]({image.relative_to(report_dir)})\n")
+  return "".join(lines)
+
+
+def _best_head(report: dict) -> str:
+  if report["layers"] * report["heads"] == 1:
+    return ""
+  cells = [(value, l, h) for l, row in enumerate(report["per_head"]["argmax"])
+           for h, value in enumerate(row)]
+  value, l, h = min(cells)
+  return f"layer {l + 1} head {h + 1}: {value:.3f}"
+
+
+def _plot_per_head(report: dict, name: str, path: pathlib.Path) -> pathlib.Path:
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  import numpy as np
+  grid = np.array(report["per_head"]["argmax"])
+  fig, ax = plt.subplots(figsize=(1.2 * grid.shape[1] + 2, 0.9 * grid.shape[0] + 1.5))
+  image = ax.imshow(grid, cmap="viridis_r", vmin=0, vmax=1)
+  for (l, h), value in np.ndenumerate(grid):
+    ax.text(h, l, f"{value:.2f}", ha="center", va="center", color="white" if value > 0.5 else "black")
+  ax.set_xticks(range(grid.shape[1]), [f"head {h + 1}" for h in range(grid.shape[1])])
+  ax.set_yticks(range(grid.shape[0]), [f"layer {l + 1}" for l in range(grid.shape[0])])
+  ax.set_title(f"{name}: AER (argmax) per cross-attention head\nmean map {report['aer']['argmax']:.3f}, "
+               f"diagonal {report['diagonal']:.3f}", fontsize=9)
+  fig.colorbar(image, ax=ax, fraction=0.05)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
 
 
 def main(argv=None) -> int:
   p = common.parser("alignments", __doc__)
   p.add_argument("--workdirs", nargs="+", type=pathlib.Path, required=True)
   args = p.parse_args(argv)
-  write(args.workdirs, args.preset, args.report_dir)
+  write(args.workdirs, args.preset, args.report_dir, args.data_dir)
   return 0
 
 

@@ -82,7 +82,13 @@ def rnn_model(decoder: str = "luong", score: str = "general") -> ml_collections.
   model.score = score            # dot | general | concat | additive | scaled_dot (luong)
   model.input_feeding = True     # luong
   model.reverse_source = False   # seq2seq, encdec: read the source words last to first
+  model.encoder_impl = "scan"    # scan | cudnn (jax.experimental.rnn: cuDNN's LSTM on a GPU)
   return model
+
+
+# Model fields added after workdirs were trained, with the value that reproduces those
+# workdirs: a saved config without one reads as if it had it (workdir.load_config).
+ADDED_MODEL_FIELDS = {"rnn": {"reverse_source": False, "encoder_impl": "scan"}}
 
 
 TRANSFORMER_SIZES = {  # d_model, heads, d_ff, layers (encoder = decoder)

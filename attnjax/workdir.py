@@ -33,9 +33,15 @@ def load_config(workdir) -> ml_collections.ConfigDict:
     raise config_lib.ConfigError(f"{workdir} is not an attnjax workdir (no config.json); train one "
                                  f"with `attnjax train --config ... --workdir {workdir}`")
   try:
-    return ml_collections.ConfigDict(json.loads(path.read_text()))
+    saved = ml_collections.ConfigDict(json.loads(path.read_text()))
   except json.JSONDecodeError as err:
     raise config_lib.ConfigError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+  model = saved.get("model")
+  if model is not None:  # fields added since, at the values the workdir was trained with
+    for field, value in config_lib.ADDED_MODEL_FIELDS.get(model.get("family"), {}).items():
+      if field not in model:
+        model[field] = value
+  return saved
 
 
 def check_compatible(config, saved) -> None:

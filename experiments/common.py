@@ -84,8 +84,11 @@ def score_test(workdir: pathlib.Path, width: int = 5, batch_size: int = 64, test
   Sources are decoded sorted by length, so each batch is padded to about its own length.
   """
   path = workdir / "experiment_test.json"
+  done = workdir / "train_done.json"
   if path.exists():
-    return json.loads(path.read_text())
+    report = json.loads(path.read_text())
+    if not done.exists() or report["step"] == json.loads(done.read_text())["step"]:
+      return report  # else the run has trained further since: score it again
   from attnjax import trained as trained_lib
   from attnjax.data import pipeline
   from attnjax.data.prepare import prepare

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from attnjax.models.attention import SCORES
-from attnjax.models.rnn import ATTENTIVE, CELLS, DECODERS, RNNSeq2Seq
+from attnjax.models.rnn import ATTENTIVE, CELLS, DECODERS, ENCODER_IMPLS, RNNSeq2Seq
 from attnjax.models.transformer import NORMS, POSITIONS, Transformer
 from attnjax.tokens import UNK_ID
 
@@ -62,6 +62,10 @@ def _build_rnn(cfg, src_vocab_size, tgt_vocab_size, dtype):
   if reverse_source and decoder in ATTENTIVE:
     raise ValueError(f'model.reverse_source=True is for the decoders without attention, not '
                      f'{decoder!r}, whose alignment would be drawn over reversed words.')
+  encoder_impl = _choice(cfg, 'encoder_impl', ENCODER_IMPLS)
+  if encoder_impl == 'cudnn' and (cfg.cell != 'lstm' or dtype != jnp.float32):
+    raise ValueError(f"model.encoder_impl='cudnn' runs jax.experimental.rnn's LSTM in float32 "
+                     f"only, not model.cell={cfg.cell!r} with model.dtype={cfg.dtype!r}.")
   luong = {}  # score and input_feeding matter to Luong's decoder only
   if decoder == 'luong':
     luong = {'score': _choice(cfg, 'score', SCORES),
@@ -77,6 +81,7 @@ def _build_rnn(cfg, src_vocab_size, tgt_vocab_size, dtype):
       decoder=decoder,
       reverse_source=reverse_source,
       dtype=dtype,
+      encoder_impl=encoder_impl,
       **luong)
 
 

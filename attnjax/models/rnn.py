@@ -19,12 +19,14 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.experimental import rnn as cudnn_rnn
 
 from attnjax.tokens import PAD_ID
 from attnjax.models.attention import Attention
 from attnjax.models.layers import Dense, Dropout
 
 CELLS = {'lstm': nn.OptimizedLSTMCell, 'gru': nn.GRUCell}
+ENCODER_IMPLS = ('scan', 'cudnn')
 DECODERS = ('seq2seq', 'encdec', 'bahdanau', 'luong')
 ATTENTIVE = ('bahdanau', 'luong')
 
@@ -50,6 +52,13 @@ class Encoder(nn.Module):
   token, and outputs at padded positions are zero.
   Returns H [B, S, D] (D = 2 * hidden_dim if bidirectional), the final carry of each layer
   (a (forward, backward) pair if bidirectional) and the source mask [B, S].
+
+  `impl`: 'scan' runs Flax cells under `nn.RNN` (a loop of S steps per layer and direction);
+  'cudnn' runs each layer as one `jax.experimental.rnn.lstm` call, cuDNN's fused LSTM on a
+  GPU, and its reference (`lstm_ref`, a scan with the same weights) elsewhere. cuDNN's layout
+  is one flat weight vector per layer (`cudnn_weights`) with PyTorch's gate order and two
+  biases; `scan_to_cudnn` converts scan parameters, and both give the same outputs. LSTM and
+  float32 only.
   """
 
   vocab_size: int
@@ -60,6 +69,7 @@ class Encoder(nn.Module):
   bidirectional: bool
   dropout: float
   dtype: Any = jnp.float32
+  impl: str = 'scan'
 
   @nn.compact
   def __call__(self, src, train: bool):
@@ -69,6 +79,11 @@ class Encoder(nn.Module):
     finals = []
     for layer in range(self.num_layers):
       x = Dropout(self.dropout)(x, deterministic=not train)
+      if self.impl == 'cudnn':
+        final, x = self._cudnn_layer(layer, x, lengths.astype(jnp.int32))
+        x = jnp.where(mask[..., None], x, 0.0)
+        finals.append(final)
+        continue
       cell = lambda: CELLS[self.cell](self.hidden_dim, dtype=self.dtype)
       if self.bidirectional:  # outputs [B, S, 2 * hidden]
         rnn = nn.Bidirectional(nn.RNN(cell()), nn.RNN(cell()), name=f'layer_{layer}')
@@ -78,6 +93,41 @@ class Encoder(nn.Module):
       x = jnp.where(mask[..., None], x, 0.0)  # [B, S, D]
       finals.append(final)
     return x, tuple(finals), mask
+
+  def _cudnn_layer(self, layer: int, x, lengths):
+    """One (bi)LSTM layer through jax.experimental.rnn; its final carry as the scan's ((c, h))."""
+    size, hidden = x.shape[-1], self.hidden_dim
+    directions = 2 if self.bidirectional else 1
+    weights = self.param(f'cudnn_weights_{layer}', lambda key: cudnn_rnn.init_lstm_weight(
+        key, size, hidden, 1, self.bidirectional))
+    zeros = jnp.zeros((directions, x.shape[0], hidden), jnp.float32)
+    args = (size, hidden, 1, 0.0, self.bidirectional)
+    if jax.default_backend() == 'gpu':
+      y, h, c = cudnn_rnn.lstm(x, zeros, zeros, weights, lengths, *args)
+    else:
+      unpacked = cudnn_rnn.unpack_lstm_weights(weights, size, hidden, 1, self.bidirectional)
+      y, h, c = cudnn_rnn.lstm_ref(x, zeros, zeros, *unpacked, lengths, *args)
+    carries = [(c[d], h[d]) for d in range(directions)]
+    return (tuple(carries) if self.bidirectional else carries[0]), y
+
+
+def scan_to_cudnn(params, num_layers: int, bidirectional: bool):
+  """An Encoder's 'scan' parameters as its 'cudnn' ones (same outputs): per layer and
+  direction, the OptimizedLSTMCell's kernels [in, H] per gate (i, f, g, o; biases on the
+  hidden side) packed into cuDNN's flat vector (W_ih, W_hh per direction, then b_ih, b_hh)."""
+  out = {'embed': params['embed']}
+  directions = 2 if bidirectional else 1
+  for layer in range(num_layers):
+    weights, biases = [], []
+    for d in range(directions):
+      cell = params[f'OptimizedLSTMCell_{layer * directions + d}']
+      w_ih = jnp.concatenate([cell[f'i{g}']['kernel'].T for g in 'ifgo'], axis=0)
+      w_hh = jnp.concatenate([cell[f'h{g}']['kernel'].T for g in 'ifgo'], axis=0)
+      b_hh = jnp.concatenate([cell[f'h{g}']['bias'] for g in 'ifgo'], axis=0)
+      weights += [w_ih.ravel(), w_hh.ravel()]
+      biases += [jnp.zeros_like(b_hh), b_hh]
+    out[f'cudnn_weights_{layer}'] = jnp.concatenate(weights + biases)
+  return out
 
 
 class Bridge(nn.Module):
@@ -328,11 +378,13 @@ class RNNSeq2Seq(nn.Module):
   input_feeding: bool = True
   reverse_source: bool = False
   dtype: Any = jnp.float32
+  encoder_impl: str = 'scan'
 
   def setup(self):
     per_direction = self.hidden_dim // 2 if self.bidirectional else self.hidden_dim
     self.encoder = Encoder(self.src_vocab_size, self.cell, self.embed_dim, per_direction,
-                           self.num_layers, self.bidirectional, self.dropout, self.dtype)
+                           self.num_layers, self.bidirectional, self.dropout, self.dtype,
+                           self.encoder_impl)
     self.bridge = Bridge(self.hidden_dim, self.bidirectional, self.dtype)
     self.tgt_embed = nn.Embed(self.tgt_vocab_size, self.embed_dim, dtype=self.dtype)
     self.embed_drop = Dropout(self.dropout)

@@ -114,7 +114,14 @@ def test_parallelism_finds_one_loop_of_n_steps_per_rnn_layer_and_none_in_the_tra
     assert loops[f"transformer/{length}"]["loops"] == []
   steps = json.loads((runs / "steps.json").read_text())
   assert {(r["model"], r["length"]) for r in steps.values()} == {
-      (m, n) for m in parallelism.MODELS for n in parallelism.SETTINGS["smoke"]["lengths"]}
+      (m, n) for m in (*parallelism.MODELS, parallelism.CUDNN)
+      for n in parallelism.SETTINGS["smoke"]["lengths"]}
+  sizes = json.loads((runs / "models.json").read_text())["models"]
+  assert sizes[parallelism.CUDNN]["model"]["encoder_impl"] == "cudnn"
+  # the same model, but for cuDNN's second bias: 4 x hidden per direction and layer
+  model = sizes["rnn_attention"]["model"]
+  extra = 4 * (model["hidden_dim"] // 2) * 2 * model["num_layers"]
+  assert sizes[parallelism.CUDNN]["params"] == sizes["rnn_attention"]["params"] + extra
   devices = json.loads((runs / "devices.json").read_text())
   assert sorted(devices, key=int) == ["1", "2"]
   assert all({r["strategy"] for r in d["rows"]} == {"pmap", "mesh"} for d in devices.values())

@@ -18,8 +18,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from experiments import common  # noqa: E402
 
-LABELS = {"rnn_seq2seq": "RNN, no attention", "rnn_attention": "RNN + attention", "transformer": "Transformer"}
-PAPER = {"rnn_seq2seq": "O(n)", "rnn_attention": "O(n)", "transformer": "O(1)"}
+LABELS = {"rnn_seq2seq": "RNN, no attention", "rnn_attention": "RNN + attention",
+          "rnn_attention_cudnn": "RNN + attention, cuDNN encoder", "transformer": "Transformer"}
+PAPER = {"rnn_seq2seq": "O(n)", "rnn_attention": "O(n)", "rnn_attention_cudnn": "O(n)", "transformer": "O(1)"}
 
 
 def _read(root, name):

@@ -25,8 +25,12 @@ Presets:
          1, 2 and 4 host devices at n = 32. Measured: 14 minutes wall, 9.5 minutes of CPU, on 2
          cores shared with other jobs (load average 5-7); compiling the training step (15-37 s
          each, 27 of them) is most of it.
-  full   Transformer `base` (d_model 512, 6+6 layers), vocabulary 8,000, 2-layer RNNs, batch 64,
-         n = 16 to 512; 1, 2, 4 and 8 devices at n = 64 (a GPU host).
+  full   a GPU host, sized for about 10 minutes of device time with start-up: Transformer `base`
+         (d_model 512, 6+6 layers), vocabulary 8,000, 2-layer RNNs, all in bfloat16, batch 64,
+         n = 16 to 1,024, 2 warm-up and 5 timed steps; also the attentive RNN with its encoder
+         through cuDNN (`model.encoder_impl=cudnn`, float32: jax.experimental.rnn's only
+         dtype); loops at n = 16, 128, 1,024; 1, 2, 4 and 8 devices at n = 64 where present.
+         Each measurement is written as it arrives, step times first.
 Results already in `<out>/<preset>/` are kept, so an interrupted run resumes where it stopped.
 """
 
@@ -44,17 +48,20 @@ from attnjax.tokens import random_batch
 from experiments import common
 
 MODELS = ("rnn_seq2seq", "rnn_attention", "transformer")
+CUDNN = "rnn_attention_cudnn"  # rnn_attention with model.encoder_impl=cudnn (float32), where asked
 SETTINGS = {
     "smoke": dict(transformer="tiny", vocab=64, rnn_layers=1, batch=2, lengths=(8,), warmup=1,
                   timed=2, loop_lengths=(8, 16), devices=(1, 2), device_length=8, device_batch=2,
-                  device_models=("transformer",)),
+                  device_models=("transformer",), dtype="float32", cudnn=True),
     "cpu": dict(transformer="small", vocab=2000, rnn_layers=1, batch=8, lengths=(16, 32, 64, 128, 256),
                 warmup=1, timed=3, loop_lengths=(16, 64, 256), devices=(1, 2, 4), device_length=32,
-                device_batch=8, device_models=("rnn_attention", "transformer")),
+                device_batch=8, device_models=("rnn_attention", "transformer"), dtype="float32",
+                cudnn=False),
     "full": dict(transformer="base", vocab=8000, rnn_layers=2, batch=64,
-                 lengths=(16, 32, 64, 128, 256, 512), warmup=2, timed=10, loop_lengths=(16, 128, 512),
-                 devices=(1, 2, 4, 8), device_length=64, device_batch=64,
-                 device_models=("rnn_seq2seq", "rnn_attention", "transformer")),
+                 lengths=(16, 32, 64, 128, 256, 512, 1024), warmup=2, timed=5,
+                 loop_lengths=(16, 128, 1024), devices=(1, 2, 4, 8), device_length=64, device_batch=64,
+                 device_models=("rnn_seq2seq", "rnn_attention", "transformer"), dtype="bfloat16",
+                 cudnn=True),
 }
 
 
@@ -63,7 +70,7 @@ SETTINGS = {
 
 def _transformer_config(s):
   config = common.load_config(f"configs/transformer.py:size={s['transformer']}")
-  config.model.dtype = "float32"
+  config.model.dtype = s["dtype"]
   config.model.max_len = max(s["lengths"] + (s["device_length"],))
   return config
 
@@ -82,7 +89,8 @@ def _rnn_config(name: str, hidden: int, s):
   spec = "configs/rnn_seq2seq.py" if name == "rnn_seq2seq" else "configs/rnn_luong.py:score=general"
   config = common.load_config(spec)
   d_model = _transformer_config(s).model.d_model
-  config.model.update(embed_dim=d_model, hidden_dim=hidden, num_layers=s["rnn_layers"])
+  config.model.update(embed_dim=d_model, hidden_dim=hidden, num_layers=s["rnn_layers"],
+                      dtype=s["dtype"])
   return config
 
 
@@ -101,6 +109,9 @@ def matched_configs(s) -> dict:
     roots = [r.real for r in np.roots([a, b, c - target]) if abs(r.imag) < 1e-9 and r.real > 0]
     hidden = max(8, int(round(max(roots) / 8)) * 8) if roots else 8
     configs[name] = _rnn_config(name, hidden, s)
+  if s["cudnn"]:  # the same RNN, its encoder as one jax.experimental.rnn call per layer
+    configs[CUDNN] = _rnn_config("rnn_attention", configs["rnn_attention"].model.hidden_dim, s)
+    configs[CUDNN].model.update(encoder_impl="cudnn", dtype="float32")
   return configs
 
 
@@ -122,8 +133,7 @@ def step_times(configs, s, results: dict, save) -> None:
   from attnjax import models
   from attnjax.train import steps
   from attnjax.train.state import init_state
-  for name in MODELS:
-    config = configs[name]
+  for name, config in configs.items():
     model = models.build(config.model, s["vocab"], s["vocab"])
     train_step = jax.jit(steps.bind(model, config.train)[0], donate_argnums=0)
     for length in s["lengths"]:
@@ -181,7 +191,7 @@ def loop_counts(configs, s, results: dict, save) -> None:
   import jax
   import jax.numpy as jnp
   from attnjax import models
-  for name in MODELS:
+  for name in MODELS:  # not CUDNN: on a GPU its loop is inside cuDNN's kernel, not in the HLO
     model = models.build(configs[name].model, s["vocab"], s["vocab"])
     params = jax.eval_shape(model.init, jax.random.PRNGKey(0), jax.ShapeDtypeStruct((1, 8), jnp.int32),
                             jax.ShapeDtypeStruct((1, 8), jnp.int32))["params"]
@@ -279,18 +289,19 @@ def main(argv=None) -> int:
   start = time.perf_counter()
   import jax
   configs = matched_configs(s)
-  sizes = {name: {"params": count_params(configs[name].model, s["vocab"]),
-                  "model": configs[name].model.to_dict()} for name in MODELS}
+  sizes = {name: {"params": count_params(config.model, s["vocab"]), "model": config.model.to_dict()}
+           for name, config in configs.items()}
   environment = {"platform": jax.devices()[0].platform, "device_kind": jax.devices()[0].device_kind,
                  "cpu_count": os.cpu_count(), "jax": jax.__version__, "preset": args.preset,
                  "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in s.items()}}
   (root / "models.json").write_text(json.dumps({"models": sizes, "environment": environment}, indent=2))
   print(f"  models: {time.perf_counter() - start:.0f} s", flush=True)
-  print("parameters: " + ", ".join(f"{n} {sizes[n]['params']:,}" for n in MODELS), flush=True)
+  print("parameters: " + ", ".join(f"{n} {sizes[n]['params']:,}" for n in sizes), flush=True)
 
-  for part, fn in (("loops", lambda r, save: loop_counts(configs, s, r, save)),
-                   ("devices", lambda r, save: device_scaling(s, root, args.preset, r, save)),
-                   ("steps", lambda r, save: step_times(configs, s, r, save))):
+  # Step times first: they are what a run cut short on an accelerator should still leave.
+  for part, fn in (("steps", lambda r, save: step_times(configs, s, r, save)),
+                   ("loops", lambda r, save: loop_counts(configs, s, r, save)),
+                   ("devices", lambda r, save: device_scaling(s, root, args.preset, r, save))):
     path = root / f"{part}.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     part_start = time.perf_counter()

@@ -17,11 +17,13 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # The main job: prepare the built-in English→French corpus, train the default RNN with
-# Luong attention, evaluate on the test set, and draw one alignment.
+# Luong attention, evaluate on the test set (BLEU, then the attention's alignment error rate
+# against the corpus's gold alignments), and draw one alignment.
 demo: install
 	$(BIN)/attnjax prepare --config configs/default.py
 	$(BIN)/attnjax train --config configs/default.py --workdir $(DEMO)
 	$(BIN)/attnjax eval --workdir $(DEMO) --split test
+	$(BIN)/attnjax eval --workdir $(DEMO) --split test --alignment
 	$(BIN)/attnjax align --workdir $(DEMO) --src "$(DEMO_SENTENCE)" --out $(DEMO)/alignment.png
 
 test: install

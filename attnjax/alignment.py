@@ -105,11 +105,12 @@ def format_report(report: dict) -> str:
   several layers or heads, AER (argmax) per layer and head."""
   lines = [f"alignment error rate on {report['sentences']} sentences (teacher-forced, word level; "
            f"lower is better)",
-           f"  attention, argmax per target word   {report['aer']['argmax']:.3f}",
-           f"  attention, mass {report['mass']:.1f} per target word  {report['aer']['mass']:.3f}",
-           f"  monotone diagonal (baseline)        {report['diagonal']:.3f}"]
+           *(f"  {label:<38}{value:.3f}" for label, value in (
+               ("attention, argmax per target word", report["aer"]["argmax"]),
+               (f"attention, mass {report['mass']:.1f} per target word", report["aer"]["mass"]),
+               ("monotone diagonal (baseline)", report["diagonal"])))]
   if report["layers"] * report["heads"] > 1:
-    lines += ["", "  argmax AER  " + " ".join(f"head {h + 1:<2}" for h in range(report["heads"]))]
+    lines += ["", "  argmax AER  " + " ".join(f"{f'head {h + 1}':>7}" for h in range(report["heads"]))]
     for layer, row in enumerate(report["per_head"]["argmax"], 1):
       lines.append(f"  layer {layer:<5}" + " ".join(f"{value:7.3f}" for value in row))
   if report.get("skipped"):

@@ -62,16 +62,19 @@ def train(config, workdir: pathlib.Path, progress: bool = True) -> dict:
   stopped, as `attnjax train` does.
   """
   done = workdir / "train_done.json"
+  before = 0.0  # seconds spent training in earlier sessions of a run trained further now
   if done.exists():
     metrics = json.loads(done.read_text())
     if metrics["step"] >= config.train.num_steps:
       print(f"  {workdir}: done before ({metrics['step']} steps), skipped", flush=True)
       return metrics
+    before = metrics.get("seconds_total", metrics.get("seconds_last_session", 0.0))
   from attnjax.train.loop import train_and_evaluate
   print(f"  {workdir}: training to step {config.train.num_steps}", flush=True)
   start = time.perf_counter()
   metrics = train_and_evaluate(config, workdir, progress=progress)
   metrics["seconds_last_session"] = round(time.perf_counter() - start, 1)
+  metrics["seconds_total"] = round(before + metrics["seconds_last_session"], 1)
   done.write_text(json.dumps(metrics, indent=2) + "\n")
   return metrics
 

@@ -98,7 +98,7 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
     short, long = (bleu_between(runs[name]["triples"], *span) for span in (SHORT, LONG))
     summary.append([name, train["step"], train.get("val_ppl", float("nan")), test["bleu"],
                     "–" if short is None else short, "–" if long is None else long,
-                    test["sentences"], round(train.get("seconds_last_session", 0) / 60),
+                    test["sentences"], round(train.get("seconds_total", train.get("seconds_last_session", 0)) / 60),
                     round(test.get("decode_seconds", 0) / 60, 1)])
   bins = sorted({(row["min_len"], row["max_len"]) for r in runs.values() for row in r["test"]["by_length"]})
   by_bin = {name: {(row["min_len"], row["max_len"]): row for row in runs[name]["test"]["by_length"]}

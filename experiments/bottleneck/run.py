@@ -20,9 +20,9 @@ Presets:
          (tests/test_experiments.py).
   cpu    the four models of Figure 2 at the configs' sizes (embed 128, hidden 256, a
          bidirectional LSTM encoder), batch 64, STEPS below. Measured on 2 CPU cores:
-         training RNNsearch-50 65 min, RNNsearch-30 33, RNNencdec-50 35 (4,000 steps, see
-         LONGER), RNNencdec-30 12, decoding under a minute each, and 5-10 minutes to
-         generate and prepare the two corpora once: about 2 h 40 min in all.
+         training RNNsearch-50 65 min, RNNsearch-30 33, RNNencdec-50 46 (4,000 steps, see
+         LONGER; the last 1,500 shared the cores), RNNencdec-30 12, decoding under a minute
+         each, and minutes to generate and prepare the two corpora once: about 2 h 40 min.
   full   every model, 20,000 steps each (a GPU).
 """
 

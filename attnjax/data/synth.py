@@ -273,7 +273,7 @@ def _keyed_tokens(sentence: Sentence, lang: str) -> tuple[list[str], list[dict]]
   """The tokens `_realise` gives, each with {key: how it realises that key}."""
   pyrealb.load(lang)
   i = 0 if lang == "en" else 1
-  raw, spans = "", []  # spans: (start, end, {key: kind}) of the raw text's parts
+  raw, spans, genitives = "", [], []  # spans: (start, end, {key: kind}) of the raw text's parts
   for k, (clause, conjunction) in enumerate(zip(sentence.clauses, (None, *sentence.conjunctions))):
     if conjunction:
       if conjunction[2]:
@@ -284,7 +284,8 @@ def _keyed_tokens(sentence: Sentence, lang: str) -> tuple[list[str], list[dict]]
       raw += conjunction[i]
       raw += " "
     phrase = _clause(clause, lang)
-    expected, pronouns, genitives = _expected_keys(phrase)
+    expected, pronouns, clause_genitives = _expected_keys(phrase)
+    genitives += clause_genitives  # the keys of the 's tokens, in order
     terminals = phrase.real()
     text = phrase.detokenize(terminals)
     clause_text = text.rstrip(" .?")
@@ -298,8 +299,6 @@ def _keyed_tokens(sentence: Sentence, lang: str) -> tuple[list[str], list[dict]]
         continue
       spans.append((len(raw) + start, len(raw) + start + len(word), terminal_keys))
       cursor = start + len(word)
-    for genitive in genitives:  # 's, in order
-      spans.append(("'s", genitive))
     raw += clause_text
   end = "?" if sentence.clauses[0].question else "."
   spans.append((len(raw) + 1, len(raw) + 2, {("end",): _LEXICAL}))
@@ -308,11 +307,9 @@ def _keyed_tokens(sentence: Sentence, lang: str) -> tuple[list[str], list[dict]]
   # Tokenising only inserts spaces (and writes que as qu' ), so the tokens, joined, are the
   # raw text's characters without its whitespace, in order.
   owner = [dict() for _ in raw]
-  genitives = [key for span in spans if span[0] == "'s" for key in [span[1]]]
-  for span in spans:
-    if span[0] != "'s":
-      for c in range(span[0], span[1]):
-        owner[c] = span[2]
+  for first, past, keys in spans:
+    for c in range(first, past):
+      owner[c] = keys
   positions = [c for c, char in enumerate(raw) if not char.isspace()]
   out, cursor = [], 0
   for token in tokens:

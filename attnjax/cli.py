@@ -24,6 +24,8 @@ from absl import flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
+from attnjax.errors import Error, MismatchError, UsageError
+
 USAGE = __doc__.split("\n\n", 1)[1]
 
 
@@ -117,7 +119,7 @@ def _pairs(fv, trained, progress):
   if src:
     sources, references = builders.read_text(src), builders.read_text(ref)
     if len(sources) != len(references):
-      raise UsageError(f"{ref} has {len(references):,} lines but {src} has {len(sources):,}")
+      raise MismatchError(f"{ref} has {len(references):,} lines but {src} has {len(sources):,}")
     if not sources:
       raise UsageError(f"{src} is empty")
     return list(zip(sources, references)), pathlib.Path(src).name
@@ -129,10 +131,6 @@ def _require_config(fv):
   if fv["config"].value is None:
     raise UsageError("--config is required, e.g. --config configs/default.py")
   return fv["config"].value
-
-
-class UsageError(ValueError):
-  pass
 
 
 def _sampling(fv):
@@ -179,6 +177,8 @@ def run(command: str, fv, positional=()) -> int:
     return _compare(fv, trained_lib, progress)
   if command == "average":
     out = fv["out"].value or f"{fv['workdir'].value.rstrip('/')}-avg{fv['last'].value}"
+    from attnjax import outputs
+    outputs.output_dir(pathlib.Path(out).parent, "--out")
     step, steps = trained_lib.average(fv["workdir"].value, fv["last"].value, out)
     print(f"averaged the parameters of steps {', '.join(map(str, steps))} into {out} (step {step}); "
           f"`attnjax eval --workdir {out}` scores it")
@@ -186,6 +186,7 @@ def run(command: str, fv, positional=()) -> int:
   if fv["beam"].value is not None and fv["beam"].value < 1:
     raise UsageError(f"--beam={fv['beam'].value}: the beam size must be at least 1")
   trained = trained_lib.load(fv["workdir"].value, fv["step"].value)
+  _check_outputs(command, fv)
   if command == "eval" and fv["alignment"].value:
     return _eval_alignment(fv, trained, progress)
   if command == "eval":
@@ -258,6 +259,20 @@ def run(command: str, fv, positional=()) -> int:
   raise UsageError(f"unknown command {command!r}")
 
 
+def _check_outputs(command: str, fv) -> None:
+  """Every path `command` will write, checked before the work (`attnjax.outputs`)."""
+  from attnjax import outputs
+  if command == "eval":  # the scores and hypotheses go beside the checkpoints
+    outputs.output_dir(fv["workdir"].value, "--workdir")
+  elif command == "translate":
+    for name in ("output", "alignments"):
+      if fv[name].value:
+        outputs.output_file(fv[name].value, f"--{name}")
+  elif command == "align":
+    from attnjax import viz
+    outputs.output_file(fv["out"].value, "--out", formats=viz.image_formats())
+
+
 def _eval_alignment(fv, trained, progress) -> int:
   """`eval --alignment`: AER of the teacher-forced attention against gold alignments."""
   from attnjax import alignment
@@ -269,7 +284,7 @@ def _eval_alignment(fv, trained, progress) -> int:
       raise UsageError("--gold is for --src/--ref files; a split's gold comes with the corpus")
     gold = builders.read_text(fv["gold"].value)
     if len(gold) != len(pairs):
-      raise UsageError(f"{fv['gold'].value} has {len(gold):,} lines but {fv['src'].value} has {len(pairs):,}")
+      raise MismatchError(f"{fv['gold'].value} has {len(gold):,} lines but {fv['src'].value} has {len(pairs):,}")
   elif fv["src"].value:
     raise UsageError("--alignment with --src/--ref needs --gold, the gold alignment of each pair")
   else:
@@ -282,8 +297,9 @@ def _eval_alignment(fv, trained, progress) -> int:
     pairs, gold = pairs[: fv["limit"].value], gold[: fv["limit"].value]
   try:
     report = trained.alignment_error(pairs, gold)
-  except ValueError as error:  # a malformed gold line
-    raise UsageError(str(error)) from None
+  except MismatchError as error:  # a malformed gold line, or links past their sentences
+    where = fv["gold"].value or f"the gold alignments of {trained.config.data.name}'s {name} split"
+    raise MismatchError(f"{where}: {error}") from None
   report.update(split=name, step=trained.step)
   path = pathlib.Path(fv["workdir"].value) / f"alignment_{name}.json"
   path.write_text(json.dumps(report, indent=2) + "\n")
@@ -355,7 +371,7 @@ def main(argv=None) -> int:
       parallel.exit_now_if_distributed(1, show_traceback=True)
       raise
     print(f"attnjax {command}: error: {message}", file=sys.stderr)
-    code = 2 if isinstance(err, (flags.Error, UsageError, ValueError)) else 1
+    code = 2 if isinstance(err, (flags.Error, ValueError)) else 1
     parallel.exit_now_if_distributed(code)  # never wait on processes that may be gone
     return code
 
@@ -438,17 +454,10 @@ def _flag_message(err, config_path: str | None = None) -> str:
 
 def _one_line(err: Exception) -> str | None:
   """The message for errors users cause; None for bugs, which keep their traceback."""
-  from attnjax.parallel import DistributedError, peer_failure
+  from attnjax.parallel import peer_failure
   if (lost := peer_failure(err)) is not None:
     return lost
-  from attnjax.config import ConfigError
-  from attnjax.train.checkpoint import CheckpointError
-  from attnjax.train.loop import Preempted, TrainingError
-  known = (flags.Error, UsageError, ConfigError, CheckpointError, TrainingError, Preempted,
-           DistributedError, FileNotFoundError, PermissionError, OSError)
-  from attnjax.data.builders import DataError
-  known += (DataError,)
-  if isinstance(err, known):
+  if isinstance(err, (flags.Error, Error, OSError)):
     return " ".join(str(err).split()) or type(err).__name__
   return None
 

@@ -7,8 +7,10 @@ field; here we refuse impossible values, each with a one-line message naming the
 
 import ml_collections
 
+from attnjax.errors import Error
 
-class ConfigError(ValueError):
+
+class ConfigError(Error, ValueError):
   """A config value that cannot work; the message names the field and what would."""
 
 

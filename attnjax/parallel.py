@@ -33,6 +33,9 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from attnjax.config import ConfigError
+from attnjax.errors import Error
+
 AXIS = "batch"   # the pmap axis name the steps reduce over
 
 # How long a dead process may go unnoticed: when its heartbeats to the coordinator stop, JAX
@@ -43,7 +46,7 @@ INITIALIZATION_TIMEOUT_S = 300
 SHUTDOWN_TIMEOUT_S = 60
 
 
-class DistributedError(RuntimeError):
+class DistributedError(Error, RuntimeError):
   """The processes of a multi-process run cannot be joined; the message says how to fix it."""
 
 
@@ -142,6 +145,13 @@ def exit_now_if_distributed(code: int, show_traceback: bool = False) -> None:
   os._exit(code)
 
 
+def from_lead(flag: bool) -> bool:
+  """Process 0's `flag`, on every process (a collective: all processes must call it)."""
+  if jax.process_count() == 1:
+    return flag
+  return bool(multihost_utils.broadcast_one_to_all(np.int32(flag)))
+
+
 def lead_first(fn, name: str):
   """`fn()` on process 0, then on the others: for work whose output they then find on disk."""
   if jax.process_count() == 1:
@@ -180,7 +190,7 @@ def select_devices(num_devices: int = 0) -> list:
   processes, local = jax.process_count(), jax.local_device_count()
   per_process = local if num_devices == 0 else num_devices // processes
   if num_devices % processes or not 1 <= per_process <= local:
-    raise ValueError(f"parallel.num_devices={num_devices} cannot be split evenly over {processes} "
+    raise ConfigError(f"parallel.num_devices={num_devices} cannot be split evenly over {processes} "
                      f"process(es) of {local} devices; use 0 (all) or a multiple of {processes} "
                      f"up to {processes * local}")
   by_process = [[d for d in jax.devices() if d.process_index == p][:per_process]
@@ -210,7 +220,7 @@ class MeshRunner:
   def __init__(self, train_step, eval_step, fsdp: int = 1, devices=None):
     devices = np.asarray(devices if devices is not None else select_devices())
     if devices.size % fsdp:
-      raise ValueError(f"parallel.fsdp={fsdp} does not divide the {devices.size} devices")
+      raise ConfigError(f"parallel.fsdp={fsdp} does not divide the {devices.size} devices")
     # Devices come grouped by process, so an fsdp group stays within one host when it can.
     self.mesh = Mesh(devices.reshape(devices.size // fsdp, fsdp), ("data", "fsdp"))
     self.num_devices = devices.size
@@ -219,7 +229,7 @@ class MeshRunner:
     self._batch_sharding = NamedSharding(self.mesh, P(("data", "fsdp")))
     self._replicated = NamedSharding(self.mesh, P())
     self._train_step, self._eval_step = train_step, eval_step
-    self._train = self._eval = None
+    self.jitted_train = self.jitted_eval = None  # the jitted steps (set by put_state), for lowering
 
   def state_sharding(self, state):
     return jax.tree.map(lambda x: NamedSharding(self.mesh, _fsdp_spec(np.shape(x), self.fsdp)), state)
@@ -228,11 +238,12 @@ class MeshRunner:
     """Host (or differently placed) state -> sharded over this mesh, across all processes."""
     sharding = self.state_sharding(state)
     state = jax.tree.map(_to_global, state, sharding)
-    if self._train is None:
-      self._train = jax.jit(self._train_step, in_shardings=(sharding, self._batch_sharding, self._replicated),
-                            out_shardings=(sharding, self._replicated), donate_argnums=0)
-      self._eval = jax.jit(self._eval_step, in_shardings=(sharding.params, self._batch_sharding),
-                           out_shardings=self._replicated)
+    if self.jitted_train is None:
+      self.jitted_train = jax.jit(self._train_step, out_shardings=(sharding, self._replicated),
+                                  in_shardings=(sharding, self._batch_sharding, self._replicated),
+                                  donate_argnums=0)
+      self.jitted_eval = jax.jit(self._eval_step, in_shardings=(sharding.params, self._batch_sharding),
+                                 out_shardings=self._replicated)
     return state
 
   def checkpointable(self, state):
@@ -248,10 +259,10 @@ class MeshRunner:
     return {k: jax.make_array_from_process_local_data(self._batch_sharding, v) for k, v in batch.items()}
 
   def train_step(self, state, batch, rng):
-    return self._train(state, self.put_batch(batch), rng)
+    return self.jitted_train(state, self.put_batch(batch), rng)
 
   def eval_step(self, state, batch):
-    return self._eval(state.params, self.put_batch(batch))
+    return self.jitted_eval(state.params, self.put_batch(batch))
 
   def params(self, state):
     """The parameters, whole on this process (gathered from the others if need be), for decoding."""
@@ -282,9 +293,9 @@ class PmapRunner:
     self.num_devices = len(devices)
     self.local_devices = [d for d in devices if d.process_index == jax.process_index()]
     # pmap wants the same global device list on every process; it maps over the local ones.
-    self._train = jax.pmap(train_step, axis_name=AXIS, in_axes=(0, 0, None), devices=devices,
+    self.jitted_train = jax.pmap(train_step, axis_name=AXIS, in_axes=(0, 0, None), devices=devices,
                            donate_argnums=0)
-    self._eval = jax.pmap(eval_step, axis_name=AXIS, devices=devices)
+    self.jitted_eval = jax.pmap(eval_step, axis_name=AXIS, devices=devices)
 
   def put_state(self, state):
     """One copy of the state per local device, stacked along a leading device axis."""
@@ -306,11 +317,11 @@ class PmapRunner:
     return {k: v.reshape((n, v.shape[0] // n) + v.shape[1:]) for k, v in batch.items()}
 
   def train_step(self, state, batch, rng):
-    state, metrics = self._train(state, self.put_batch(batch), rng)
+    state, metrics = self.jitted_train(state, self.put_batch(batch), rng)
     return state, jax.tree.map(lambda x: x[0], metrics)
 
   def eval_step(self, state, batch):
-    return jax.tree.map(lambda x: x[0], self._eval(state.params, self.put_batch(batch)))
+    return jax.tree.map(lambda x: x[0], self.jitted_eval(state.params, self.put_batch(batch)))
 
   def params(self, state):
     return jax.tree.map(lambda x: x[0], state.params)
@@ -335,10 +346,10 @@ def make_runner(parallel_cfg, bind_steps, devices=None):
     return MeshRunner(*bind_steps(None), fsdp=parallel_cfg.fsdp, devices=devices)
   if parallel_cfg.strategy == "pmap":
     return PmapRunner(*bind_steps(AXIS), devices=devices)
-  raise ValueError(f"parallel.strategy={parallel_cfg.strategy!r}: expected mesh or pmap")
+  raise ConfigError(f"parallel.strategy={parallel_cfg.strategy!r}: expected mesh or pmap")
 
 
 def check_batch_divides(global_batch: int, num_devices: int, where: str = "data.batch_size"):
   if global_batch % num_devices:
-    raise ValueError(f"{where}={global_batch} does not divide evenly over {num_devices} devices; "
+    raise ConfigError(f"{where}={global_batch} does not divide evenly over {num_devices} devices; "
                      f"use a multiple of {num_devices}")

@@ -23,6 +23,7 @@ import numpy as np
 from attnjax import alignment as alignment_lib
 from attnjax import config as config_lib
 from attnjax import evaluate
+from attnjax.errors import MismatchError
 from attnjax.data.tokenizer import Tokenizers
 from attnjax import models
 from attnjax.sampling import Sampling
@@ -30,7 +31,7 @@ from attnjax.train import checkpoint
 from attnjax.train.state import init_state
 from attnjax.tokens import BOS_ID, EOS_ID, PAD_ID
 from attnjax.translate import LENGTH_QUANTUM, Translation, Translator
-from attnjax.workdir import load_config
+from attnjax.workdir import load_config, lock
 
 
 def _round_up(n: int) -> int:
@@ -135,9 +136,7 @@ class Trained:
     monotone baseline's AER}. Pairs whose pieces do not spell the gold's words (cut at
     `data.max_src_len`) are left out and counted under 'skipped'.
     """
-    pairs, gold = list(pairs), [alignment_lib.parse_pharaoh(g) for g in gold]
-    if len(pairs) != len(gold):
-      raise ValueError(f"{len(pairs)} sentence pairs but {len(gold)} gold alignments")
+    pairs, gold = list(pairs), checked_gold(pairs, gold)
     maps, kept, skipped = [], [], 0
     for t, links in zip(self.attention(pairs, batch_size), gold):
       if t.alignment is None:
@@ -198,17 +197,46 @@ class Trained:
 
   def perplexity(self, data_cfg, split: str) -> float:
     """exp(mean per-token negative log-likelihood) of `split` of `data_cfg`'s corpus,
-    teacher-forced, no label smoothing; every pair counts (long ones cut to fit, as in
-    `pipeline.eval_batches`)."""
+    teacher-forced, no label smoothing; every pair counts (long ones cut to the model's
+    data.max_src_len / max_tgt_len, as in `pipeline.eval_batches`). The corpus is read as
+    text through this model's tokenizer, so any corpus can be scored, not only its own."""
+    import ml_collections
     from attnjax.data import pipeline
+    from attnjax.data.prepare import prepare
     from attnjax.train import steps
+    prepared = prepare(data_cfg, progress=False)
+    data_cfg = ml_collections.ConfigDict(data_cfg.to_dict())
+    data_cfg.update(max_src_len=self.config.data.max_src_len, max_tgt_len=self.config.data.max_tgt_len)
     eval_step = jax.jit(functools.partial(steps.eval_step, model=self.model))
     totals = None
-    for batch in pipeline.eval_batches(data_cfg, split, num_devices=1):
+    for batch in pipeline.eval_batches(data_cfg, split, num_devices=1, prepared=prepared,
+                                       tokenizers=self.tokenizers):
       sums = eval_step(self.params, batch)
       totals = sums if totals is None else jax.tree.map(jax.numpy.add, totals, sums)
     totals = jax.device_get(totals)
     return math.exp(float(totals["nll"]) / max(float(totals["tokens"]), 1.0))
+
+
+def checked_gold(pairs, gold) -> list[tuple[set, set]]:
+  """`gold`'s Pharaoh lines parsed, one per (source, reference) pair, every link (source word
+  i, target word j) within its pair's words; else a MismatchError naming the line."""
+  pairs, gold = list(pairs), list(gold)
+  if len(pairs) != len(gold):
+    raise MismatchError(f"{len(pairs):,} sentence pairs but {len(gold):,} gold alignments")
+  out = []
+  for line, (text, (source, reference)) in enumerate(zip(gold, pairs), 1):
+    try:
+      sure, possible = alignment_lib.parse_pharaoh(text)
+    except ValueError as err:
+      raise MismatchError(f"line {line}: {err}") from None
+    n_src, n_tgt = len(source.split()), len(reference.split())
+    past = sorted((i, j) for i, j in possible if i >= n_src or j >= n_tgt)
+    if past:
+      raise MismatchError(f"line {line}: link {past[0][0]}-{past[0][1]} points past its sentence pair "
+                          f"({n_src} source words, {n_tgt} target words); the gold lines must "
+                          "follow the source and reference lines")
+    out.append((sure, possible))
+  return out
 
 
 def load(workdir, step: int | None = None) -> Trained:
@@ -277,13 +305,14 @@ def average(workdir, last: int, out) -> tuple[int, list[int]]:
     mngr.close()
   mean = jax.tree.map(lambda x: x / len(steps), total)
   out.mkdir(parents=True, exist_ok=True)
-  shutil.copy(workdir / "config.json", out / "config.json")
-  shutil.copytree(workdir / "tokenizer", out / "tokenizer")
-  writer = checkpoint.manager(out, keep=1)
-  try:
-    checkpoint.save(writer, steps[-1], state.replace(params=mean), data_state,
-                    dict(meta, averaged_from=str(workdir), averaged_steps=steps))
-    checkpoint.wait(writer)
-  finally:
-    writer.close()
+  with lock(out, "attnjax average"):
+    shutil.copy(workdir / "config.json", out / "config.json")
+    shutil.copytree(workdir / "tokenizer", out / "tokenizer")
+    writer = checkpoint.manager(out, keep=1)
+    try:
+      checkpoint.save(writer, steps[-1], state.replace(params=mean), data_state,
+                      dict(meta, averaged_from=str(workdir), averaged_steps=steps))
+      checkpoint.wait(writer)
+    finally:
+      writer.close()
   return steps[-1], steps

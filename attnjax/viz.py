@@ -45,3 +45,12 @@ def plot_alignment(alignment: np.ndarray, src_pieces: list[str], tgt_pieces: lis
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return str(path)
+
+
+def image_formats() -> set[str]:
+  """The file extensions (without dots) matplotlib can write a figure as."""
+  fig = plt.figure()
+  try:
+    return set(fig.canvas.get_supported_filetypes())
+  finally:
+    plt.close(fig)

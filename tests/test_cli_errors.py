@@ -4,6 +4,8 @@ Config-value checks are in test_config.py and bad data files in tests/data; this
 through the command line as a user would.
 """
 
+import os
+import pathlib
 import shutil
 
 import pytest
@@ -75,6 +77,11 @@ CASES = [
       "--gold", "{tmp}/b.ref"], "{tmp}/b.ref has 1 lines but {tmp}/a.src has 2"),
     (["eval", "--workdir", "{trained}", "--alignment", "--src", "{tmp}/a.src", "--ref", "{tmp}/a.src",
       "--gold", "{tmp}/bad.gold"], "not an alignment link '0=0'"),
+    (["eval", "--workdir", "{trained}", "--alignment", "--src", "{tmp}/a.src", "--ref", "{tmp}/a.src",
+      "--gold", "{tmp}/past.gold"], "{tmp}/past.gold: line 2: link 0-3 points past its sentence pair "
+     "(1 source words, 1 target words)"),
+    (["train", "--config", DEFAULT, "--workdir", "{tmp}/w", "--config.data.batch_size=6"],
+     "data.batch_size=6 does not divide evenly over 4 devices; use a multiple of 4"),
     (["translate", "--workdir", "{trained}", "--input", "{tmp}/a.src", "--output", "{tmp}/o.txt",
       "--alignments", "{tmp}/a.jsonl"], "--alignments writes the attention of sentences given as arguments"),
     (["eval", "--workdir", "{trained}", "--step", "99"], "has no checkpoint of step 99; it has [3, 6]"),
@@ -98,6 +105,7 @@ def test_bad_input_gets_one_clear_line(args, message, trained, tmp_path, capsys)
   (tmp_path / "a.src").write_text("one\ntwo\n")
   (tmp_path / "b.ref").write_text("un\n")
   (tmp_path / "bad.gold").write_text("0-0\n0=0\n")
+  (tmp_path / "past.gold").write_text("0-0\n0-0 0-3\n")
   fill = lambda s: s.replace("{tmp}", str(tmp_path)).replace("{trained}", str(trained))
   code, err = _run([fill(a) for a in args], capsys)
   assert code != 0
@@ -204,3 +212,95 @@ def test_a_workdir_whose_model_no_longer_matches_its_checkpoints(trained, tmp_pa
   code, err = _run(["translate", "--workdir", str(work), "one"], capsys)
   assert code == 1 and "Traceback" not in err
   assert f"no checkpoint in {work} can be read as the model that its config.json and tokenizer/" in err
+
+
+# ---------------------------------------------------------------- paths, checked before the work
+
+
+@pytest.fixture
+def unwritable(tmp_path):
+  """A folder that exists but takes no new file (root writes anywhere but a read-only mount)."""
+  if os.geteuid() == 0:
+    folder = pathlib.Path("/sys/kernel")
+  else:
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+  try:
+    (folder / ".probe").write_text("")
+  except OSError:
+    return folder
+  pytest.fail(f"no unwritable folder to test with: {folder} takes new files")
+
+
+# Every flag a subcommand writes to: (arguments, the flag's value as a template).
+OUTPUT_FLAGS = [
+    (["train", "--config", DEFAULT, "--config.data.name=numbers:fr", "--workdir"], "{out}"),
+    (["translate", "--workdir", "{trained}", "--input", "{tmp}/a.src", "--output"], "{out}/o.txt"),
+    (["translate", "--workdir", "{trained}", "one", "--alignments"], "{out}/a.jsonl"),
+    (["align", "--workdir", "{trained}", "--src", "one", "--out"], "{out}/a.png"),
+    (["average", "--workdir", "{trained}", "--last", "1", "--out"], "{out}/avg"),
+]
+# Every flag a subcommand reads from.
+INPUT_FLAGS = [
+    (["train", "--workdir", "{tmp}/w", "--config"], "{out}/c.py"),
+    (["translate", "--workdir", "{trained}", "--output", "{tmp}/o.txt", "--input"], "{out}/in.txt"),
+    (["eval", "--workdir", "{trained}", "--ref", "{tmp}/a.src", "--src"], "{out}/a.src"),
+    (["eval", "--workdir", "{trained}", "--src", "{tmp}/a.src", "--ref"], "{out}/a.ref"),
+    (["eval", "--workdir", "{trained}", "--alignment", "--src", "{tmp}/a.src", "--ref", "{tmp}/a.src",
+      "--gold"], "{out}/g.txt"),
+    (["eval", "--workdir"], "{out}/run"),
+]
+
+
+def _fill(args, tmp, trained, out):
+  return [a.replace("{out}", str(out)).replace("{tmp}", str(tmp)).replace("{trained}", str(trained))
+          for a in args]
+
+
+def _refused(args, capsys):
+  code, err = _run(args, capsys)
+  lines = [l for l in err.splitlines() if l.strip()]
+  assert code != 0 and "Traceback" not in err, err
+  assert len(lines) == 1 and "error:" in lines[0], err
+  return lines[0]
+
+
+@pytest.mark.parametrize("args,value", OUTPUT_FLAGS, ids=[a[0] + " --" + a[-1].lstrip("-") for a, _ in OUTPUT_FLAGS])
+def test_an_output_in_an_unwritable_folder_or_under_a_file_is_refused_before_the_work(
+    args, value, trained, tmp_path, capsys, unwritable):
+  (tmp_path / "a.src").write_text("one\ntwo\n")
+  blocker = tmp_path / "a-file"
+  blocker.write_text("kept\n")
+  for out, says in ((unwritable, "cannot"), (blocker, "is a file")):
+    message = _refused(_fill(args + [value], tmp_path, trained, out), capsys)
+    assert says in message and str(out) in message, message
+  assert blocker.read_text() == "kept\n"          # nothing lost
+  assert not (tmp_path / "o.txt").exists()
+
+
+def test_an_output_whose_folder_is_missing_gets_it(trained, tmp_path, capsys):
+  out = tmp_path / "new" / "deeper"
+  assert _run(["translate", "--workdir", str(trained), "one", "--alignments", str(out / "a.jsonl")], capsys)[0] == 0
+  assert (out / "a.jsonl").read_text().count("\n") == 1
+  assert _run(["align", "--workdir", str(trained), "--src", "one", "--out", str(out / "b" / "a.png")], capsys)[0] == 0
+  assert (out / "b" / "a.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_image_format_nothing_writes_or_a_folder_as_the_file(trained, tmp_path, capsys):
+  message = _refused(["align", "--workdir", str(trained), "--src", "one", "--out", str(tmp_path / "a.xyz")], capsys)
+  assert "cannot write '.xyz' files; use one of" in message and ".png" in message
+  message = _refused(["translate", "--workdir", str(trained), "one", "--alignments", str(tmp_path)], capsys)
+  assert f"--alignments={tmp_path} is a folder; give a file name" in message
+  assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args,value", INPUT_FLAGS, ids=[a[0] + " --" + a[-1].lstrip("-") for a, _ in INPUT_FLAGS])
+def test_an_input_in_a_missing_folder_or_of_the_wrong_kind_is_one_line(args, value, trained, tmp_path, capsys):
+  (tmp_path / "a.src").write_text("one\ntwo\n")
+  _refused(_fill(args + [value], tmp_path, trained, tmp_path / "missing"), capsys)
+  folder = tmp_path / "folder"
+  for name in ("c.py", "in.txt", "a.src", "a.ref", "g.txt", "run"):   # each input a folder, or
+    (folder / name).mkdir(parents=True)                               # (--workdir) a folder of nothing
+  _refused(_fill(args + [value], tmp_path, trained, folder), capsys)
+  assert not (tmp_path / "o.txt").exists() and not (tmp_path / "w").exists()

@@ -107,6 +107,6 @@ def test_data_parallel_mesh_step_exchanges_only_the_gradient_sum():
   runner = parallel.MeshRunner(*steps.bind(model, cfg), fsdp=1, devices=jax.devices())
   state = runner.put_state(state_lib.TrainState.create(params, state_lib.make_optimizer(cfg)))
   batch = runner.put_batch({k: np.asarray(v) for k, v in batch.items()})
-  hlo = runner._train.lower(state, batch, jax.random.PRNGKey(0)).compile().as_text()
+  hlo = runner.jitted_train.lower(state, batch, jax.random.PRNGKey(0)).compile().as_text()
   collectives = re.findall(r"= \S+ (all-gather|all-reduce|all-to-all|collective-permute|reduce-scatter)\(", hlo)
   assert set(collectives) == {"all-reduce"}, collectives

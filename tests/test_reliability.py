@@ -105,6 +105,60 @@ def test_sigterm_then_sigkills_at_random_moments_resume_bitwise(data_dir, refere
   assert _losses(workdir) == _losses(reference)
 
 
+def test_a_second_run_on_a_held_workdir_is_refused_and_the_first_is_unharmed(data_dir, tmp_path):
+  config_file = tmp_path / "tiny.py"
+  _write_config_file(config_file, data_dir, 300)
+  workdir = tmp_path / "run"
+  first = _start(config_file, workdir)
+  _wait_for_steps(workdir, first, 1)
+  second = _start(config_file, workdir)
+  _, err = second.communicate(timeout=120)
+  assert first.poll() is None, "the first run ended before the second started: no overlap tested"
+  lines = [l for l in err.splitlines() if l.strip()]
+  assert second.returncode == 1 and len(lines) == 1, err
+  assert f"{workdir} is in use by attnjax train on host " in lines[0]
+  assert f"pid {first.pid}, since " in lines[0]
+  _, err = first.communicate(timeout=300)
+  assert first.returncode == 0, err
+  assert trained_lib.load(workdir).step == 300
+  assert sorted(_losses(workdir)) == list(range(1, 301))       # every step logged once, by one run
+  assert not list((workdir / "checkpoints").glob("*orbax-checkpoint-tmp*"))
+
+  # kill -9 of the holder: the kernel drops its lock, and the same command resumes
+  (config_file.parent / "more.py").write_text(config_file.read_text().replace("steps=300", "steps=600"))
+  holder = _start(config_file.parent / "more.py", workdir)
+  _wait_for_steps(workdir, holder, 2)
+  holder.kill()
+  holder.wait(timeout=60)
+  resumed = _start(config_file.parent / "more.py", workdir)
+  out, err = resumed.communicate(timeout=300)
+  assert resumed.returncode == 0, err
+  assert "resumed" in out and trained_lib.load(workdir).step == 600
+
+
+def test_the_lock_names_its_holder_and_a_filesystem_without_locks_is_said_once(tmp_path, monkeypatch, capsys):
+  import errno
+  import fcntl
+  from attnjax import workdir as workdir_lib
+  from attnjax.errors import WorkdirBusy
+  with workdir_lib.lock(tmp_path) as held:
+    assert held
+    with pytest.raises(WorkdirBusy, match=f"in use by attnjax train on host .*, pid {os.getpid()}, since "):
+      with workdir_lib.lock(tmp_path):
+        pass
+  with workdir_lib.lock(tmp_path) as held:   # released on leaving
+    assert held
+
+  def no_locks(fd, operation):
+    raise OSError(errno.ENOLCK, "No locks available")
+
+  monkeypatch.setattr(fcntl, "flock", no_locks)
+  with workdir_lib.lock(tmp_path) as held:
+    assert not held
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "cannot lock" in err[0] and "this filesystem has no locks" in err[0]
+
+
 def _losses(workdir):
   rows = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
   return {r["step"]: r["loss"] for r in rows if "loss" in r}

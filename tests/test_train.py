@@ -71,6 +71,20 @@ def test_workdir_perplexity_is_the_loops_validation_perplexity(trained):
   assert loaded.perplexity(loaded.config.data, "validation") == pytest.approx(last["val_ppl"], rel=1e-4)
 
 
+def test_perplexity_reads_any_corpus_through_the_models_own_tokenizer(trained):
+  """Scored on another corpus (numbers:de against a model of numbers:fr), the text goes through
+  the model's tokenizer: the figure is finite, and the corpus's own tokenizer, whatever its
+  vocabulary, does not change it."""
+  import math
+  from attnjax import trained as trained_lib
+  loaded = trained_lib.load(trained)
+  other = loaded.config.data.copy_and_resolve_references()
+  other.name = "numbers:de"
+  first = loaded.perplexity(other, "validation")
+  other.vocab_size = 40
+  assert math.isfinite(first) and loaded.perplexity(other, "validation") == pytest.approx(first, rel=1e-6)
+
+
 def _train_six_steps(data_dir, workdir, capsys):
   config = tiny_config(data_dir, steps=6)
   config.train.update(log_every=2, eval_every=6, eval_samples=0, checkpoint_every=6)

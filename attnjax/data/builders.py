@@ -41,6 +41,8 @@ from typing import Any
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core.registered import DatasetNotFoundError
 
+from attnjax.errors import Error
+
 SPLITS = ("train", "validation", "test")
 FILE_PREFIX = {"train": "train", "validation": "valid", "test": "test"}
 SYNTH_PRESETS = ("quick", "long30", "long50")
@@ -58,7 +60,7 @@ class _HideCustomConfigWarning(logging.Filter):
 logging.getLogger("absl").addFilter(_HideCustomConfigWarning())
 
 
-class DataError(ValueError):
+class DataError(Error, ValueError):
   """A corpus that cannot be used as it is; the message says where and why."""
 
 

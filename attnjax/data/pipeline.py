@@ -314,25 +314,30 @@ def train_iterator(data_cfg, *, seed: int = 0, prepared: PreparedData | None = N
 
 def eval_batches(data_cfg, split: str = "validation", *, batch_size: int | None = None,
                  prepared: PreparedData | None = None, num_devices: int | None = None,
-                 process_index: int | None = None, process_count: int | None = None
-                 ) -> Iterator[dict[str, np.ndarray]]:
+                 process_index: int | None = None, process_count: int | None = None,
+                 tokenizers: Tokenizers | None = None) -> Iterator[dict[str, np.ndarray]]:
   """One pass over `split` in corpus order; nothing is dropped.
 
   Global batches of `batch_size` (default data.batch_size) pairs; the last one is
   padded with empty rows. Each batch adds `weight` float32 [B] (1 real, 0 padding)
   and `index` int32 [B] (position in the split, -1 padding). Pairs longer than
   max_src_len / max_tgt_len are cut to fit (EOS kept last), so widths stay in
-  `bucket_widths`.
+  `bucket_widths`. `tokenizers`: read the text with these (a model's own, scoring a corpus
+  it was not trained on) instead of the corpus's; the lengths are then measured here.
   """
   prepared = prepared or load_prepared(data_cfg)
   sharding = Sharding.resolve(process_index, process_count, num_devices)
   batch_size = batch_size or data_cfg.batch_size
   sharding.check(batch_size, "eval batch_size")
-  src_len, tgt_len = prepared.lengths(split)
+  assembler = _Assembler(prepared.source(split), prepared.keys, tokenizers or prepared.tokenizers())
+  if tokenizers is None:
+    src_len, tgt_len = prepared.lengths(split)
+  else:
+    src_ids, tgt_ids = assembler.encode(np.arange(len(prepared.source(split))))
+    src_len, tgt_len = (np.array([len(ids) for ids in side], np.int64) for side in (src_ids, tgt_ids))
   src_len = np.minimum(src_len + 1, data_cfg.max_src_len)
   tgt_len = np.minimum(tgt_len + 1, data_cfg.max_tgt_len)
   widths = bucket_widths(max(data_cfg.max_src_len, data_cfg.max_tgt_len))
-  assembler = _Assembler(prepared.source(split), prepared.keys, prepared.tokenizers())
   local = batch_size // sharding.process_count
   for start in range(0, len(src_len), batch_size):
     index = sharding.local(np.arange(start, start + batch_size))

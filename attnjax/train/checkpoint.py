@@ -14,10 +14,12 @@ import jax
 from jax.experimental import multihost_utils
 
 import orbax.checkpoint as ocp
+
+from attnjax.errors import Error
 from orbax.checkpoint import checkpoint_managers as policies
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(Error, RuntimeError):
   pass
 
 

@@ -5,6 +5,7 @@ and the dropout randomness of step n is `fold_in(seed, n)`, so a run stopped and
 any number of times takes the same steps as one that never stopped.
 """
 
+import contextlib
 import json
 import logging
 import pathlib
@@ -18,7 +19,8 @@ from attnjax import config as config_lib
 from attnjax.data import pipeline
 from attnjax.data.prepare import prepare
 from attnjax.data.tokenizer import Tokenizers
-from attnjax import evaluate, models, parallel
+from attnjax import evaluate, models, outputs, parallel
+from attnjax.errors import Error, WorkdirBusy
 from attnjax import workdir as workdir_lib
 from attnjax.progress import Progress
 from attnjax.train import checkpoint, steps
@@ -26,11 +28,11 @@ from attnjax.train.state import init_state
 from attnjax.translate import Translator
 
 
-class TrainingError(RuntimeError):
+class TrainingError(Error, RuntimeError):
   """Training cannot go on (a non-finite loss, say); the message says at which step."""
 
 
-class Preempted(RuntimeError):
+class Preempted(Error, RuntimeError):
   """SIGTERM arrived; a checkpoint was written first."""
 
 
@@ -79,19 +81,46 @@ def validate(runner, state, translator, eval_batches, pairs) -> dict:
 
 
 def train_and_evaluate(config, workdir, progress: bool = True) -> dict:
-  """Train `config` in `workdir` (resuming what is there) and return the last metrics."""
-  config_lib.validate(config)
-  t_cfg = config.train
-  workdir = pathlib.Path(workdir)
-  lead = jax.process_index() == 0
+  """Train `config` in `workdir` (resuming what is there) and return the last metrics.
 
-  # ---- Workdir: a new one gets the config; an old one must have been made by a compatible one.
+  Everything that can be checked before the work is: the config, the batch against the
+  devices, a workdir made by another config, a workdir that cannot be written, and a workdir
+  another run holds (`attnjax.workdir.lock`).
+  """
+  config_lib.validate(config)
+  workdir = pathlib.Path(workdir)
+  parallel.check_batch_divides(config.data.batch_size,
+                               len(parallel.select_devices(config.parallel.num_devices)))
   if (workdir / "config.json").exists():
     workdir_lib.check_compatible(config, workdir_lib.load_config(workdir))
-  workdir.mkdir(parents=True, exist_ok=True)
+  outputs.output_dir(workdir, "--workdir")
+  with _own(workdir):
+    return _train(config, workdir, progress)
+
+
+@contextlib.contextmanager
+def _own(workdir):
+  """The workdir's lock, taken by process 0 and checked by all: refused there, every process stops."""
+  with contextlib.ExitStack() as stack:
+    refused = None
+    if jax.process_index() == 0:
+      try:
+        stack.enter_context(workdir_lib.lock(workdir))
+      except WorkdirBusy as err:
+        refused = err
+    if parallel.from_lead(refused is not None):
+      raise refused or WorkdirBusy(f"{workdir} is in use by {workdir_lib.holder(workdir)}: process 0 "
+                                   "could not take its lock")
+    yield
+
+
+def _train(config, workdir: pathlib.Path, progress: bool) -> dict:
+  t_cfg = config.train
+  lead = jax.process_index() == 0
 
   # ---- Input pipeline and tokenizers (prepared once per data dir, copied into the workdir).
-  # Process 0 prepares first; the others then find the prepared corpus on the shared disk.
+  # A new workdir gets the config; process 0 prepares first, the others then find the
+  # prepared corpus on the shared disk.
   prepared = parallel.lead_first(lambda: prepare(config.data, progress=progress and lead), "prepare")
   tokenizers = Tokenizers.load(prepared.tokenizer_dir)
   if lead:
@@ -102,7 +131,6 @@ def train_and_evaluate(config, workdir, progress: bool = True) -> dict:
   # ---- Model, optimizer and the parallel step.
   model = build(config, tokenizers)
   runner = parallel.make_runner(config.parallel, lambda axis: steps.bind(model, t_cfg, axis))
-  parallel.check_batch_divides(config.data.batch_size, runner.num_devices)
   local_devices = len(runner.local_devices)   # this process reads only its slice of each batch
   train_iter = pipeline.train_iterator(config.data, seed=config.seed, prepared=prepared,
                                        num_devices=local_devices)

@@ -1,21 +1,32 @@
-"""What the experiments share: their flags, configs from config files, training that skips
-finished runs, test BLEU by source length, and markdown tables."""
+"""What the experiments share: their flags (presets, data overrides, the runs to do), configs
+from config files, training that skips finished runs, test BLEU by source length, and
+markdown tables.
+
+Every experiment is a list of named runs (`--list`); `--only` and `--shard I/N` pick some of
+them, so that the runs of one preset can go to several jobs of a cluster at once, each into
+its own folder under the shared `--out` (a workdir's lock keeps two jobs off one run). The
+report script assembles whatever has finished and names what has not.
+"""
 
 import argparse
 import importlib.util
 import json
 import pathlib
+import re
 import statistics
+import sys
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PRESETS = ("smoke", "cpu", "full")
 
 
-def parser(name: str, doc: str) -> argparse.ArgumentParser:
-  """--preset, --out (runs, one folder per preset inside), --data_dir, --report_dir."""
+def parser(name: str, doc: str, runs: bool = True) -> argparse.ArgumentParser:
+  """--preset, --out (runs, one folder per preset inside), --data_dir, --report_dir; with
+  `runs`, --list, --only and --shard too. Data overrides (`--config.data.FIELD=VALUE`) are
+  read by `parse`."""
   p = argparse.ArgumentParser(prog=f"python -m experiments.{name}.run",
-                              description=doc.split("\n\n")[0],
+                              description=doc.split("\n\n")[0], epilog=DATA_HELP,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--preset", choices=PRESETS, default="cpu",
                  help="smoke: seconds, for the tests; cpu: this machine; full: a GPU")
@@ -24,7 +35,104 @@ def parser(name: str, doc: str) -> argparse.ArgumentParser:
   p.add_argument("--data_dir", default="", help="data.data_dir for the corpora (default: the config's)")
   p.add_argument("--report_dir", default=str(REPO / "experiments" / name),
                  help="where the report's tables and plots go (default: the experiment's folder)")
+  if runs:
+    p.add_argument("--list", action="store_true", help="print the preset's runs, one name a line, and exit")
+    p.add_argument("--only", default="", metavar="NAME[,NAME]", help="do only these runs (names from --list)")
+    p.add_argument("--shard", default="", metavar="I/N",
+                   help="do every N-th run from the I-th (0 <= I < N): one task of a job array")
   return p
+
+
+DATA_HELP = """data overrides, applied to every model the experiment trains or scores:
+  --config.data.FIELD=VALUE   any field of a config's data section, as `attnjax train` takes it,
+                              e.g. --config.data.name=files --config.data.files_dir=DIR
+                              --config.data.src_lang=de --config.data.tgt_lang=en"""
+
+
+def parse(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+  """`p`'s flags, and the data overrides among the rest as `args.data` ({field: value}, typed
+  as the field's default); anything else is a usage error."""
+  args, rest = p.parse_known_args(argv)
+  from attnjax import config as config_lib
+  defaults = config_lib.base().data
+  args.data = {}
+  for arg in rest:
+    match = re.fullmatch(r"--config\.data\.(\w+)=(.*)", arg, re.DOTALL)
+    if not match:
+      p.error(f"unrecognized argument {arg!r}; data overrides are --config.data.FIELD=VALUE")
+    field, value = match.groups()
+    if field not in defaults:
+      p.error(f"--config.data.{field}: the data section has no field {field!r} "
+              f"(it has {', '.join(sorted(defaults))})")
+    try:
+      args.data[field] = _typed(value, defaults[field])
+    except ValueError:
+      p.error(f"--config.data.{field}={value}: not a {type(defaults[field]).__name__}")
+  if args.data_dir:
+    args.data.setdefault("data_dir", args.data_dir)
+  return args
+
+
+def _typed(value: str, default):
+  if isinstance(default, bool):
+    if value.lower() in ("1", "true", "yes"):
+      return True
+    if value.lower() in ("0", "false", "no"):
+      return False
+    raise ValueError(value)
+  return type(default)(value)
+
+
+def with_data(config, args):
+  """`config` with the command line's data overrides."""
+  config.data.update(args.data)
+  return config
+
+
+def corpus_of(workdir) -> str:
+  """The corpus a workdir's model was trained on, as a report names it."""
+  data = json.loads((pathlib.Path(workdir) / "config.json").read_text())["data"]
+  return f"`{data['name']}`" + (f" (`{data['files_dir']}`)" if data["name"] == "files" else "")
+
+
+def select(names: list[str], args) -> list[str]:
+  """The runs of `names` that --only and --shard leave; a usage error for an unknown name or shard."""
+  if args.only:
+    wanted = [n for n in args.only.split(",") if n]
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+      sys.exit(f"--only: no run {', '.join(unknown)} in this preset; --list names them")
+    names = [n for n in names if n in wanted]
+  if args.shard:
+    match = re.fullmatch(r"(\d+)/(\d+)", args.shard)
+    if not match or not 0 <= int(match[1]) < int(match[2]):
+      sys.exit(f"--shard={args.shard}: want I/N with 0 <= I < N, e.g. 0/4")
+    names = names[int(match[1])::int(match[2])]
+  return names
+
+
+def run_all(experiment: str, names: list[str], do, args, write_report) -> int:
+  """--list, or `do(name)` for each selected run, then the report (unless a subset was asked
+  for: the jobs of a sweep leave the report to a job that runs after them all)."""
+  if args.list:
+    print("\n".join(names))
+    return 0
+  chosen = select(names, args)
+  for i, name in enumerate(chosen, 1):
+    print(f"[{i}/{len(chosen)}] {name}", flush=True)
+    do(name)
+  if args.only or args.shard:
+    print(f"done: {len(chosen)} of {len(names)} runs; the report assembles them: python -m "
+          f"experiments.{experiment}.report --preset {args.preset} --out {args.out}", flush=True)
+    return 0
+  write_report()
+  return 0
+
+
+def missing(names: list[str], finished) -> str:
+  """A report's line on the runs not finished yet, or ''."""
+  left = [n for n in names if n not in finished]
+  return f"\nNot finished yet ({len(left)} of {len(names)} runs): {', '.join(left)}.\n" if left else ""
 
 
 def runs_dir(args) -> pathlib.Path:
@@ -148,6 +256,6 @@ def save_curves(fig, ax, path: pathlib.Path, legend_columns: int = 1) -> None:
 
 def report_main(name: str, doc: str, write, argv=None) -> int:
   """The `python -m experiments.<name>.report` entry point: the runs of --preset -> tables and plots."""
-  args = parser(name, doc).parse_args(argv)
+  args = parser(name, doc, runs=False).parse_args(argv)
   write(runs_dir(args), args.preset, args.report_dir)
   return 0

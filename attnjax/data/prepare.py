@@ -10,12 +10,17 @@ On disk, under the data dir (`data.data_dir`, else $ATTNJAX_DATA_DIR, else ~/.ca
 The slug names the corpus and the tokenizer settings, so changing the vocabulary
 prepares a new folder and reuses the TFDS data. A folder is built as
 `<slug>.incomplete-<pid>` and renamed when complete, so a crash never leaves
-something that looks prepared.
+something that looks prepared. Processes that prepare in one data dir at once (the shards
+of an experiment on a cluster) take turns: each waits for `prepare.lock` there, and the
+later ones find the corpus prepared.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
+import fcntl
 import hashlib
 import json
 import logging
@@ -146,6 +151,22 @@ def _stats(lengths: np.ndarray) -> dict[str, int]:
           "p99": int(np.percentile(lengths, 99)), "max": int(lengths.max())}
 
 
+@contextlib.contextmanager
+def _turn(root: Path):
+  """Wait for this data dir's preparing lock (where the filesystem has locks), hold it inside."""
+  root.mkdir(parents=True, exist_ok=True)
+  fd = os.open(root / "prepare.lock", os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as err:
+      if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+        raise
+    yield
+  finally:
+    os.close(fd)
+
+
 def prepare(data_cfg, progress: bool = True) -> PreparedData:
   """Builds the TFDS dataset, trains the tokenizer and measures lengths; idempotent.
 
@@ -157,6 +178,13 @@ def prepare(data_cfg, progress: bool = True) -> PreparedData:
   if (path / "prepared.json").is_file():
     log.info("%s is already prepared in %s; nothing to do", data_cfg.name, path)
     return PreparedData.from_dir(path, tfds_dir)
+  with _turn(data_root(data_cfg)):
+    if (path / "prepared.json").is_file():  # prepared by the process that went first
+      return PreparedData.from_dir(path, tfds_dir)
+    return _prepare(data_cfg, progress, bars, builder, tfds_dir, path)
+
+
+def _prepare(data_cfg, progress: bool, bars: bool, builder, tfds_dir: Path, path: Path) -> PreparedData:
   if not bars:
     tfds.disable_progress_bar()
 

@@ -57,12 +57,19 @@ def number_sentences() -> list[tuple[str, str, str]]:
   return [(what, numbers.words(n, "en"), numbers.words(n, "fr")) for what, n in cases]
 
 
-def sentences_for(data_name: str) -> list[tuple[str, str, str]]:
-  if data_name.startswith("numbers"):
+DRAWN_TEST_PAIRS = 4  # on another corpus, the heatmaps are of its first test pairs
+
+
+def sentences_for(data) -> list[tuple[str, str, str]]:
+  """(what, source, reference) to draw for a model trained on the corpus of `data`."""
+  if data.name.startswith("numbers"):
     return number_sentences()
-  if data_name.startswith("en_fr_synth"):
+  if data.name.startswith("en_fr_synth"):
     return reordering_sentences()
-  raise SystemExit(f"no sentence list for a model trained on {data_name!r}; use en_fr_synth or numbers workdirs")
+  from attnjax.data import pipeline
+  from attnjax.data.prepare import prepare
+  pairs = pipeline.load_pairs(data, "test", prepare(data, progress=False))[:DRAWN_TEST_PAIRS]
+  return [(f"test pair {i + 1}", src, ref) for i, (src, ref) in enumerate(pairs)]
 
 
 GOLD_CORPUS = "en_fr_synth:quick"
@@ -81,6 +88,32 @@ def gold_pairs(data_dir: str = "") -> tuple[list[tuple[str, str]], list[str]]:
           pipeline.load_alignments(data, "test", prepared))
 
 
+def gold_for(trained, data_dir: str = "", gold_file=None):
+  """(pairs, Pharaoh lines) to measure `trained`'s AER on, or (None, why) where there is none.
+
+  en_fr_synth models: en_fr_synth:quick's test pairs and gold. numbers (smoke): the monotone
+  diagonal stands in as the gold, so that the code runs (its figures mean nothing). Any other
+  corpus: its test pairs, with `gold_file` (a Pharaoh line per pair) or the corpus's own gold.
+  """
+  from attnjax import alignment
+  from attnjax.data import builders, pipeline
+  from attnjax.data.prepare import prepare
+  data = trained.config.data
+  if data.name.startswith("en_fr_synth") and not gold_file:
+    return gold_pairs(data_dir)
+  if data.name.startswith("numbers") and not gold_file:
+    pairs = [(src, ref) for _, src, ref in number_sentences()]
+    return pairs, [" ".join(f"{i}-{j}" for i, j in sorted(alignment.diagonal_links(
+        len(src.split()), len(ref.split())))) for src, ref in pairs]
+  prepared = prepare(data, progress=False)
+  pairs = pipeline.load_pairs(data, "test", prepared)
+  links = builders.read_text(gold_file) if gold_file else pipeline.load_alignments(data, "test", prepared)
+  if links is None:
+    return None, (f"AER skipped: {data.name} has no gold word alignments; give --gold FILE, a "
+                  "Pharaoh line (i-j sure, ipj possible) per test pair")
+  return pairs, links
+
+
 def alignment_errors(trained, pairs, gold) -> dict | None:
   """`Trained.alignment_error`, or None for a model without attention."""
   from attnjax.config import ConfigError
@@ -90,26 +123,23 @@ def alignment_errors(trained, pairs, gold) -> dict | None:
     return None
 
 
-def write(workdirs, preset: str, report_dir, data_dir: str = "", drawn=None) -> list[pathlib.Path]:
-  """AER of every workdir; heatmaps of those named in `drawn` (default: all)."""
+def write(workdirs, preset: str, report_dir, data_dir: str = "", drawn=None,
+          gold_file=None) -> list[pathlib.Path]:
+  """AER of every workdir (against `gold_file` where given, see `gold_for`); heatmaps of
+  those named in `drawn` (default: all)."""
   from attnjax import alignment, trained as trained_lib, viz
   report_dir = pathlib.Path(report_dir)
   image_dir = report_dir / preset
   image_dir.mkdir(parents=True, exist_ok=True)
-  models, written, errors = [], [], {}
-  gold = None
+  models, written, errors, skipped = [], [], {}, {}
   for workdir in map(pathlib.Path, workdirs):
     trained = trained_lib.load(workdir)
     name = workdir.name
-    if trained.config.data.name.startswith("en_fr_synth"):
-      gold = gold or gold_pairs(data_dir)
-      pairs, links = gold
-    else:  # numbers (smoke): no gold alignment; the diagonal stands in so that the code runs
-      cases = number_sentences()
-      pairs = [(src, ref) for _, src, ref in cases]
-      links = [" ".join(f"{i}-{j}" for i, j in sorted(alignment.diagonal_links(
-          len(src.split()), len(ref.split())))) for src, ref in pairs]
-    report = alignment_errors(trained, pairs, links)
+    pairs, links = gold_for(trained, data_dir, gold_file)
+    if pairs is None:
+      skipped[name] = links
+      print(f"  {workdir}: {links}", flush=True)
+    report = alignment_errors(trained, pairs, links) if pairs is not None else None
     if report is not None:
       errors[name] = report
       if report["layers"] * report["heads"] > 1:
@@ -118,7 +148,7 @@ def write(workdirs, preset: str, report_dir, data_dir: str = "", drawn=None) -> 
             f"{report['aer']['mass']:.3f} (mass), diagonal {report['diagonal']:.3f}", flush=True)
     if drawn is not None and name not in drawn:
       continue
-    cases = sentences_for(trained.config.data.name)
+    cases = sentences_for(trained.config.data)
     translations = trained.translator(1, batch_size=len(cases))([english for _, english, _ in cases])
     images = []
     for k, t in enumerate(translations):
@@ -133,7 +163,10 @@ def write(workdirs, preset: str, report_dir, data_dir: str = "", drawn=None) -> 
       written.append(path)
     models.append((name, trained.config.data.name, trained.step, cases, translations, images))
 
-  text = [f"# Alignments ({preset} preset)\n\n", _aer_section(errors, image_dir, report_dir),
+  corpora = sorted({common.corpus_of(w) for w in map(pathlib.Path, workdirs)})
+  text = [f"# Alignments ({preset} preset)\n\nModels trained on {', '.join(corpora)}.\n\n",
+          _aer_section(errors, image_dir, report_dir),
+          "".join(f"\n{name}: {why}.\n" for name, why in skipped.items()),
           "\n## Heatmaps\n\n"
           "Source words along x, target words along y, greedy decoding (Bahdanau et al. 2015, "
           "Figure 3); a word's weight is the sum over its source pieces and the mean over its "
@@ -210,10 +243,11 @@ def _plot_per_head(report: dict, name: str, path: pathlib.Path) -> pathlib.Path:
 
 
 def main(argv=None) -> int:
-  p = common.parser("alignments", __doc__)
+  p = common.parser("alignments", __doc__, runs=False)
   p.add_argument("--workdirs", nargs="+", type=pathlib.Path, required=True)
+  p.add_argument("--gold", help="gold alignments of the test split, a Pharaoh line per pair")
   args = p.parse_args(argv)
-  write(args.workdirs, args.preset, args.report_dir, args.data_dir)
+  write(args.workdirs, args.preset, args.report_dir, args.data_dir, gold_file=args.gold)
   return 0
 
 

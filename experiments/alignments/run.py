@@ -24,6 +24,12 @@ Workdirs, unless given with --workdirs:
          seconds a model.
   full   the same with experiment 1's and 3's full presets.
 The report is `results_<preset>.md`, `aer_<preset>.json`, with PNGs in `<preset>/`.
+
+On another corpus (`--config.data.name=files --config.data.files_dir=DIR`, any data field): the
+runs of experiments 1 and 3 made with the same flags (RNNsearch `bahdanau-own`), a Transformer
+trained here on it, heatmaps of its first test pairs, and AER against `--gold FILE` (a Pharaoh
+line per test pair) or the corpus's own gold; without either, AER is skipped and the report
+says so. The one run this experiment trains (`--list`) is the Transformer.
 """
 
 import pathlib
@@ -37,40 +43,56 @@ TRANSFORMER_STEPS = 1500
 DRAWN = ("bahdanau-50", "general-feed1-seed0", "transformer")  # heatmaps; the others: AER only
 
 
-def default_workdirs(args) -> list[pathlib.Path]:
+def own_runs(args) -> dict:
+  """{name: config} of the models this experiment trains itself (`--list`)."""
   if args.preset == "smoke":
-    workdirs = []
-    for name, spec in SMOKE_MODELS.items():
-      workdir = common.runs_dir(args) / name
-      common.train(common.make_tiny(common.load_config(spec), args.data_dir, 3), workdir, progress=False)
-      workdirs.append(workdir)
-    return workdirs
+    return {name: common.with_data(common.make_tiny(common.load_config(spec), "", 3), args)
+            for name, spec in SMOKE_MODELS.items()}
+  config = common.with_data(common.load_config(TRANSFORMER), args)
+  steps = TRANSFORMER_STEPS * (2 if args.preset == "full" else 1)
+  config.train.update(num_steps=steps, eval_every=steps // 3, eval_samples=0, checkpoint_every=steps)
+  return {"transformer": config}
+
+
+def other_workdirs(args) -> list[pathlib.Path]:
+  """The models of experiments 1 and 3 that this one reads (none for smoke)."""
+  if args.preset == "smoke":
+    return []
   from experiments.scores import run as scores
-  workdirs = [pathlib.Path("runs/experiments/bottleneck") / args.preset / "bahdanau-50"]
+  rnnsearch = "bahdanau-own" if "name" in args.data else "bahdanau-50"
+  workdirs = [pathlib.Path("runs/experiments/bottleneck") / args.preset / rnnsearch]
   workdirs += [pathlib.Path("runs/experiments/scores") / args.preset / scores.run_name(score, feed, 0)
                for score in scores.SCORES for feed in (1, 0)]
   missing = [str(w) for w in workdirs if not (w / "train_done.json").exists()]
   if missing:
     raise SystemExit(f"not trained yet: {', '.join(missing)}; run experiments.bottleneck.run and "
-                     f"experiments.scores.run with --preset {args.preset} first, or give --workdirs")
-  transformer = common.runs_dir(args) / "transformer"
-  config = common.load_config(TRANSFORMER)
-  if args.data_dir:
-    config.data.data_dir = args.data_dir
-  steps = TRANSFORMER_STEPS * (2 if args.preset == "full" else 1)
-  config.train.update(num_steps=steps, eval_every=steps // 3, eval_samples=0, checkpoint_every=steps)
-  common.train(config, transformer)
-  return workdirs + [transformer]
+                     f"experiments.scores.run with --preset {args.preset} (and the same data flags) "
+                     "first, or give --workdirs")
+  return workdirs
 
 
 def main(argv=None) -> int:
   p = common.parser("alignments", __doc__)
   p.add_argument("--workdirs", nargs="+", type=pathlib.Path, help="trained workdirs (default: see above)")
-  args = p.parse_args(argv)
-  workdirs = args.workdirs or default_workdirs(args)
+  p.add_argument("--gold", help="gold alignments of the corpus's test split, a Pharaoh line per pair")
+  args = common.parse(p, argv)
+  own = {} if args.workdirs else own_runs(args)
+  if args.list:
+    print("\n".join(own))
+    return 0
+  chosen = common.select(list(own), args)
+  if args.only or args.shard:  # cluster jobs train; the report comes after them all
+    for name in chosen:
+      common.train(own[name], common.runs_dir(args) / name, progress=args.preset != "smoke")
+    return 0
+  workdirs = args.workdirs or other_workdirs(args)
+  for name, config in own.items():
+    common.train(config, common.runs_dir(args) / name, progress=args.preset != "smoke")
+    workdirs.append(common.runs_dir(args) / name)
   from experiments.alignments import report
-  drawn = None if args.workdirs or args.preset == "smoke" else DRAWN
-  report.write(workdirs, args.preset, args.report_dir, args.data_dir, drawn)
+  drawn = None if args.workdirs or args.preset == "smoke" else [
+      "bahdanau-own" if n == "bahdanau-50" and "name" in args.data else n for n in DRAWN]
+  report.write(workdirs, args.preset, args.report_dir, args.data_dir, drawn, gold_file=args.gold)
   return 0
 
 

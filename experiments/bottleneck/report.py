@@ -2,9 +2,11 @@ r"""Experiment 1's report: test BLEU per source-length bin, Figure 2's claims ch
 
     python -m experiments.bottleneck.report --preset cpu
 
-Reads every `<out>/<preset>/<model>-<30|50>/` that holds `experiment_test.json` (with
+Reads every `<out>/<preset>/<model>-<30|50|own>/` that holds `experiment_test.json` (with
 `train_done.json`, `metrics.jsonl` and `experiment_test.tsv`) and writes `results_<preset>.md`,
-`bleu_by_length_<preset>.png` and `curves_<preset>.png` into the report folder.
+`bleu_by_length_<preset>.png` and `curves_<preset>.png` into the report folder, naming the
+runs of the preset that have not finished. A length bin of fewer than MIN_BIN test sentences
+is shown in parentheses, kept out of the plot and the claims, and named.
 
 The claims are those of Bahdanau et al. 2015, Figure 2, in numbers: the model without
 attention translates short sentences well (at least 70 BLEU on 0-9-word sources) and long
@@ -26,6 +28,7 @@ from experiments import common  # noqa: E402
 
 SHORT, LONG, HOLD_UNTIL = (0, 9), (50, 10**6), 50  # source words
 MIN_SHORT_BLEU, MIN_DROP, MAX_DECLINE = 70.0, 40.0, 10.0
+MIN_BIN = 20  # test sentences a length bin (or a claim's span) needs to be read
 NO_ATTENTION = ("encdec", "seq2seq", "seq2seq_reversed")
 LABELS = {"encdec": "RNNencdec", "bahdanau": "RNNsearch", "seq2seq": "seq2seq",
           "seq2seq_reversed": "seq2seq (reversed)", "luong": "Luong", "transformer": "Transformer"}
@@ -33,7 +36,7 @@ LABELS = {"encdec": "RNNencdec", "bahdanau": "RNNsearch", "seq2seq": "seq2seq",
 
 def _load(root: pathlib.Path) -> dict:
   found = {}
-  for workdir in sorted(root.glob("*-[0-9]*")):
+  for workdir in sorted(root.glob("*-*")):
     if (workdir / "experiment_test.json").exists():
       metrics = workdir / "metrics.jsonl"
       found[workdir.name] = {
@@ -49,31 +52,34 @@ def _model(name: str) -> str:
   return name.rsplit("-", 1)[0]
 
 
-def bleu_between(triples, low: int, high: int) -> float | None:
-  """Corpus BLEU (sacreBLEU) of the test sentences whose source has low..high words."""
+def bleu_between(triples, low: int, high: int, min_count: int = 1) -> float | None:
+  """Corpus BLEU (sacreBLEU) of the test sentences whose source has low..high words; None
+  where fewer than `min_count` have."""
   kept = [(ref, hyp) for src, ref, hyp in triples if low <= len(src.split()) <= high]
-  if not kept:
+  if not kept or len(kept) < min_count:
     return None
   return sacrebleu.metrics.BLEU().corpus_score([h for _, h in kept], [[r for r, _ in kept]]).score
 
 
-def claims(runs: dict) -> list[list]:
-  """One row per claim of Figure 2 that the runs can test: what, measured, needed, holds."""
+def claims(runs: dict, min_count: int = MIN_BIN) -> list[list]:
+  """One row per claim of Figure 2 that the runs can test (each span holding `min_count` test
+  sentences or more): what, measured, needed, holds."""
   rows = []
   for name, run in runs.items():
     if _model(name) not in NO_ATTENTION:
       continue
-    short, long = bleu_between(run["triples"], *SHORT), bleu_between(run["triples"], *LONG)
+    short, long = (bleu_between(run["triples"], *span, min_count) for span in (SHORT, LONG))
     if short is not None:
       rows.append([name, "BLEU on 0-9-word sources", f"{short:.2f}", f">= {MIN_SHORT_BLEU:.0f}",
                    "yes" if short >= MIN_SHORT_BLEU else "no"])
     if short is not None and long is not None:
       rows.append([name, "drop from 0-9 to 50+ words", f"{short - long:.2f}", f">= {MIN_DROP:.0f}",
                    "yes" if short - long >= MIN_DROP else "no"])
-  for name in [n for n in runs if _model(n) == "bahdanau" and n.endswith("-50")]:
+  for name in [n for n in runs if _model(n) == "bahdanau" and not n.endswith("-30")]:
     triples = runs[name]["triples"]
-    short = bleu_between(triples, *SHORT)
-    bins = [r for r in runs[name]["test"]["by_length"] if r["max_len"] < HOLD_UNTIL]
+    short = bleu_between(triples, *SHORT, min_count)
+    bins = [r for r in runs[name]["test"]["by_length"]
+            if r["max_len"] < HOLD_UNTIL and r["sentences"] >= min_count]
     if short is not None and bins:
       worst = min(bins, key=lambda r: r["bleu"])
       decline = short - worst["bleu"]
@@ -103,12 +109,17 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
   bins = sorted({(row["min_len"], row["max_len"]) for r in runs.values() for row in r["test"]["by_length"]})
   by_bin = {name: {(row["min_len"], row["max_len"]): row for row in runs[name]["test"]["by_length"]}
             for name in names}
-  length_rows = []
+  length_rows, small = [], []
   for b in bins:
     sentences = next(by_bin[n][b]["sentences"] for n in names if b in by_bin[n])
+    cell = (lambda x: f"{x:.2f}") if sentences >= MIN_BIN else (lambda x: f"({x:.2f})")
+    if sentences < MIN_BIN:
+      small.append(f"{b[0]}-{b[1]}")
     length_rows.append([f"{b[0]}-{b[1]}", sentences] +
-                       [by_bin[n][b]["bleu"] if b in by_bin[n] else "–" for n in names])
+                       [cell(by_bin[n][b]["bleu"]) if b in by_bin[n] else "–" for n in names])
   width = bins[0][1] - bins[0][0] + 1
+  from experiments.bottleneck.run import run_names
+  expected = run_names(preset, own=any(n.endswith("-own") for n in names))
 
   md = report_dir / f"results_{preset}.md"
   png = report_dir / f"bleu_by_length_{preset}.png"
@@ -117,28 +128,32 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
   claim_rows = claims(runs)
   md.write_text(
       f"# The bottleneck against attention: BLEU by source length ({preset} preset)\n\n"
-      f"Test set: the test split of `{test['test_data']}`, greedy decoding, "
+      f"Trained on {common.corpus_of(root / names[0]) if names[0].endswith('-own') else 'en_fr_synth'}; "
+      f"test set: the test split of `{test['test_data']}`, greedy decoding, "
       f"{test['bleu_signature']}. A model named `-30` was trained on sources of at most 30 "
-      f"words, `-50` on at most 50 (Bahdanau et al. 2015, Figure 2). `encdec` is RNNencdec "
-      f"(no attention), `bahdanau` is RNNsearch.\n\n"
+      f"words, `-50` on at most 50 (Bahdanau et al. 2015, Figure 2), `-own` on the corpus as it "
+      f"is. `encdec` is RNNencdec (no attention), `bahdanau` is RNNsearch.\n\n"
       + common.table(["model", "steps", "val ppl", "test BLEU", "BLEU 0-9 words",
                       "BLEU 50+ words", "sentences", "train min", "decode min"], summary)
       + "\n## Figure 2's shape, checked\n\n"
       + (common.table(["model", "claim", "measured", "needed", "holds"], claim_rows)
-         if claim_rows else "No run here can test a claim.\n")
+         if claim_rows else f"No run here can test a claim (each span needs {MIN_BIN} test sentences).\n")
       + f"\n## BLEU per {width}-word source-length bin\n\n"
       + common.table(["source words", "sentences"] + names, length_rows)
+      + (f"\nBins of fewer than {MIN_BIN} test sentences, in parentheses and left out of the plot "
+         f"and the claims: {', '.join(small)}.\n" if small else "")
+      + common.missing(expected, names)
       + f"\n![BLEU by source length]({png.name})\n\n![Validation perplexity]({curves.name})\n")
 
   fig, ax = plt.subplots(figsize=(7, 4.5))
   colors = dict(zip(LABELS, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
   for name in names:
     model, corpus = name.rsplit("-", 1)
-    rows = runs[name]["test"]["by_length"]
+    rows = [r for r in runs[name]["test"]["by_length"] if r["sentences"] >= MIN_BIN]
     ax.plot([(r["min_len"] + r["max_len"] + 1) / 2 for r in rows], [r["bleu"] for r in rows],
             marker="o", markersize=3, color=colors.get(model), linestyle="-" if corpus == "50" else "--",
             label=f"{LABELS.get(model, model)}-{corpus}")
-  for cap in sorted({int(n.rsplit("-", 1)[1]) for n in names}):
+  for cap in sorted({int(n.rsplit("-", 1)[1]) for n in names if n.rsplit("-", 1)[1].isdigit()}):
     ax.axvline(cap, color="grey", linestyle=":", linewidth=1)
     ax.text(cap, 1, f" cap {cap}", color="grey", fontsize=8, va="bottom")
   ax.set_xlabel("source sentence length (words)")

@@ -12,8 +12,12 @@ The `full` preset adds Sutskever's seq2seq with reversed source words
 All are scored, greedy, on one test set: long50's, balanced over 5-word source-length bins
 up to 75 words (40 sentences a bin; a source in any preset's test split is in no preset's
 training split, since the split is a hash of the source). Workdirs go to
-`<out>/<preset>/<model>-<30|50>`; a finished run is skipped and an interrupted one resumes,
-so the command can be rerun, and the report is rewritten after every run.
+`<out>/<preset>/<model>-<30|50>` (the names `--list` prints); a finished run is skipped and an
+interrupted one resumes, so the command can be rerun.
+
+On another corpus (`--config.data.name=files --config.data.files_dir=DIR`, or any data field),
+each model of the preset is trained once on that corpus as it is (runs `<model>-own`) and
+tested on its test split; the report's length bins come from that test set's lengths.
 
 Presets:
   smoke  two runs, encdec-30 and bahdanau-50, both tiny on numbers:fr for 3 steps: seconds
@@ -57,36 +61,54 @@ MAX_SRC_LEN, MAX_TGT_LEN, DECODE_MAX_LEN = 144, 160, 160
 BUCKET_WIDTH = 5
 
 
-def make_config(model: str, corpus: str, preset: str, data_dir: str = ""):
+OWN = "own"  # the corpus the command line names, in place of long30 and long50
+
+
+def make_config(model: str, corpus: str, preset: str, data: dict | None = None):
+  """The run's config; `data`: overrides of its data section (another corpus, `corpus` OWN)."""
   config = common.load_config(MODELS[model])
-  steps = LONGER.get((preset, model, corpus), STEPS[preset][corpus])
+  steps = LONGER.get((preset, model, corpus), STEPS[preset]["50" if corpus == OWN else corpus])
   if preset == "smoke":
-    return common.make_tiny(config, data_dir, steps)
-  config.data.update(name=CORPORA[corpus], max_src_len=MAX_SRC_LEN, max_tgt_len=MAX_TGT_LEN)
-  if data_dir:
-    config.data.data_dir = data_dir
-  config.decode.max_len = DECODE_MAX_LEN
-  every = max(1, STEPS[preset][corpus] // 6)  # the same evaluations, however long the run
-  config.train.update(num_steps=steps, eval_every=every, eval_samples=0,
-                      checkpoint_every=min(500, steps))
+    config = common.make_tiny(config, "", steps)
+  else:
+    config.data.update(max_src_len=MAX_SRC_LEN, max_tgt_len=MAX_TGT_LEN)
+    if corpus != OWN:
+      config.data.name = CORPORA[corpus]
+    config.decode.max_len = DECODE_MAX_LEN
+    every = max(1, steps // 6)  # the same evaluations, however long the run
+    config.train.update(num_steps=steps, eval_every=every, eval_samples=0,
+                        checkpoint_every=min(500, steps))
+  config.data.update(data or {})
   return config
 
 
+def runs(preset: str, own: bool = False) -> list[tuple[str, str]]:
+  """(model, corpus) of each run; on a corpus of the user's, each model once."""
+  if own:
+    return list(dict.fromkeys((model, OWN) for model, _ in RUNS[preset]))
+  return RUNS[preset]
+
+
+def run_names(preset: str, own: bool = False) -> list[str]:
+  return [f"{model}-{corpus}" for model, corpus in runs(preset, own)]
+
+
 def main(argv=None) -> int:
-  args = common.parser("bottleneck", __doc__).parse_args(argv)
+  args = common.parse(common.parser("bottleneck", __doc__), argv)
   root = common.runs_dir(args)
-  test_data = make_config("bahdanau", "50", args.preset, args.data_dir).data
-  runs = RUNS[args.preset]
+  own = "name" in args.data
+  cells = {f"{model}-{corpus}": (model, corpus) for model, corpus in runs(args.preset, own)}
+  test_data = make_config("bahdanau", OWN if own else "50", args.preset, args.data).data
   from experiments.bottleneck import report
-  for i, (model, corpus) in enumerate(runs, 1):
-    print(f"[{i}/{len(runs)}] {model}-{corpus}", flush=True)
-    workdir = root / f"{model}-{corpus}"
-    common.train(make_config(model, corpus, args.preset, args.data_dir), workdir,
-                 progress=args.preset != "smoke")
+
+  def do(name):
+    workdir = root / name
+    common.train(make_config(*cells[name], args.preset, args.data), workdir, progress=args.preset != "smoke")
     common.score_test(workdir, BUCKET_WIDTH, batch_size=256 if args.preset == "smoke" else 64,
                       test_data=test_data)
-    report.write(root, args.preset, args.report_dir)
-  return 0
+
+  return common.run_all("bottleneck", list(cells), do, args,
+                        lambda: report.write(root, args.preset, args.report_dir))
 
 
 if __name__ == "__main__":

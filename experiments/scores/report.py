@@ -51,7 +51,7 @@ def _load(root: pathlib.Path) -> dict[tuple[str, int], list[dict]]:
     lines = (workdir / "experiment_test.tsv").read_text().splitlines()
     metrics = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
     groups.setdefault((match["score"], int(match["feed"])), []).append({
-        "seed": int(match["seed"]), "step": train["step"], "val_ppl": train.get("val_ppl"),
+        "seed": int(match["seed"]), "name": workdir.name, "workdir": workdir, "step": train["step"], "val_ppl": train.get("val_ppl"),
         "test_ppl": test.get("ppl"), "bleu": test["bleu"],
         "references": [l.split("\t")[1] for l in lines], "hypotheses": [l.split("\t")[2] for l in lines],
         "curve": [(m["step"], m["val_ppl"]) for m in metrics if "val_ppl" in m]})
@@ -101,11 +101,14 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
   seed_rows = [[score, "yes" if feed else "no", r["seed"], r["val_ppl"], r["test_ppl"] or "–", r["bleu"]]
                for (score, feed), runs in groups.items() for r in runs]
   signature, sig_rows = significance(groups)
+  from experiments.scores.run import run_names
+  finished = {r["name"] for runs in groups.values() for r in runs}
+  first = next(iter(groups.values()))[0]
   md = report_dir / f"results_{preset}.md"
   png, curves = report_dir / f"scores_{preset}.png", report_dir / f"curves_{preset}.png"
   md.write_text(
       f"# Luong attention scores and input feeding ({preset} preset)\n\n"
-      "Validation perplexity at the last step, test perplexity and greedy test BLEU (sacreBLEU), "
+      f"Corpus: {common.corpus_of(first['workdir'])}. Validation perplexity at the last step, test perplexity and greedy test BLEU (sacreBLEU), "
       "mean ± standard deviation over seeds (Luong et al. 2015, Table 4); 'last fall' is how much "
       "the validation perplexity fell over the last evaluation interval, in per cent.\n\n"
       + common.table(["score", "input feeding", "seeds", "steps", "val ppl", "last fall %", "test ppl",
@@ -113,6 +116,7 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
       + (f"\nStill falling by {FLAT:g} % or more at the end, so compared at equal steps rather than "
          f"at convergence: {', '.join(falling)}.\n" if falling else
          f"\nEvery variant's validation perplexity fell less than {FLAT:g} % over its last interval.\n")
+      + common.missing(run_names(preset), finished)
       + "\n## Significance against the best variant\n\n"
       + (f"sacreBLEU's paired bootstrap resampling (`{signature}`) over the test sentences of the "
          "seeds both variants have, seed after seed; BLEU ± the 95% confidence half-width; "

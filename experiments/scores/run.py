@@ -8,8 +8,9 @@ each with and without input feeding, trained from several seeds (`config.seed`) 
 `en_fr_synth:quick`, with validation perplexity measured along the way (the curves show where
 it flattens). The report gives the mean ± standard deviation of validation and test
 perplexity and greedy test BLEU over the seeds, and sacreBLEU's paired bootstrap between the
-best variant and each other. Workdirs go to `<out>/<preset>/<score>-feed<0|1>-seed<s>`;
-finished runs are skipped, interrupted ones resume, and the report is rewritten after each run.
+best variant and each other. Workdirs go to `<out>/<preset>/<score>-feed<0|1>-seed<s>` (the
+names `--list` prints); finished runs are skipped, interrupted ones resume. On another corpus:
+`--config.data.name=files --config.data.files_dir=DIR` (any data field), applied to every run.
 
 Presets:
   smoke  three tiny runs on numbers:fr for 3 steps: dot with input feeding (seeds 0 and 1) and
@@ -37,16 +38,17 @@ STEPS = {"smoke": 3, "cpu": 1000, "full": 3000}
 EVALS = 5  # validation perplexity measured this many times along a run
 
 
-def make_config(score: str, feed: int, seed: int, preset: str, data_dir: str = ""):
+def make_config(score: str, feed: int, seed: int, preset: str, data: dict | None = None):
+  """The run's config; `data`: overrides of its data section (another corpus)."""
   config = common.load_config(f"configs/rnn_luong.py:score={score},feed={feed}")
   config.seed = seed
   steps = STEPS[preset]
   if preset == "smoke":
-    return common.make_tiny(config, data_dir, steps)
-  if data_dir:
-    config.data.data_dir = data_dir
-  config.train.update(num_steps=steps, eval_every=steps // EVALS, eval_samples=0,
-                      checkpoint_every=steps)
+    config = common.make_tiny(config, "", steps)
+  else:
+    config.train.update(num_steps=steps, eval_every=steps // EVALS, eval_samples=0,
+                        checkpoint_every=steps)
+  config.data.update(data or {})
   return config
 
 
@@ -54,19 +56,23 @@ def run_name(score: str, feed: int, seed: int) -> str:
   return f"{score}-feed{feed}-seed{seed}"
 
 
+def run_names(preset: str) -> list[str]:
+  return [run_name(*cell) for cell in GRID[preset]]
+
+
 def main(argv=None) -> int:
-  args = common.parser("scores", __doc__).parse_args(argv)
+  args = common.parse(common.parser("scores", __doc__), argv)
   root = common.runs_dir(args)
-  grid = GRID[args.preset]
+  cells = {run_name(*cell): cell for cell in GRID[args.preset]}
   from experiments.scores import report
-  for i, (score, feed, seed) in enumerate(grid, 1):
-    print(f"[{i}/{len(grid)}] {run_name(score, feed, seed)}", flush=True)
-    workdir = root / run_name(score, feed, seed)
-    common.train(make_config(score, feed, seed, args.preset, args.data_dir), workdir,
-                 progress=args.preset != "smoke")
+
+  def do(name):
+    workdir = root / name
+    common.train(make_config(*cells[name], args.preset, args.data), workdir, progress=args.preset != "smoke")
     common.score_test(workdir, width=10, batch_size=256 if args.preset == "smoke" else 100)
-    report.write(root, args.preset, args.report_dir)
-  return 0
+
+  return common.run_all("scores", list(cells), do, args,
+                        lambda: report.write(root, args.preset, args.report_dir))
 
 
 if __name__ == "__main__":

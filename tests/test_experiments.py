@@ -1,7 +1,10 @@
 """Each experiment's smoke preset end to end (run, then report): the reports hold what they promise."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -42,7 +45,7 @@ def bottleneck_run(tmp_path_factory, data_dir):
 
 def test_bottleneck_reports_bleu_for_every_length_bin_and_model(bottleneck_run, data_dir):
   from attnjax.data.pipeline import load_pairs
-  config = bottleneck.make_config("encdec", "30", "smoke", str(data_dir))
+  config = bottleneck.make_config("encdec", "30", "smoke", {"data_dir": str(data_dir)})
   sources = [s for s, _ in load_pairs(config.data, "test")]
   bins = sorted({len(s.split()) // bottleneck.BUCKET_WIDTH for s in sources})
   report = bottleneck_run / "report"
@@ -101,35 +104,67 @@ def test_scores_report_mean_and_std_over_seeds_and_significance(tmp_path, data_d
   assert all(0.0 < float(r[3].split(" ")[0]) <= 1.0 for r in peaks)
 
 
-def test_parallelism_finds_one_loop_of_n_steps_per_rnn_layer_and_none_in_the_transformer(tmp_path, data_dir):
+def test_parallelism_measures_a_fixed_token_budget_latency_and_the_loops(tmp_path, data_dir):
   assert parallelism.main(_args(tmp_path, data_dir)) == 0
+  s = parallelism.SETTINGS["smoke"]
   runs = tmp_path / "runs" / "smoke"
-  loops = json.loads((runs / "loops.json").read_text())
-  for length in parallelism.SETTINGS["smoke"]["loop_lengths"]:
-    for rnn in ("rnn_seq2seq", "rnn_attention"):
-      found = loops[f"{rnn}/{length}"]
-      # encoder forward and backward, decoder: each a loop of n steps
-      assert [l["trip_count"] for l in found["loops"]] == [length] * 3, found
-      assert found["sequential_steps_per_layer"] == length
-    assert loops[f"transformer/{length}"]["loops"] == []
-  steps = json.loads((runs / "steps.json").read_text())
-  assert {(r["model"], r["length"]) for r in steps.values()} == {
-      (m, n) for m in (*parallelism.MODELS, parallelism.CUDNN)
-      for n in parallelism.SETTINGS["smoke"]["lengths"]}
+  budget = json.loads((runs / "budget.json").read_text())
+  models = (*parallelism.MODELS, parallelism.CUDNN)
+  assert {(r["model"], r["length"]) for r in budget.values()} == {(m, n) for m in models for n in s["lengths"]}
+  for row in budget.values():
+    # batch x n is the budget at every n; the work per step is costed by XLA
+    assert row["batch"] * row["length"] == s["budget"] == row["target_tokens"]
+    assert row["step_s"] > 0 and row["forward_s"] > 0 and row["train_flops"] > row["forward_flops"] > 0
+    if row["model"] == "transformer":
+      assert row["loops"] == [] and row["sequential_steps_per_layer"] == 1
+      assert row["attention_flops"] > 0 and row["projection_flops"] > row["attention_flops"]
+    else:  # encoder forward and backward, decoder: each a loop of n steps
+      assert [l["trip_count"] for l in row["loops"]] == [row["length"]] * 3, row["loops"]
+      assert row["sequential_steps_per_layer"] == row["length"]
+  latency = json.loads((runs / "latency.json").read_text())
+  assert {(r["model"], r["task"], r["length"]) for r in latency.values()} == (
+      {(m, "encode", n) for m in models for n in s["encode_lengths"]}
+      | {(m, "decode", n) for m in models for n in s["decode_lengths"]})
   sizes = json.loads((runs / "models.json").read_text())["models"]
   assert sizes[parallelism.CUDNN]["model"]["encoder_impl"] == "cudnn"
   # the same model, but for cuDNN's second bias: 4 x hidden per direction and layer
   model = sizes["rnn_attention"]["model"]
   extra = 4 * (model["hidden_dim"] // 2) * 2 * model["num_layers"]
   assert sizes[parallelism.CUDNN]["params"] == sizes["rnn_attention"]["params"] + extra
-  devices = json.loads((runs / "devices.json").read_text())
-  assert sorted(devices, key=int) == ["1", "2"]
-  assert all({r["strategy"] for r in d["rows"]} == {"pmap", "mesh"} for d in devices.values())
+  # forced host devices share the CPU: the device table is not a result here
+  assert "skipped" in json.loads((runs / "devices.json").read_text())
   report = tmp_path / "report"
   md = (report / "results_smoke.md").read_text()
-  assert len(_table(md, "devices")) == 2 * len(parallelism.SETTINGS["smoke"]["device_models"]) * 2
-  for name in ("step_time_smoke.png", "devices_smoke.png"):
+  assert [r[0] for r in _table(md, "n")] == [str(n) for n in s["lengths"]]
+  claims = _table(md.split("## Table 1's claims, checked")[1], "model")
+  assert len(claims) >= len(models) and all(r[4] in ("yes", "no") for r in claims)
+  assert {r[0] for r in claims} >= {"RNN, no attention", "RNN + attention", "Transformer"}
+  for name in ("budget_smoke.png", "latency_smoke.png", "flops_smoke.png"):
     assert _is_png(report / name)
+
+
+def test_parallelism_claims_follow_the_numbers():
+  from experiments.parallelism import report
+  def row(model, n, us, forward_us=None, attention=0.0):
+    tokens = 64
+    return {"model": model, "length": n, "target_tokens": tokens, "us_per_token": us,
+            "forward_us_per_token": forward_us or us, "forward_flops": (1e4 + 10 * n * (model == "transformer")) * tokens,
+            "attention_flops": 10 * n * tokens, "projection_flops": 1e4 * tokens, "train_flops": 1.0}
+  budget = {f"{m}/{n}": row(m, n, us) for m, n, us in [
+      ("rnn_attention", 8, 10.0), ("rnn_attention", 512, 40.0),
+      ("transformer", 8, 10.0), ("transformer", 512, 11.0)]}
+  rows = {(r[0], r[1].split(",")[0].split(" (")[0]): (r[2], r[4]) for r in report.claims(budget, {})}
+  assert rows[("RNN + attention", "training time per token")] == ("4.00x", "yes")
+  assert rows[("Transformer", "training time per token")] == ("1.10x", "yes")
+  # attention 10 n per token against 1e4 of projections: n* = 1,000 both ways
+  assert report.crossover(budget)["analytic"] == pytest.approx(1000)
+  assert report.crossover(budget)["xla"] == pytest.approx(1000)
+  growth = rows[("RNN + attention / Transformer", "training step time per token")]
+  assert growth == ("1.00x -> 3.64x", "yes")
+  budget["transformer/512"]["us_per_token"] = 50.0  # the Transformer slower at length: the claims say no
+  rows = {(r[0], r[1].split(",")[0].split(" (")[0]): (r[2], r[4]) for r in report.claims(budget, {})}
+  assert rows[("Transformer", "training time per token")][1] == "no"
+  assert rows[("RNN + attention / Transformer", "training step time per token")][1] == "no"
 
 
 def test_bottleneck_claims_are_computed_from_the_hypotheses():
@@ -141,14 +176,94 @@ def test_bottleneck_claims_are_computed_from_the_hypotheses():
   bahdanau = [(short, ref, ref)] * 4 + [(long, ref, ref)] * 4
   runs = {"encdec-50": {"triples": encdec, "test": {"by_length": []}},
           "bahdanau-50": {"triples": bahdanau,
-                          "test": {"by_length": [{"min_len": 5, "max_len": 9, "bleu": 100.0},
-                                                 {"min_len": 45, "max_len": 49, "bleu": 85.0},
-                                                 {"min_len": 50, "max_len": 54, "bleu": 20.0}]}}}
+                          "test": {"by_length": [{"min_len": 5, "max_len": 9, "bleu": 100.0, "sentences": 4},
+                                                 {"min_len": 45, "max_len": 49, "bleu": 85.0, "sentences": 4},
+                                                 {"min_len": 50, "max_len": 54, "bleu": 20.0, "sentences": 4}]}}}
   assert report.bleu_between(encdec, 0, 9) == pytest.approx(100.0)
   assert report.bleu_between(encdec, 50, 99) == 0.0
   assert report.bleu_between(encdec, 10, 20) is None
-  rows = {(r[0], r[1].split(" (")[0]): (r[2], r[4]) for r in report.claims(runs)}
+  assert report.claims(runs) == []  # 4 sentences a span: too few to read at the default minimum
+  rows = {(r[0], r[1].split(" (")[0]): (r[2], r[4]) for r in report.claims(runs, min_count=4)}
   assert rows[("encdec-50", "BLEU on 0-9-word sources")] == ("100.00", "yes")
   assert rows[("encdec-50", "drop from 0-9 to 50+ words")] == ("100.00", "yes")
   # the 50-54 bin is past the 50-word limit of the claim; 45-49 is the worst inside it
   assert rows[("bahdanau-50", "largest decline below 50 words")] == ("15.00", "no")
+
+
+# ---------------------------------------------------------------- any corpus, any number of jobs
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _files_corpus(tmp_path):
+  """A user's parallel files: English and French numbers, as a plain-text corpus."""
+  from attnjax.data import numbers
+  folder = tmp_path / "corpus"
+  folder.mkdir()
+  for split, values in (("train", range(1, 400)), ("valid", range(400, 420)), ("test", range(420, 440))):
+    (folder / f"{split}.src").write_text("".join(numbers.words(n, "en") + "\n" for n in values))
+    (folder / f"{split}.tgt").write_text("".join(numbers.words(n, "fr") + "\n" for n in values))
+  return ["--config.data.name=files", f"--config.data.files_dir={folder}"]
+
+
+def test_list_only_and_shard_pick_runs_and_refuse_unknown_ones(tmp_path, capsys):
+  assert scores.main(["--preset", "cpu", "--list"]) == 0
+  names = capsys.readouterr().out.split()
+  assert names == scores.run_names("cpu") and len(names) == 24 == len(set(names))
+  assert bottleneck.main(["--preset", "cpu", "--list", "--config.data.name=files"]) == 0
+  assert capsys.readouterr().out.split() == ["bahdanau-own", "encdec-own"]
+  from experiments import common
+  args = common.parse(common.parser("scores", ""), ["--shard", "1/3", "--only", ",".join(names[:5])])
+  assert common.select(names, args) == [names[1], names[4]]
+  with pytest.raises(SystemExit, match="no run nope"):
+    scores.main(["--preset", "smoke", "--only", "nope", "--out", str(tmp_path)])
+  with pytest.raises(SystemExit, match="want I/N with 0 <= I < N"):
+    scores.main(["--preset", "smoke", "--shard", "3/3", "--out", str(tmp_path)])
+  with pytest.raises(SystemExit):
+    scores.main(["--preset", "smoke", "--config.data.nmae=files"])
+  assert "the data section has no field 'nmae'" in capsys.readouterr().err
+
+
+def test_two_shards_in_two_processes_report_as_one_unsharded_run(tmp_path, data_dir):
+  assert scores.main(_args(tmp_path / "whole", data_dir)) == 0
+  out = tmp_path / "sharded" / "runs"
+  command = [sys.executable, "-m", "experiments.scores.run", "--preset", "smoke", "--out", str(out),
+             "--data_dir", str(data_dir)]
+  env = dict(os.environ, PYTHONPATH=REPO)
+  shards = [subprocess.Popen(command + ["--shard", f"{i}/2"], cwd=REPO, env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(2)]
+  for shard in shards:
+    _, err = shard.communicate(timeout=600)
+    assert shard.returncode == 0, err
+  from experiments.scores import report
+  partial = tmp_path / "partial"
+  first = sorted(p.name for p in (out / "smoke").iterdir())[0]
+  hidden = out / "smoke" / first / "experiment_test.json"
+  hidden.rename(hidden.with_suffix(".hidden"))  # one run unfinished: the report names it
+  report.write(out / "smoke", "smoke", partial)
+  assert f"Not finished yet (1 of 3 runs): {first}." in (partial / "results_smoke.md").read_text()
+  hidden.with_suffix(".hidden").rename(hidden)
+  report.write(out / "smoke", "smoke", tmp_path / "sharded" / "report")
+  whole = (tmp_path / "whole" / "report" / "results_smoke.md").read_text()
+  assert (tmp_path / "sharded" / "report" / "results_smoke.md").read_text() == whole
+  assert "Not finished" not in whole
+
+
+def test_a_users_parallel_files_run_end_to_end_with_aer_skipped_or_from_gold(tmp_path, data_dir):
+  corpus = _files_corpus(tmp_path)
+  assert alignments.main(_args(tmp_path, data_dir) + corpus) == 0
+  md = (tmp_path / "report" / "results_smoke.md").read_text()
+  assert "Models trained on `files`" in md
+  assert md.count("AER skipped: files has no gold word alignments; give --gold FILE") == 2
+  assert json.loads((tmp_path / "report" / "aer_smoke.json").read_text()) == {}
+  rows = _table(md, "phenomenon")  # heatmaps of the corpus's first test pairs
+  from attnjax.data import numbers
+  assert [r[1] for r in rows] == [numbers.words(n, "en") for n in range(420, 424)]
+  gold = tmp_path / "gold.txt"   # the diagonal as a gold file: AER is measured against it
+  gold.write_text("".join(" ".join(f"{i}-{min(i, len(numbers.words(n, 'fr').split()) - 1)}"
+                                   for i in range(len(numbers.words(n, "en").split()))) + "\n"
+                          for n in range(420, 440)))
+  assert alignments.main(_args(tmp_path, data_dir) + corpus + ["--gold", str(gold)]) == 0
+  aer = json.loads((tmp_path / "report" / "aer_smoke.json").read_text())
+  assert sorted(aer) == ["bahdanau", "transformer"]
+  assert all(r["sentences"] == 20 and 0.0 <= r["aer"]["argmax"] <= 1.0 for r in aer.values())

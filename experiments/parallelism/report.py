@@ -1,10 +1,12 @@
-r"""Experiment 4's report: step time against length, loops in the compiled program, devices.
+r"""Experiment 4's report: time per token at a fixed token budget, latency at batch 1, the
+work side, devices, and Table 1's claims checked in numbers.
 
     python -m experiments.parallelism.report --preset cpu
 
-Reads `<out>/<preset>/{models,steps,loops,devices}.json` and writes `results_<preset>.md`,
-`step_time_<preset>.png`, `devices_<preset>.png` and the raw `measurements_<preset>.json`
-into the report folder.
+Reads `<out>/<preset>/{models,budget,latency,devices}.json` and writes `results_<preset>.md`,
+`budget_<preset>.png`, `latency_<preset>.png`, `flops_<preset>.png` and the raw
+`measurements_<preset>.json` into the report folder. Each claim is stated with what was
+measured and what it needs, and says whether it holds, whatever the numbers are.
 """
 
 import json
@@ -15,12 +17,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 from experiments import common  # noqa: E402
 
 LABELS = {"rnn_seq2seq": "RNN, no attention", "rnn_attention": "RNN + attention",
           "rnn_attention_cudnn": "RNN + attention, cuDNN encoder", "transformer": "Transformer"}
-PAPER = {"rnn_seq2seq": "O(n)", "rnn_attention": "O(n)", "rnn_attention_cudnn": "O(n)", "transformer": "O(1)"}
+RNNS = ("rnn_seq2seq", "rnn_attention", "rnn_attention_cudnn")
+
+# What the claims need (Vaswani et al. 2017, Table 1, read at a fixed token budget).
+MIN_RNN_RISE = 2.0         # an RNN's time per token, longest n over shortest n
+MAX_FLAT = 1.5             # the Transformer's time per token below the crossover, max over min
+RISE = 1.25                # time per token "starts to rise" past this factor over its minimum
+MAX_CROSSOVER_GAP = 2.0    # XLA's crossover against the analytic one, either way
 
 
 def _read(root, name):
@@ -32,13 +41,156 @@ def _size(model: dict) -> str:
   if model["family"] == "transformer":
     return (f"d_model {model['d_model']}, {model['num_heads']} heads, d_ff {model['d_ff']}, "
             f"{model['num_encoder_layers']}+{model['num_decoder_layers']} layers")
+  encoder = ", cuDNN encoder" if model.get("encoder_impl") == "cudnn" else ""
   return (f"{model['cell'].upper()} hidden {model['hidden_dim']}, embed {model['embed_dim']}, "
-          f"{model['num_layers']} layer(s), decoder {model['decoder']}")
+          f"{model['num_layers']} layer(s), decoder {model['decoder']}{encoder}")
+
+
+def _rows(budget: dict, name: str) -> list[dict]:
+  return sorted((r for r in budget.values() if r["model"] == name and "skipped" not in r),
+                key=lambda r: r["length"])
+
+
+def crossover(budget: dict) -> dict:
+  """Where the Transformer's attention work passes its projections' work.
+
+  analytic: from the matrix-product count, attention per token grows as n and the projections'
+  per token stays fixed, so n* = n * projection / attention at any n. xla: XLA's forward FLOPs
+  per token fitted as a + b n; n* = a / b.
+  """
+  rows = _rows(budget, "transformer")
+  if not rows:
+    return {}
+  r = rows[-1]
+  out = {"analytic": r["length"] * r["projection_flops"] / r["attention_flops"]}
+  points = [(r["length"], r["forward_flops"] / r["target_tokens"]) for r in rows if r["forward_flops"]]
+  if len(points) >= 2:
+    b, a = np.polyfit([n for n, _ in points], [f for _, f in points], 1)
+    out["xla"] = a / b if b > 0 else float("inf")
+  return out
+
+
+def count_flops(budget: dict, sizes: dict, vocab: int) -> None:
+  """Each row's forward matrix-product FLOPs (`attnjax/models/flops.py`) as `model_flops`,
+  None for a model it does not count (RNNs of two layers)."""
+  import ml_collections
+  from attnjax.models import flops
+  for row in budget.values():
+    if "skipped" in row:
+      continue
+    cfg = ml_collections.ConfigDict(sizes[row["model"]]["model"])
+    try:
+      row["model_flops"] = flops.forward(cfg, vocab, row["batch"], row["length"], row["length"])
+    except ValueError:
+      row["model_flops"] = None
+
+
+def train_flops(row: dict) -> float | None:
+  """A training step's FLOPs: XLA's count where it is whole (no loops), else 3x the counted
+  forward matrix products (`attnjax/models/flops.py`), else None."""
+  if not row["loops"] and row.get("train_flops"):
+    return row["train_flops"]
+  return 3 * row["model_flops"] if row.get("model_flops") else None
+
+
+def rate(row: dict) -> float | None:
+  """Achieved GFLOP/s of the training step."""
+  flops = train_flops(row)
+  return None if flops is None else flops / row["step_s"] / 1e9
+
+
+def step_cost(latency: dict, name: str) -> float | None:
+  """Seconds one dependent encoder step adds at batch 1: the slope of encoding time over n."""
+  points = sorted((r["length"], r["seconds"]) for r in latency.values()
+                  if r["model"] == name and r["task"] == "encode")
+  if len(points) < 2:
+    return None
+  return (points[-1][1] - points[0][1]) / (points[-1][0] - points[0][0])
+
+
+def rise_point(rows: list[dict], key: str = "us_per_token") -> int | None:
+  """The first n past the fastest at which the time per token exceeds RISE x its minimum."""
+  if not rows:
+    return None
+  fastest = min(range(len(rows)), key=lambda i: rows[i][key])
+  return next((r["length"] for r in rows[fastest:] if r[key] > RISE * rows[fastest][key]), None)
+
+
+def claims(budget: dict, latency: dict) -> list[list]:
+  """One row per claim the measurements can test: what, measured, needed, holds."""
+  rows = []
+  yes = lambda ok: "yes" if ok else "no"
+  cross = crossover(budget)
+  transformer = _rows(budget, "transformer")
+  for name in RNNS:
+    rnn = _rows(budget, name)
+    if len(rnn) < 2:
+      continue
+    rise = rnn[-1]["us_per_token"] / rnn[0]["us_per_token"]
+    rows.append([LABELS[name], f"training time per token, n = {rnn[-1]['length']} over n = "
+                 f"{rnn[0]['length']} (n dependent steps on T/n rows)", f"{rise:.2f}x",
+                 f">= {MIN_RNN_RISE:.1f}x", yes(rise >= MIN_RNN_RISE)])
+  if transformer and cross:
+    below = [r for r in transformer if r["length"] < cross["analytic"]]
+    if len(below) >= 2:
+      times = [r["us_per_token"] for r in below]
+      flat = max(times) / min(times)
+      rows.append(["Transformer", f"training time per token, max over min for n < {cross['analytic']:.0f} "
+                   "(attention's work below the projections')", f"{flat:.2f}x", f"<= {MAX_FLAT:.1f}x",
+                   yes(flat <= MAX_FLAT)])
+    if "xla" in cross:
+      gap = max(cross["xla"], cross["analytic"]) / min(cross["xla"], cross["analytic"])
+      rows.append(["Transformer", "n where attention's work passes the projections': XLA's "
+                   "cost analysis against the matrix-product count",
+                   f"{cross['xla']:.0f} against {cross['analytic']:.0f}",
+                   f"within {MAX_CROSSOVER_GAP:.0f}x", yes(gap <= MAX_CROSSOVER_GAP)])
+  by_n = {r["length"]: r for r in transformer}
+  for name in ("rnn_attention", "rnn_seq2seq"):
+    pairs = [(r, by_n[r["length"]]) for r in _rows(budget, name) if r["length"] in by_n]
+    if cross:
+      pairs = [(a, b) for a, b in pairs if a["length"] < cross["analytic"]] or pairs
+    if len(pairs) < 2:
+      continue
+    for key, what in (("us_per_token", "training step"), ("forward_us_per_token", "forward pass")):
+      first = pairs[0][0][key] / pairs[0][1][key]
+      last = pairs[-1][0][key] / pairs[-1][1][key]
+      rows.append([f"{LABELS[name]} / Transformer", f"{what} time per token, n = {pairs[0][0]['length']} "
+                   f"-> {pairs[-1][0]['length']} (the Transformer's advantage grows with n)",
+                   f"{first:.2f}x -> {last:.2f}x", "grows", yes(last > first)])
+  encode = {(r["model"], r["length"]): r["seconds"] for r in latency.values() if r["task"] == "encode"}
+  lengths = sorted({n for _, n in encode})
+  if len(lengths) >= 2 and ("transformer", lengths[0]) in encode:
+    lo, hi = lengths[0], lengths[-1]
+    growth = lambda m: encode[(m, hi)] / encode[(m, lo)]
+    for name in RNNS:
+      if (name, lo) in encode and (name, hi) in encode and ("transformer", hi) in encode:
+        rows.append([f"{LABELS[name]} against Transformer", f"encoding one sentence, n = {hi} over "
+                     f"n = {lo} (n dependent steps against one parallel pass)",
+                     f"{growth(name):.1f}x against {growth('transformer'):.1f}x", "RNN grows more",
+                     yes(growth(name) > growth("transformer"))])
+  decode = {(r["model"], r["length"]): r["ms_per_token"] for r in latency.values() if r["task"] == "decode"}
+  train = {(r["model"], r["length"]): r["us_per_token"] for r in budget.values() if "skipped" not in r}
+  for name in RNNS:
+    common_m = [m for (model, m) in decode if model == name and ("transformer", m) in decode
+                and (name, m) in train and ("transformer", m) in train]
+    if not common_m:
+      continue
+    m = max(common_m)
+    in_decode = decode[(name, m)] / decode[("transformer", m)]
+    in_training = train[(name, m)] / train[("transformer", m)]
+    rows.append([f"{LABELS[name]} / Transformer", f"time per token at n = {m}: greedy decoding at "
+                 "batch 1 (dependent steps for both) against training", f"{in_decode:.2f}x against "
+                 f"{in_training:.2f}x", "decoding's ratio smaller", yes(in_decode < in_training)])
+  return rows
+
+
+def _fmt(x, digits=1):
+  return "–" if x is None else f"{x:,.{digits}f}"
 
 
 def write(root, preset: str, report_dir) -> list[pathlib.Path]:
   root, report_dir = pathlib.Path(root), pathlib.Path(report_dir)
-  meta, steps, loops, devices = (_read(root, n) for n in ("models", "steps", "loops", "devices"))
+  meta, budget, latency, devices = (_read(root, n) for n in ("models", "budget", "latency", "devices"))
   if not meta:
     raise SystemExit(f"nothing measured under {root}; run `python -m experiments.parallelism.run "
                      f"--preset {preset}` first")
@@ -46,105 +198,235 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
   env, sizes = meta["environment"], meta["models"]
   names = [n for n in LABELS if n in sizes]
   s = env["settings"]
+  device = env.get("device", env["device_kind"])
+  count_flops(budget, sizes, s["vocab"])
 
   model_rows = [[LABELS[n], f"{sizes[n]['params']:,}",
                  f"{sizes[n]['params'] / sizes['transformer']['params']:.2f}", _size(sizes[n]["model"])]
                 for n in names]
-  lengths = sorted({r["length"] for r in steps.values()})
-  step_rows = []
+
+  lengths = sorted({r["length"] for r in budget.values()})
+  budget_rows = []
+  for length in lengths:
+    row = [length, max(1, s["budget"] // length)]
+    for n in names:
+      r = budget.get(f"{n}/{length}")
+      if r is None or "skipped" in r:
+        row += [r["skipped"] if r else "–", "–", "–", "–"]
+      else:
+        row += [_fmt(r["us_per_token"]), _fmt(r["forward_us_per_token"]), _fmt(rate(r)),
+                r["sequential_steps_per_layer"]]
+    budget_rows.append(row)
+  budget_header = ["n", "batch"] + [f"{LABELS[n]}: {what}" for n in names
+                                    for what in ("train µs/token", "forward µs/token", "train GFLOP/s",
+                                                 "sequential steps")]
+
+  cross = crossover(budget)
+  work_rows = []
   for length in lengths:
     row = [length]
     for n in names:
-      r = steps.get(f"{n}/{length}")
-      row += [f"{1000 * r['step_s']:.1f}", f"{r['tokens_per_s']:,.0f}"] if r else ["–", "–"]
-    step_rows.append(row)
-  step_header = ["n"] + [f"{LABELS[n]} {what}" for n in names for what in ("ms/step", "tokens/s")]
+      r = budget.get(f"{n}/{length}")
+      ok = r is not None and "skipped" not in r and r["train_flops"] is not None
+      row += ([f"{r['train_flops'] / r['target_tokens'] / 1e6:,.2f}",
+               f"{r['train_bytes'] / r['target_tokens'] / 1e3:,.1f}" if r["train_bytes"] else "–"]
+              if ok else ["–", "–"])
+    t = budget.get(f"transformer/{length}")
+    row += ([f"{t['attention_flops'] / t['target_tokens'] / 1e6:,.3f}",
+             f"{t['projection_flops'] / t['target_tokens'] / 1e6:,.3f}"]
+            if t and "skipped" not in t else ["–", "–"])
+    work_rows.append(row)
+  work_header = (["n"] + [f"{LABELS[n]}: {what}" for n in names for what in ("MFLOP/token", "kB/token")]
+                 + ["Transformer attention MFLOP/token", "projections MFLOP/token"])
 
-  loop_rows = []
-  for r in sorted(loops.values(), key=lambda r: (names.index(r["model"]), r["length"])):
-    trips = [l["trip_count"] for l in r["loops"]]
-    where = ", ".join(sorted({l["where"] for l in r["loops"]})) or "–"
-    loop_rows.append([LABELS[r["model"]], r["length"], len(r["loops"]),
-                      " ".join(map(str, trips)) or "–", where, r["sequential_steps_per_layer"],
-                      PAPER[r["model"]]])
+  encode = {(r["model"], r["length"]): r for r in latency.values() if r["task"] == "encode"}
+  decode = {(r["model"], r["length"]): r for r in latency.values() if r["task"] == "decode"}
+  encode_rows = [[n_] + [_fmt(1000 * encode[(m, n_)]["seconds"], 2) if (m, n_) in encode else "–"
+                         for m in names] for n_ in sorted({n for _, n in encode})]
+  decode_rows = [[m_] + [_fmt(decode[(m, m_)]["ms_per_token"], 3) if (m, m_) in decode else "–"
+                         for m in names] for m_ in sorted({n for _, n in decode})]
 
-  device_rows, base = [], {}
+  rise = {n: rise_point(_rows(budget, n)) for n in names}
+  claim_rows = claims(budget, latency)
+
+  md = report_dir / f"results_{preset}.md"
+  budget_png, latency_png, flops_png = (report_dir / f"{what}_{preset}.png"
+                                        for what in ("budget", "latency", "flops"))
+  wall = f", {env['wall_s'] / 60:.0f} minutes wall in all" if env.get("wall_s") else ""
+  cross_text = (f"By the matrix-product count the Transformer's attention (scores and weighted sums, "
+                f"n² d) passes its projections (n d²) at n ≈ {cross['analytic']:.0f}"
+                + (f"; a line fitted to XLA's FLOPs per token puts it at n ≈ {cross['xla']:.0f}"
+                   if "xla" in cross else "")
+                + ". Time per token starts to rise (past "
+                f"{RISE:.2f}x its minimum) at n = {rise.get('transformer') or 'none measured'} for the "
+                "Transformer" if cross else "")
+  rnn_rise = "; ".join(f"{LABELS[n]} at n = {rise[n] or 'none measured'}" for n in names if n in RNNS)
+  md.write_text(
+      f"# RNN against Transformer: parallelism, measured ({preset} preset)\n\n"
+      f"Device: {device}; JAX {env['jax']}; {s['dtype']}{wall}. At each length the models are "
+      f"timed side by side: after {s['warmup']} warm-up call(s), {s['timed']} rounds "
+      f"({s['latency_timed']} for latency) in which each model runs one call in turn, ended by "
+      "`block_until_ready`; each figure is the median over the rounds.\n\n"
+      "## Models (parameter counts matched to the Transformer's)\n\n"
+      + common.table(["model", "parameters", "/ Transformer", "size"], model_rows)
+      + f"\n## (a) A fixed budget of {s['budget']:,} target tokens per step (batch × n, source = target = n)\n\n"
+      "Time per target token of one training step (forward, backward, clipping, Adam) and of the "
+      "teacher-forced forward pass alone. The work of the projections per token is the same at "
+      "every n; what changes is how it can run: an RNN takes n dependent steps on budget / n "
+      "rows, the Transformer a few products over all tokens at once. `sequential steps` is "
+      "the longest `while` loop in the compiled forward pass (XLA's trip count): n for an RNN, "
+      "none (1) for the Transformer. `train GFLOP/s` is the rate the step achieves: XLA's count "
+      "for the Transformer, 3x the counted forward products for an RNN (`attnjax/models/flops.py`, "
+      "– where it does not count the model).\n\n"
+      + common.table(budget_header, budget_rows)
+      + f"\n![time per token at a fixed budget]({budget_png.name})\n\n"
+      + _reading(budget, latency, names)
+      + "\n## The work per token (XLA's cost analysis of the compiled training step)\n\n"
+      "FLOPs and bytes accessed per target token of the training step. XLA counts a `while` "
+      "loop's body once, so the RNNs' figures are one recurrent step plus what lies outside "
+      "the loops, not their whole work; the Transformer's program has no loop and its count is "
+      "whole. The last two columns split the Transformer's forward matrix products "
+      "(`attnjax/models/flops.py`).\n\n"
+      + common.table(work_header, work_rows)
+      + f"\n{cross_text}" + (f"; {rnn_rise}." if cross else "") + "\n"
+      + f"\n![FLOPs per token]({flops_png.name})\n"
+      + "\n## (b) Latency at batch 1\n\n"
+      "Encoding one sentence of n tokens (ms): the Transformer encodes all positions in one pass, "
+      "an RNN in n dependent steps.\n\n"
+      + common.table(["n"] + [LABELS[n] for n in names], encode_rows)
+      + "\nGreedy decoding of m tokens from a source of m, ms per generated token (encoding "
+      "included, EOS suppressed): each token waits for the one before in every family; the "
+      "Transformer reads its key/value cache.\n\n"
+      + common.table(["m"] + [LABELS[n] for n in names], decode_rows)
+      + f"\n![latency]({latency_png.name})\n"
+      + "\n## (c) Throughput against devices\n\n"
+      + _devices_section(devices, s)
+      + "\n## Table 1's claims, checked\n\n"
+      + (common.table(["model", "claim", "measured", "needed", "holds"], claim_rows)
+         if claim_rows else "Nothing measured here can test a claim.\n"))
+
+  _plot_budget(budget, names, s, device, budget_png)
+  _plot_latency(encode, decode, names, device, latency_png)
+  _plot_flops(budget, names, cross, device, flops_png)
+  raw = report_dir / f"measurements_{preset}.json"
+  raw.write_text(json.dumps({"models": meta, "budget": budget, "latency": latency, "devices": devices},
+                            indent=2) + "\n")
+  print(f"wrote {md}, {budget_png}, {latency_png}, {flops_png} and {raw}")
+  return [md, budget_png, latency_png, flops_png, raw]
+
+
+def _reading(budget: dict, latency: dict, names) -> str:
+  """The table in words: how each family's time per token and achieved rate move with n, and
+  what one dependent step costs, computed from the measurements."""
+  parts = []
+  for n in names:
+    rows = _rows(budget, n)
+    if len(rows) < 2:
+      continue
+    rates = [x for x in (rate(r) for r in rows) if x is not None]
+    text = (f"{LABELS[n]}: {rows[0]['us_per_token']:.0f} µs per token at n = {rows[0]['length']}, "
+            f"{rows[-1]['us_per_token']:.0f} at n = {rows[-1]['length']} "
+            f"({rows[-1]['us_per_token'] / rows[0]['us_per_token']:.2f}x)")
+    if rates:
+      text += f", {min(rates):.0f}-{max(rates):.0f} GFLOP/s"
+    parts.append(text)
+  t = _rows(budget, "transformer")
+  if len(t) >= 2 and t[0].get("train_bytes") and t[-1].get("train_bytes"):
+    grow = lambda key: (t[-1][key] / t[-1]["target_tokens"]) / (t[0][key] / t[0]["target_tokens"])
+    parts.append(f"from n = {t[0]['length']} to {t[-1]['length']} the Transformer's bytes accessed per "
+                 f"token (XLA) grow {grow('train_bytes'):.1f}x and its FLOPs per token "
+                 f"{grow('train_flops'):.1f}x, its time per token "
+                 f"{t[-1]['us_per_token'] / t[0]['us_per_token']:.1f}x")
+  costs = [(n, step_cost(latency, n)) for n in names if n in RNNS]
+  costs = [f"{LABELS[n]} {1e6 * c:.1f} µs" for n, c in costs if c is not None]
+  text = "Measured: " + "; ".join(parts) + "." if parts else ""
+  if costs:
+    text += (" One dependent encoder step at batch 1 (the slope of encoding time over n, part (b)) "
+             "costs " + ", ".join(costs) + ".")
+  return text + "\n" if text else ""
+
+
+def _devices_section(devices: dict, s: dict) -> str:
+  if not devices:
+    return "Not measured.\n"
+  if "skipped" in devices:
+    return f"Not measured: {devices['skipped']}. The tests check the strategies' correctness on forced host devices.\n"
+  rows, base = [], {}
   for n_dev in sorted(devices, key=int):
     result = devices[n_dev]
     if "skipped" in result:
-      device_rows.append([n_dev, "–", "–", "–", "–", result["skipped"]])
+      rows.append([n_dev, "–", "–", "–", "–", result["skipped"]])
       continue
     for r in result["rows"]:
       key = (r["model"], r["strategy"])
       base.setdefault(key, r["tokens_per_s"])
-      device_rows.append([n_dev, LABELS[r["model"]], r["strategy"], f"{1000 * r['step_s']:.1f}",
-                          f"{r['tokens_per_s']:,.0f}", f"{r['tokens_per_s'] / base[key]:.2f}x"])
-  device_kind = next((d["device_kind"] for d in devices.values()), env["device_kind"])
+      rows.append([n_dev, LABELS[r["model"]], r["strategy"], f"{1000 * r['step_s']:.1f}",
+                   f"{r['tokens_per_s']:,.0f}", f"{r['tokens_per_s'] / base[key]:.2f}x"])
+  return (f"Batch {s['device_batch']} per device, n = {s['device_length']}.\n\n"
+          + common.table(["devices", "model", "strategy", "ms/step", "tokens/s", "vs 1 device"], rows))
 
-  md, step_png, dev_png = (report_dir / f"results_{preset}.md", report_dir / f"step_time_{preset}.png",
-                           report_dir / f"devices_{preset}.png")
-  md.write_text(
-      f"# RNN against Transformer: parallelism, measured ({preset} preset)\n\n"
-      f"Device: {env['platform']} ({env['device_kind']}), {env['cpu_count']} CPU cores visible, "
-      f"JAX {env['jax']}. Float32 throughout. Timings are medians of {s['timed']} steps after "
-      f"{s['warmup']} warm-up step(s); a shared machine makes them noisy.\n\n"
-      "## Models (parameter counts matched to the Transformer's)\n\n"
-      + common.table(["model", "parameters", "/ Transformer", "size"], model_rows)
-      + f"\n## (a) One training step against sequence length n (batch {s['batch']}, source = target = n)\n\n"
-      + common.table(step_header, step_rows)
-      + f"\n![step time]({step_png.name})\n"
-      + "\n## (b) Sequential steps in the compiled forward pass (Vaswani et al. 2017, Table 1)\n\n"
-      "`while` loops in the optimised HLO of the teacher-forced forward pass, with their trip counts "
-      "(`known_trip_count`). Each loop is one RNN layer and direction, or the decoder; a loop of n "
-      "iterations is n steps that must run one after another. The Transformer's program has no loop: "
-      "each layer is one parallel step over all positions.\n\n"
-      + common.table(["model", "n", "while loops", "trip counts", "where", "sequential steps per layer",
-                      "paper"], loop_rows)
-      + f"\n## (c) Throughput against device count (batch {s['device_batch']} per device, "
-      f"n = {s['device_length']}, {device_kind})\n\n"
-      + ("On a CPU the devices are host devices forced with `--xla_force_host_platform_device_count`; "
-         "they share the machine's cores, so more of them cannot add compute.\n\n"
-         if env["platform"] == "cpu" else "")
-      + common.table(["devices", "model", "strategy", "ms/step", "tokens/s", "vs 1 device"], device_rows)
-      + f"\n![devices]({dev_png.name})\n")
 
-  fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-  for n in names:
-    rows = sorted((r for r in steps.values() if r["model"] == n), key=lambda r: r["length"])
-    ax1.plot([r["length"] for r in rows], [1000 * r["step_s"] for r in rows], marker="o", label=LABELS[n])
-    ax2.plot([r["length"] for r in rows], [r["tokens_per_s"] for r in rows], marker="o", label=LABELS[n])
-  for ax, label in ((ax1, "ms per training step"), (ax2, "target tokens per second")):
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("sequence length n")
-    ax.set_ylabel(label)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-  fig.suptitle(f"Training step against length ({env['device_kind']}, batch {s['batch']})")
-  common.save_figure(fig, step_png)
-
-  fig, ax = plt.subplots(figsize=(6, 4.2))
-  for model, strategy in base:
-    xs, ys = [], []
-    for n_dev in sorted(devices, key=int):
-      for r in devices[n_dev].get("rows", []):
-        if (r["model"], r["strategy"]) == (model, strategy):
-          xs.append(int(n_dev))
-          ys.append(r["tokens_per_s"])
-    ax.plot(xs, ys, marker="o", linestyle="-" if strategy == "mesh" else "--",
-            label=f"{LABELS[model]}, {strategy}")
-  ax.set_xlabel("devices")
-  ax.set_ylabel("target tokens per second")
-  ax.set_xticks(sorted({int(n) for n in devices}))
-  ax.set_title(f"Throughput against devices ({device_kind})")
-  ax.grid(alpha=0.3)
+def _loglog(ax, xlabel, ylabel):
+  ax.set_xscale("log", base=2)
+  ax.set_yscale("log")
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.grid(alpha=0.3, which="both")
   ax.legend(fontsize=8)
-  common.save_figure(fig, dev_png)
 
-  raw = report_dir / f"measurements_{preset}.json"
-  raw.write_text(json.dumps({"models": meta, "steps": steps, "loops": loops, "devices": devices}, indent=2) + "\n")
-  print(f"wrote {md}, {step_png}, {dev_png} and {raw}")
-  return [md, step_png, dev_png, raw]
+
+def _plot_budget(budget, names, s, device, path):
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+  for ax, key, title in ((axes[0], "us_per_token", "training step"),
+                         (axes[1], "forward_us_per_token", "forward pass")):
+    for n in names:
+      rows = _rows(budget, n)
+      ax.plot([r["length"] for r in rows], [r[key] for r in rows], marker="o", label=LABELS[n])
+    ax.set_title(title)
+    _loglog(ax, "sequence length n (batch = budget / n)", "µs per target token")
+  fig.suptitle(f"Time per token at {s['budget']:,} target tokens per step ({device})", fontsize=10)
+  common.save_figure(fig, path)
+
+
+def _plot_latency(encode, decode, names, device, path):
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+  for n in names:
+    xs = sorted(l for m, l in encode if m == n)
+    axes[0].plot(xs, [1000 * encode[(n, x)]["seconds"] for x in xs], marker="o", label=LABELS[n])
+    xs = sorted(l for m, l in decode if m == n)
+    axes[1].plot(xs, [decode[(n, x)]["ms_per_token"] for x in xs], marker="o", label=LABELS[n])
+  axes[0].set_title("encoding one sentence (batch 1)")
+  _loglog(axes[0], "source length n", "ms")
+  axes[1].set_title("greedy decoding (batch 1)")
+  _loglog(axes[1], "tokens generated m (source of m)", "ms per generated token")
+  fig.suptitle(f"Latency at batch 1 ({device})", fontsize=10)
+  common.save_figure(fig, path)
+
+
+def _plot_flops(budget, names, cross, device, path):
+  fig, ax = plt.subplots(figsize=(6.5, 4.4))
+  rows = _rows(budget, "transformer")
+  if rows and rows[0]["train_flops"]:
+    ax.plot([r["length"] for r in rows], [r["train_flops"] / r["target_tokens"] for r in rows],
+            marker="o", label="Transformer, XLA, training step")
+  if rows:
+    xs = [r["length"] for r in rows]
+    ax.plot(xs, [3 * r["attention_flops"] / r["target_tokens"] for r in rows], linestyle="--",
+            label="Transformer attention (3x forward, counted)")
+    ax.plot(xs, [3 * r["projection_flops"] / r["target_tokens"] for r in rows], linestyle=":",
+            label="Transformer projections (3x forward, counted)")
+  for n in names:
+    if n == "transformer":
+      continue
+    rows = [r for r in _rows(budget, n) if r.get("model_flops")]
+    if rows:
+      ax.plot([r["length"] for r in rows], [3 * r["model_flops"] / r["target_tokens"] for r in rows],
+              marker=".", label=f"{LABELS[n]} (3x forward, counted)")
+  if cross:
+    ax.axvline(cross["analytic"], color="grey", alpha=0.5)
+  ax.set_title(f"Training FLOPs per target token ({device})", fontsize=9)
+  _loglog(ax, "sequence length n", "FLOPs per target token")
+  common.save_figure(fig, path)
 
 
 def main(argv=None) -> int:

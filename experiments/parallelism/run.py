@@ -1,37 +1,49 @@
-r"""Experiment 4: what the Transformer's parallelism buys, measured (Vaswani et al. 2017, Table 1).
+r"""Experiment 4: what the Transformer's parallelism buys over recurrence, measured on the
+machine at hand (Vaswani et al. 2017, Table 1).
 
     python -m experiments.parallelism.run --preset cpu     # then: python -m experiments.parallelism.report
 
 Three models of matched parameter counts (within 10 %): an RNN without attention
 (`configs/rnn_seq2seq.py`), an RNN with attention (`configs/rnn_luong.py`, general score, input
 feeding) and the Transformer (`configs/transformer.py`); the RNNs embed with d_model and their
-hidden size is solved for so that their parameter count (`jax.tree.leaves` of the parameters) matches the Transformer's.
+hidden size is solved for so that their parameter count matches the Transformer's.
 
-(a) steps.json: the time of one training step (`attnjax.train.steps.train_step` under `jax.jit`,
-    warm-up steps first, then the median of timed steps, each ended by `block_until_ready`) and
-    target tokens per second, against the sequence length n (source = target = n tokens).
-(b) loops.json: the sequential steps each model executes, read from the compiled forward pass:
-    every `while` loop in the optimised HLO with its trip count (XLA's `known_trip_count`, else
-    the constant in the loop's condition). An RNN runs one loop of n iterations per layer and
-    direction; the Transformer none (Table 1: O(n) against O(1) sequential operations).
+(a) budget.json, at a fixed budget of target tokens per step (batch x n = T, source = target
+    = n): the time of one training step (`attnjax.train.steps.train_step`, state donated) and
+    of the teacher-forced forward pass alone, against n. Holding T fixed keeps the work per
+    step of the projections constant, so what changes with n is how it can be scheduled: an
+    RNN runs n dependent steps on T/n rows, the Transformer a few products over all T tokens
+    (until attention's n^2 d outgrows the projections' n d^2). From the same compiled
+    programs: XLA's cost analysis (FLOPs, bytes accessed) and the `while` loops with their
+    trip counts (an RNN compiles to one loop of n iterations per layer and direction, the
+    Transformer to none). XLA counts a loop's body once, so for the RNNs its FLOPs are those
+    of one recurrent step plus everything outside the loops; the Transformer's are whole.
+(b) latency.json, at batch 1: the time to encode one sentence of n tokens (`encode`), and
+    greedy decoding of m tokens from a source of m (`attnjax.decode`, EOS suppressed, the
+    Transformer with its key/value cache), per generated token.
 (c) devices.json: training throughput against the number of devices, under the `pmap` and
-    `mesh` strategies (`attnjax.parallel.make_runner`), the batch per device fixed. Each device
-    count runs in its own process: on a CPU the devices are `--xla_force_host_platform_device_count`
-    host devices, which must be set before JAX starts. Counts above the devices present are skipped.
+    `mesh` strategies, the batch per device fixed; each count in its own process. Measured
+    only where there is more than one real device: host devices forced onto a CPU share its
+    cores, so they say nothing about parallel hardware (the tests check their correctness).
+
+At each length every model's programs are compiled first, then timed side by side: after
+warm-up calls, rounds in which each model runs one call in turn (ended by
+`block_until_ready`), so that a slow spell of a shared machine falls on all models alike;
+each figure is the median over the rounds.
 
 Presets:
-  smoke  tiny models, n = 8 (loops at 8 and 16), 1 and 2 devices: seconds (tests/test_experiments.py).
-  cpu    Transformer `small` (d_model 128, 2+2 layers), vocabulary 2,000, batch 8, n = 16 to 256;
-         1, 2 and 4 host devices at n = 32. Measured: 14 minutes wall, 9.5 minutes of CPU, on 2
-         cores shared with other jobs (load average 5-7); compiling the training step (15-37 s
-         each, 27 of them) is most of it.
-  full   a GPU host, sized for about 10 minutes of device time with start-up: Transformer `base`
-         (d_model 512, 6+6 layers), vocabulary 8,000, 2-layer RNNs, all in bfloat16, batch 64,
-         n = 16 to 1,024, 2 warm-up and 5 timed steps; also the attentive RNN with its encoder
-         through cuDNN (`model.encoder_impl=cudnn`, float32: jax.experimental.rnn's only
-         dtype); loops at n = 16, 128, 1,024; 1, 2, 4 and 8 devices at n = 64 where present.
-         Each measurement is written as it arrives, step times first.
-Results already in `<out>/<preset>/` are kept, so an interrupted run resumes where it stopped.
+  smoke  tiny models, T = 64, n = 8 and 16: seconds (tests/test_experiments.py).
+  cpu    Transformer `small` (d_model 128, 2+2 layers), vocabulary 2,000, T = 4,096,
+         n = 8 to 1,024; encoding at n = 8 to 1,024 and decoding m = 16, 64, 256 at batch 1.
+         About 15 minutes on 2 cores (experiments/README.md), compilation most of it.
+  full   a GPU host, about 10 minutes of device time: Transformer `base` (d_model 512, 6+6),
+         vocabulary 8,000, 2-layer RNNs, bfloat16, T = 65,536, n = 16 to 1,024; also the
+         attentive RNN with its encoder through cuDNN (`model.encoder_impl=cudnn`, float32);
+         1, 2, 4 and 8 devices at n = 64 where present. Budget rows first.
+Results already in `<out>/<preset>/` are kept, so an interrupted run resumes where it stopped;
+each measurement is written as it arrives. The experiment reads no corpus (its batches are
+random tokens of its own vocabulary) and is one run: its models are compared side by side in
+one process, which jobs on several machines could not do.
 """
 
 import argparse
@@ -50,28 +62,35 @@ from experiments import common
 MODELS = ("rnn_seq2seq", "rnn_attention", "transformer")
 CUDNN = "rnn_attention_cudnn"  # rnn_attention with model.encoder_impl=cudnn (float32), where asked
 SETTINGS = {
-    "smoke": dict(transformer="tiny", vocab=64, rnn_layers=1, batch=2, lengths=(8,), warmup=1,
-                  timed=2, loop_lengths=(8, 16), devices=(1, 2), device_length=8, device_batch=2,
-                  device_models=("transformer",), dtype="float32", cudnn=True),
-    "cpu": dict(transformer="small", vocab=2000, rnn_layers=1, batch=8, lengths=(16, 32, 64, 128, 256),
-                warmup=1, timed=3, loop_lengths=(16, 64, 256), devices=(1, 2, 4), device_length=32,
-                device_batch=8, device_models=("rnn_attention", "transformer"), dtype="float32",
-                cudnn=False),
-    "full": dict(transformer="base", vocab=8000, rnn_layers=2, batch=64,
-                 lengths=(16, 32, 64, 128, 256, 512, 1024), warmup=2, timed=5,
-                 loop_lengths=(16, 128, 1024), devices=(1, 2, 4, 8), device_length=64, device_batch=64,
-                 device_models=("rnn_seq2seq", "rnn_attention", "transformer"), dtype="bfloat16",
-                 cudnn=True),
+    "smoke": dict(transformer="tiny", vocab=64, rnn_layers=1, budget=64, lengths=(8, 16),
+                  encode_lengths=(8, 16), decode_lengths=(8,), warmup=1, timed=2, latency_timed=2,
+                  devices=(1, 2), device_length=8, device_batch=2, device_models=("transformer",),
+                  dtype="float32", cudnn=True),
+    "cpu": dict(transformer="small", vocab=2000, rnn_layers=1, budget=4096,
+                lengths=(8, 16, 32, 64, 128, 256, 512, 1024),
+                encode_lengths=(8, 32, 128, 512, 1024), decode_lengths=(16, 64, 256), warmup=1,
+                timed=5, latency_timed=15, devices=(1, 2, 4), device_length=32, device_batch=8,
+                device_models=("rnn_attention", "transformer"), dtype="float32", cudnn=False),
+    "full": dict(transformer="base", vocab=8000, rnn_layers=2, budget=65536,
+                 lengths=(16, 32, 64, 128, 256, 512, 1024),
+                 encode_lengths=(16, 64, 256, 1024), decode_lengths=(16, 64, 256), warmup=2,
+                 timed=5, latency_timed=10, devices=(1, 2, 4, 8), device_length=64,
+                 device_batch=64, device_models=("rnn_seq2seq", "rnn_attention", "transformer"),
+                 dtype="bfloat16", cudnn=True),
 }
 
 
 # ---------------------------------------------------------------- models of matched size
 
 
+def _max_len(s) -> int:
+  return max(s["lengths"] + s["encode_lengths"] + s["decode_lengths"] + (s["device_length"],))
+
+
 def _transformer_config(s):
   config = common.load_config(f"configs/transformer.py:size={s['transformer']}")
   config.model.dtype = s["dtype"]
-  config.model.max_len = max(s["lengths"] + (s["device_length"],))
+  config.model.max_len = _max_len(s)
   return config
 
 
@@ -97,7 +116,7 @@ def _rnn_config(name: str, hidden: int, s):
 def matched_configs(s) -> dict:
   """{model: config}; each RNN's hidden size (a multiple of 8) solved for the Transformer's count.
 
-  The count is quadratic in the hidden size, so three counts fix it and one more checks it.
+  The count is quadratic in the hidden size, so three counts fix it.
   """
   import numpy as np
   configs = {"transformer": _transformer_config(s)}
@@ -115,42 +134,7 @@ def matched_configs(s) -> dict:
   return configs
 
 
-# ---------------------------------------------------------------- (a) step time against length
-
-
-def time_steps(train_step, state, batch, warmup: int, timed: int):
-  """(median seconds per step, seconds of the first call, which compiles)."""
-  import jax
-  from attnjax import bench
-  step = bench.stepper(train_step, state, batch, jax.random.PRNGKey(0))
-  (first,), _ = bench.time_steps(step, 0, 1)
-  seconds, _ = bench.time_steps(step, warmup - 1, timed)
-  return statistics.median(seconds), first
-
-
-def step_times(configs, s, results: dict, save) -> None:
-  import jax
-  from attnjax import models
-  from attnjax.train import steps
-  from attnjax.train.state import init_state
-  for name, config in configs.items():
-    model = models.build(config.model, s["vocab"], s["vocab"])
-    train_step = jax.jit(steps.bind(model, config.train)[0], donate_argnums=0)
-    for length in s["lengths"]:
-      key = f"{name}/{length}"
-      if key in results:
-        continue
-      state = init_state(model, config.train, 0)
-      batch = random_batch(s["batch"], length, length, s["vocab"])
-      seconds, first = time_steps(train_step, state, batch, s["warmup"], s["timed"])
-      results[key] = {"model": name, "length": length, "batch": s["batch"], "step_s": seconds,
-                      "tokens_per_s": s["batch"] * length / seconds, "first_call_s": first}
-      print(f"  (a) {name:13s} n={length:4d}: {1000 * seconds:9.1f} ms/step "
-            f"{s['batch'] * length / seconds:10.0f} target tokens/s", flush=True)
-      save()
-
-
-# ---------------------------------------------------------------- (b) loops in the compiled program
+# ---------------------------------------------------------------- what a compiled program says
 
 
 def while_loops(hlo: str) -> list[dict]:
@@ -176,7 +160,7 @@ def while_loops(hlo: str) -> list[dict]:
       constants = [int(c) for c in re.findall(r"s32\[\] constant\((\d+)\)", body)]
       count = max(constants) if constants else None
     where = re.search(r'op_name="([^"]+)"', line)
-    loops.append({"trip_count": count, "op_name": where.group(1) if where else ""})
+    loops.append({"trip_count": count, "where": _short(where.group(1) if where else "")})
   return loops
 
 
@@ -187,27 +171,162 @@ def _short(op_name: str) -> str:
   return "/".join(parts[-3:])
 
 
-def loop_counts(configs, s, results: dict, save) -> None:
+def cost(compiled) -> dict:
+  """XLA's cost analysis of a compiled program: FLOPs and bytes accessed (None where absent)."""
+  try:
+    analysis = compiled.cost_analysis()
+  except Exception:  # noqa: BLE001 -- some backends have no cost model
+    analysis = None
+  if isinstance(analysis, (list, tuple)):
+    analysis = analysis[0] if analysis else None
+  analysis = analysis or {}
+  get = lambda key: float(analysis[key]) if key in analysis else None
+  return {"xla_flops": get("flops"), "xla_bytes": get("bytes accessed")}
+
+
+def timed(call, warmup: int, count: int) -> float:
+  """Median seconds of `count` calls of `call()` after `warmup` more."""
+  from attnjax import bench
+  seconds, _ = bench.time_steps(call, warmup, count)
+  return statistics.median(seconds)
+
+
+def side_by_side(calls: dict, warmup: int, rounds: int) -> dict:
+  """{name: median seconds} of `calls` ({name: call}) timed in alternating rounds, one call
+  of each per round, so that a slow spell of a shared machine falls on all of them alike."""
+  from attnjax import bench
+  for call in calls.values():
+    bench.time_steps(call, warmup, 0)
+  seconds = {name: [] for name in calls}
+  for _ in range(rounds):
+    for name, call in calls.items():
+      seconds[name] += bench.time_steps(call, 0, 1)[0]
+  return {name: statistics.median(s) for name, s in seconds.items()}
+
+
+def _out_of_memory(err: Exception) -> bool:
+  return "RESOURCE_EXHAUSTED" in str(err) or "out of memory" in str(err).lower()
+
+
+# ---------------------------------------------------------------- (a) a fixed token budget
+
+
+def compile_budget(model, config, s, length: int) -> dict:
+  """The training step and forward pass at batch T // n, compiled once, with what XLA says of
+  them, and calls that run them (the training step carries its donated state along)."""
   import jax
-  import jax.numpy as jnp
+  from attnjax import bench
+  from attnjax.train import steps
+  from attnjax.train.state import init_state
+  batch_size = max(1, s["budget"] // length)
+  batch = random_batch(batch_size, length, length, s["vocab"])
+  state = init_state(model, config.train, 0)
+  params = jax.tree.map(lambda x: x.copy(), state.params)  # the training step donates the state's
+  start = time.perf_counter()
+  forward = jax.jit(lambda p, src, tgt: model.apply({"params": p}, src, tgt, train=False))
+  forward = forward.lower(params, batch["src"], batch["tgt_in"]).compile()
+  train_step = jax.jit(steps.bind(model, config.train)[0], donate_argnums=0)
+  rng = jax.random.PRNGKey(0)
+  train_step = train_step.lower(state, batch, rng).compile()
+  compile_s = time.perf_counter() - start
+  loops = while_loops(forward.as_text())
+  trips = [l["trip_count"] for l in loops if l["trip_count"] is not None]
+  forward_cost, train_cost = cost(forward), cost(train_step)
+  row = {"length": length, "batch": batch_size, "target_tokens": batch_size * length,
+         "train_flops": train_cost["xla_flops"], "train_bytes": train_cost["xla_bytes"],
+         "forward_flops": forward_cost["xla_flops"], "forward_bytes": forward_cost["xla_bytes"],
+         "loops": loops, "sequential_steps_per_layer": max(trips) if trips else 1,
+         "compile_s": round(compile_s, 1)}
+  if config.model.family == "transformer":
+    row.update(transformer_work(config.model, s["vocab"], batch_size, length))
+  return {"row": row, "forward": lambda: forward(params, batch["src"], batch["tgt_in"]),
+          "train": bench.stepper(train_step, state, batch, rng)}
+
+
+def transformer_work(cfg, vocab: int, batch: int, length: int) -> dict:
+  """The Transformer's forward matrix-product FLOPs (`attnjax.models.flops`), split into
+  attention's scores and weighted sums (n^2 d) and everything else, the projections (n d^2)."""
+  from attnjax.models import flops
+  total = flops.forward(cfg, vocab, batch, length, length)
+  attention = cfg.num_encoder_layers * 3 * (2 * 2 * batch * length * length * cfg.d_model)
+  return {"attention_flops": attention, "projection_flops": total - attention}
+
+
+def fixed_budget(configs, s, results: dict, save) -> None:
+  """At each n, every model's programs compiled, then timed side by side."""
   from attnjax import models
-  for name in MODELS:  # not CUDNN: on a GPU its loop is inside cuDNN's kernel, not in the HLO
-    model = models.build(configs[name].model, s["vocab"], s["vocab"])
-    params = jax.eval_shape(model.init, jax.random.PRNGKey(0), jax.ShapeDtypeStruct((1, 8), jnp.int32),
-                            jax.ShapeDtypeStruct((1, 8), jnp.int32))["params"]
-    forward = jax.jit(lambda p, src, tgt: model.apply({"params": p}, src, tgt))
-    for length in s["loop_lengths"]:
-      key = f"{name}/{length}"
-      if key in results:
+  built = {name: models.build(config.model, s["vocab"], s["vocab"]) for name, config in configs.items()}
+  for length in s["lengths"]:
+    ready = {}
+    for name in configs:
+      if f"{name}/{length}" in results:
         continue
-      tokens = jax.ShapeDtypeStruct((s["batch"], length), jnp.int32)
-      loops = while_loops(forward.lower(params, tokens, tokens).compile().as_text())
-      for loop in loops:
-        loop["where"] = _short(loop.pop("op_name"))
-      trips = [l["trip_count"] for l in loops if l["trip_count"] is not None]
-      results[key] = {"model": name, "length": length, "loops": loops,
-                      "sequential_steps_per_layer": max(trips) if trips else 1}
-      print(f"  (b) {name:13s} n={length:4d}: {len(loops)} while loops, trip counts {trips}", flush=True)
+      try:
+        ready[name] = compile_budget(built[name], configs[name], s, length)
+      except Exception as err:  # noqa: BLE001 -- an accelerator's memory is the limit at large n
+        if not _out_of_memory(err):
+          raise
+        results[f"{name}/{length}"] = {"model": name, "length": length, "skipped": "out of memory"}
+        print(f"  (a) {name:19s} n={length:4d}: out of memory, skipped", flush=True)
+    if not ready:
+      continue
+    train = side_by_side({name: r["train"] for name, r in ready.items()}, s["warmup"], s["timed"])
+    forward = side_by_side({name: r["forward"] for name, r in ready.items()}, s["warmup"], s["timed"])
+    for name, r in ready.items():
+      row, tokens = r["row"], r["row"]["target_tokens"]
+      row.update(step_s=train[name], tokens_per_s=tokens / train[name], us_per_token=1e6 * train[name] / tokens,
+                 forward_s=forward[name], forward_us_per_token=1e6 * forward[name] / tokens)
+      results[f"{name}/{length}"] = {"model": name, **row}
+      print(f"  (a) {name:19s} n={length:4d} batch {row['batch']:4d}: train "
+            f"{row['us_per_token']:8.1f} us/token ({row['tokens_per_s']:8.0f} tokens/s), forward "
+            f"{row['forward_us_per_token']:7.1f} us/token, loops "
+            f"{[l['trip_count'] for l in row['loops']]}, compiled in {row['compile_s']:.0f} s",
+            flush=True)
+    save()
+
+
+# ---------------------------------------------------------------- (b) latency at batch 1
+
+
+def latency(configs, s, results: dict, save) -> None:
+  """Encoding one sentence of n tokens, and greedy decoding of m tokens per generated token,
+  every model's program compiled at each length and then timed side by side."""
+  import jax
+  from attnjax import bench, models
+  from attnjax import decode as decode_lib
+  from attnjax.train.state import init_params
+  built = {name: models.build(config.model, s["vocab"], s["vocab"]) for name, config in configs.items()}
+  variables = {name: {"params": init_params(model, seed=0)} for name, model in built.items()}
+
+  def encoder(name, src):
+    encode = jax.jit(lambda v, src: built[name].apply(v, src, method="encode"))
+    compiled = encode.lower(variables[name], src).compile()
+    return lambda: compiled(variables[name], src)
+
+  def decoder(name, src, length):
+    compiled = decode_lib.make_decoder(bench.NeverEOS(built[name]), length)
+    compiled = compiled.lower(variables[name], src).compile()
+    produced = int(compiled(variables[name], src).lengths[0])
+    if produced != length:
+      raise RuntimeError(f"{name}: decoding stopped at {produced} of {length} tokens")
+    return lambda: compiled(variables[name], src)
+
+  for task, lengths in (("encode", s["encode_lengths"]), ("decode", s["decode_lengths"])):
+    for length in lengths:
+      todo = [name for name in configs if f"{name}/{task}/{length}" not in results]
+      if not todo:
+        continue
+      src = random_batch(1, length, 1, s["vocab"])["src"]
+      calls = {name: encoder(name, src) if task == "encode" else decoder(name, src, length)
+               for name in todo}
+      seconds = side_by_side(calls, s["warmup"], s["latency_timed"])
+      for name in todo:
+        row = {"model": name, "task": task, "length": length, "seconds": seconds[name]}
+        if task == "decode":
+          row["ms_per_token"] = 1000 * seconds[name] / length
+        results[f"{name}/{task}/{length}"] = row
+        per = f"{row['ms_per_token']:8.3f} ms/token" if task == "decode" else f"{1000 * seconds[name]:8.2f} ms"
+        print(f"  (b) {name:19s} {task} n={length:4d}: {per}", flush=True)
       save()
 
 
@@ -215,10 +334,10 @@ def loop_counts(configs, s, results: dict, save) -> None:
 
 
 def device_worker(root: pathlib.Path, preset: str, num_devices: int) -> dict:
-  """In a process started with `num_devices` host devices: throughput of each strategy."""
+  """In a process that sees `num_devices` devices or more: throughput of each strategy."""
   import jax
   import ml_collections
-  from attnjax import models, parallel
+  from attnjax import bench, models, parallel
   from attnjax.train import steps
   from attnjax.train.state import init_state
   s = SETTINGS[preset]
@@ -238,28 +357,37 @@ def device_worker(root: pathlib.Path, preset: str, num_devices: int) -> dict:
       config.parallel.update(strategy=strategy, num_devices=num_devices)
       runner = parallel.make_runner(config.parallel, lambda axis: steps.bind(model, config.train, axis))
       state = runner.put_state(init_state(model, config.train, 0))
-      seconds, _ = time_steps(runner.train_step, state, batch, s["warmup"], s["timed"])
-      out["rows"].append({"model": name, "strategy": strategy, "step_s": seconds,
-                          "tokens_per_s": rows * length / seconds})
+      step = bench.stepper(runner.train_step, state, batch, jax.random.PRNGKey(0))
+      step_s = timed(step, s["warmup"], s["timed"])
+      out["rows"].append({"model": name, "strategy": strategy, "step_s": step_s,
+                          "tokens_per_s": rows * length / step_s})
   return out
 
 
-def _device_env(num_devices: int) -> dict:
-  env = dict(os.environ)
-  flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "", env.get("XLA_FLAGS", ""))
-  env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={num_devices}".strip()
-  env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # on a GPU the parent holds memory too
-  env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(common.REPO), env.get("PYTHONPATH")]))
-  return env
+def real_devices() -> tuple[int, str]:
+  """How many devices can run in parallel here, and why not more (a CPU's host devices share it)."""
+  import jax
+  if jax.devices()[0].platform == "cpu":
+    return 1, "a CPU's forced host devices share its cores, so more of them cannot add compute"
+  return jax.device_count(), ""
 
 
 def device_scaling(s, root: pathlib.Path, preset: str, results: dict, save) -> None:
+  count, why = real_devices()
+  if count < 2:
+    results.clear()
+    results["skipped"] = f"one real device: {why}" if why else "one device"
+    print(f"  (c) skipped: {results['skipped']}", flush=True)
+    save()
+    return
   for n in s["devices"]:
     if str(n) in results:
       continue
+    env = dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false")  # the parent holds memory too
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(common.REPO), env.get("PYTHONPATH")]))
     proc = subprocess.run([sys.executable, "-m", "experiments.parallelism.run", "--preset", preset,
-                           "--out", str(root.parent.resolve()), "--worker_devices", str(n)], env=_device_env(n), cwd=common.REPO,
-                          capture_output=True, text=True)
+                           "--out", str(root.parent.resolve()), "--worker_devices", str(n)],
+                          env=env, cwd=common.REPO, capture_output=True, text=True)
     lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
     if proc.returncode or not lines:
       raise RuntimeError(f"the {n}-device process failed (exit {proc.returncode}): "
@@ -268,8 +396,6 @@ def device_scaling(s, root: pathlib.Path, preset: str, results: dict, save) -> N
     for row in results[str(n)]["rows"]:
       print(f"  (c) {n} devices {row['model']:13s} {row['strategy']:4s}: {1000 * row['step_s']:9.1f} ms/step "
             f"{row['tokens_per_s']:10.0f} target tokens/s", flush=True)
-    if "skipped" in results[str(n)]:
-      print(f"  (c) {n} devices: skipped, {results[str(n)]['skipped']}", flush=True)
     save()
 
 
@@ -277,9 +403,12 @@ def device_scaling(s, root: pathlib.Path, preset: str, results: dict, save) -> N
 
 
 def main(argv=None) -> int:
-  p = common.parser("parallelism", __doc__)
+  p = common.parser("parallelism", __doc__, runs=False)
   p.add_argument("--worker_devices", type=int, default=0, help=argparse.SUPPRESS)
-  args = p.parse_args(argv)
+  args = common.parse(p, argv)
+  if set(args.data) - {"data_dir"}:
+    p.error("the parallelism experiment times random tokens of its own vocabulary and reads no "
+            "corpus: drop the --config.data flags")
   s = SETTINGS[args.preset]
   root = common.runs_dir(args)
   if args.worker_devices:
@@ -288,26 +417,33 @@ def main(argv=None) -> int:
   root.mkdir(parents=True, exist_ok=True)
   start = time.perf_counter()
   import jax
+  from attnjax import bench
   configs = matched_configs(s)
   sizes = {name: {"params": count_params(config.model, s["vocab"]), "model": config.model.to_dict()}
            for name, config in configs.items()}
   environment = {"platform": jax.devices()[0].platform, "device_kind": jax.devices()[0].device_kind,
-                 "cpu_count": os.cpu_count(), "jax": jax.__version__, "preset": args.preset,
+                 "device": bench.device_name(jax.devices()[0]), "cpu_count": os.cpu_count(),
+                 "jax": jax.__version__, "preset": args.preset,
                  "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in s.items()}}
-  (root / "models.json").write_text(json.dumps({"models": sizes, "environment": environment}, indent=2))
-  print(f"  models: {time.perf_counter() - start:.0f} s", flush=True)
+  earlier = root / "models.json"  # a resumed run adds its wall time to the earlier sessions'
+  environment["wall_s"] = json.loads(earlier.read_text())["environment"].get("wall_s", 0) if earlier.exists() else 0
+  earlier.write_text(json.dumps({"models": sizes, "environment": environment}, indent=2))
   print("parameters: " + ", ".join(f"{n} {sizes[n]['params']:,}" for n in sizes), flush=True)
 
-  # Step times first: they are what a run cut short on an accelerator should still leave.
-  for part, fn in (("steps", lambda r, save: step_times(configs, s, r, save)),
-                   ("loops", lambda r, save: loop_counts(configs, s, r, save)),
+  # The budget rows first: they are what a run cut short on an accelerator should still leave.
+  for part, fn in (("budget", lambda r, save: fixed_budget(configs, s, r, save)),
+                   ("latency", lambda r, save: latency(configs, s, r, save)),
                    ("devices", lambda r, save: device_scaling(s, root, args.preset, r, save))):
     path = root / f"{part}.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     part_start = time.perf_counter()
     fn(results, lambda: path.write_text(json.dumps(results, indent=2)))
     print(f"  {part}: {time.perf_counter() - part_start:.0f} s", flush=True)
-  print(f"measured in {time.perf_counter() - start:.0f} s", flush=True)
+  seconds = time.perf_counter() - start
+  meta = json.loads((root / "models.json").read_text())
+  meta["environment"]["wall_s"] = round(meta["environment"]["wall_s"] + seconds)
+  (root / "models.json").write_text(json.dumps(meta, indent=2))
+  print(f"measured in {seconds:.0f} s", flush=True)
   from experiments.parallelism import report
   report.write(root, args.preset, args.report_dir)
   return 0

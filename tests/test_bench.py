@@ -91,6 +91,21 @@ def test_remat_recomputes_the_same_loss():
   assert remat_flops > flops  # the backward pass computes the forward again
 
 
+@pytest.mark.parametrize("decoder,bidirectional", [("seq2seq", False), ("seq2seq", True), ("luong", True)])
+def test_rnn_flops_agree_with_xla_over_one_step(decoder, bidirectional):
+  """With one source and one target token every recurrent loop runs once, so XLA's count (a
+  loop's body once) is the whole forward pass: the analytic count is within a few percent."""
+  from attnjax.config import rnn_model
+  from attnjax.models import flops
+  cfg = rnn_model(decoder=decoder)
+  cfg.update(embed_dim=64, hidden_dim=128, bidirectional=bidirectional, dropout=0.0)
+  model = models.build(cfg, 512, 512)
+  src = tgt = jax.ShapeDtypeStruct((8, 1), jax.numpy.int32)
+  variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), src, tgt)
+  forward = jax.jit(lambda v, s, t: model.apply(v, s, t)).lower(variables, src, tgt).compile()
+  assert bench.xla_flops(forward) == pytest.approx(flops.forward(cfg, 512, 8, 1, 1), rel=0.1)
+
+
 def test_transformer_flops_agree_with_xla():
   """The analytic count (matrix products only) is within a few percent of XLA's at a size
   where matrix products dominate."""
@@ -110,6 +125,10 @@ def test_flags_that_cannot_work_are_refused():
     bench.parse_args(["--model", "transformer", "--task", "decode", "--remat"])
   with pytest.raises(SystemExit):
     bench.parse_args(["--model", "transformer", "--batch", "0"])
+  with pytest.raises(SystemExit):
+    bench.parse_args(["--model", "transformer", "--attention-dropout", "1.5"])
+  assert bench.model_config(bench.parse_args(["--model", "transformer", "--attention-dropout", "0"])
+                            ).attention_dropout == 0.0
 
 
 def test_bench_imports_nothing_beyond_jax_flax_optax_numpy_ml_collections():

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The accelerator's one script: what a lent GPU should measure, most important first, each part
+# under its own time limit, every result written as it arrives, so a run cut short keeps what
+# it reached. Sized for about 10 minutes on one H100/H200, compilation included.
+#
+#   experiments/gpu/run.sh                   # from anywhere; needs jax[cuda], flax, optax, ml_collections
+#   SMOKE=1 experiments/gpu/run.sh           # tiny sizes on a CPU: checks this script (make test does)
+#   OUT=/tmp/gpu PYTHON=/path/to/python experiments/gpu/run.sh
+#   PARTS=bench LIMIT_BENCH=60 experiments/gpu/run.sh   # some parts, other time limits (seconds)
+#
+# 1. Chapter 3 at scale: the parallelism experiment's `full` preset (Transformer-base against
+#    RNNs of its size, bfloat16, 65,536 target tokens a step, n = 16 ... 1,024, the RNN with
+#    attention also with its encoder through cuDNN); its JSON, report and plots in $OUT/parallelism.
+# 2. `attnjax bench` in bfloat16 at 32k target tokens a step: Transformer-base and -big with the
+#    fused attention (attention dropout 0), MFU against the chip's dense bf16 peak; the RNNs at
+#    Luong et al.'s sizes (1,024-wide LSTMs, 32k vocabulary). One JSON line each, $OUT/bench.jsonl.
+# 3. Greedy and beam-4 decoding of Transformer-base, into the same file.
+# Not here yet: the Flax WMT example side by side (its source must travel with the working tree).
+#
+# Nothing is installed: the repo runs from its checkout (PYTHONPATH=.). A part that fails or runs
+# out of time is said in one line and the next part runs; the exit status is that of the worst.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PYTHON:-python3}
+export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
+export XLA_PYTHON_CLIENT_PREALLOCATE=${XLA_PYTHON_CLIENT_PREALLOCATE:-false}
+OUT=${OUT:-experiments/gpu/results}
+mkdir -p "$OUT"
+
+if [ "${SMOKE:-0}" = 1 ]; then
+  PRESET=smoke
+  BASE="--d-model 32 --heads 2 --ff 64 --layers 1 --vocab 64 --batch 4 --src-len 8 --tgt-len 8"
+  BIG="--d-model 64 --heads 4 --ff 128 --layers 1 --vocab 64 --batch 4 --src-len 8 --tgt-len 8"
+  RNN="--emb 16 --hidden 32 --vocab 64 --batch 4 --src-len 8 --tgt-len 8"
+  DECODE="$BASE"
+  STEPS="--warmup 1 --steps 1"
+  LIMIT_PARALLELISM=${LIMIT_PARALLELISM:-600} LIMIT_BENCH=${LIMIT_BENCH:-120}
+else
+  PRESET=full
+  # 512 x 64 = 32,768 target tokens a step (Vaswani et al. 2017 trained on about 25k).
+  BASE="--d-model 512 --heads 8 --ff 2048 --layers 6 --vocab 32000 --batch 512 --src-len 64 --tgt-len 64"
+  BIG="--d-model 1024 --heads 16 --ff 4096 --layers 6 --vocab 32000 --batch 512 --src-len 64 --tgt-len 64"
+  RNN="--emb 1024 --hidden 1024 --vocab 32000 --batch 512 --src-len 64 --tgt-len 64"
+  DECODE="--d-model 512 --heads 8 --ff 2048 --layers 6 --vocab 32000 --batch 64 --src-len 64 --tgt-len 64"
+  STEPS="--warmup 3 --steps 10"
+  LIMIT_PARALLELISM=${LIMIT_PARALLELISM:-330} LIMIT_BENCH=${LIMIT_BENCH:-90}
+fi
+
+status=0
+part() {  # part LIMIT_S NAME COMMAND...: run it, say how it ended
+  local limit=$1 name=$2
+  shift 2
+  echo "+ [$name] $*" >&2
+  timeout --kill-after=10 "$limit" "$@"
+  local code=$?
+  if [ $code -eq 124 ] || [ $code -eq 137 ]; then
+    echo "[$name] stopped at its limit of $limit s; what it wrote is kept" >&2
+    status=1
+  elif [ $code -ne 0 ]; then
+    echo "[$name] failed (exit $code)" >&2
+    status=1
+  fi
+}
+bench() {  # bench NAME FLAGS...: one JSON line into bench.jsonl
+  local name=$1
+  shift
+  part "$LIMIT_BENCH" "$name" bash -c '"$0" -m attnjax bench --dtype bfloat16 "$@" >> "'"$OUT"'/bench.jsonl"' "$PY" $STEPS "$@"
+}
+
+PARTS=${PARTS:-parallelism bench}
+start=$SECONDS
+: > "$OUT/bench.jsonl"
+if [[ " $PARTS " == *" parallelism "* ]]; then
+  part "$LIMIT_PARALLELISM" parallelism "$PY" -m experiments.parallelism.run --preset "$PRESET" \
+    --out "$OUT/runs" --report_dir "$OUT/parallelism"
+fi
+# shellcheck disable=SC2086  # the size variables hold several flags
+if [[ " $PARTS " == *" bench "* ]]; then
+  bench transformer-base --model transformer --task train --attention-dropout 0 $BASE
+  bench transformer-big --model transformer --task train --attention-dropout 0 $BIG
+  bench rnn-attention --model rnn_attention --task train $RNN
+  bench rnn-seq2seq --model rnn_seq2seq --task train $RNN
+  bench greedy --model transformer --task decode $DECODE
+  bench beam-4 --model transformer --task decode --beam 4 $DECODE
+fi
+"$PY" experiments/gpu/summary.py "$OUT/bench.jsonl" "$((SECONDS - start))"
+exit $status

@@ -1,0 +1,39 @@
+"""experiments/gpu/run.sh, the accelerator's one script, at smoke sizes on the CPU: every part
+runs and writes what it promises, and a part that outruns its limit is said and does not stop
+the others."""
+
+import json
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(REPO, "experiments", "gpu", "run.sh")
+
+
+def _run(tmp_path, **env):
+  env = dict(os.environ, SMOKE="1", OUT=str(tmp_path), PYTHON=sys.executable, **env)
+  return subprocess.run(["bash", SCRIPT], env=env, capture_output=True, text=True, timeout=1200)
+
+
+def test_every_part_writes_its_results(tmp_path):
+  proc = _run(tmp_path)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  runs = [json.loads(l) for l in (tmp_path / "bench.jsonl").read_text().splitlines()]
+  assert [(r["model"], r["task"], r["beam"]) for r in runs] == [
+      ("transformer", "train", None), ("transformer", "train", None), ("rnn_attention", "train", None),
+      ("rnn_seq2seq", "train", None), ("transformer", "decode", 1), ("transformer", "decode", 4)]
+  assert all(r["dtype"] == "bfloat16" and r["step_s_median"] > 0 for r in runs)
+  assert runs[1]["params"] > runs[0]["params"]  # big is bigger than base
+  budget = json.loads((tmp_path / "runs" / "smoke" / "budget.json").read_text())
+  assert {r["model"] for r in budget.values()} >= {"transformer", "rnn_attention", "rnn_attention_cudnn"}
+  assert (tmp_path / "parallelism" / "results_smoke.md").exists()
+  assert "MFU" in proc.stdout and "transformer    decode    4" in proc.stdout
+
+
+def test_a_part_past_its_limit_is_said_and_the_others_run(tmp_path):
+  proc = _run(tmp_path, PARTS="bench", LIMIT_BENCH="1")
+  assert proc.returncode == 1
+  for name in ("transformer-base", "transformer-big", "rnn-attention", "rnn-seq2seq", "greedy", "beam-4"):
+    assert f"[{name}] stopped at its limit of 1 s; what it wrote is kept" in proc.stderr
+  assert "no bench results" in proc.stdout and not (tmp_path / "runs").exists()

@@ -14,6 +14,21 @@ class ConfigError(Error, ValueError):
   """A config value that cannot work; the message names the field and what would."""
 
 
+def preset_options(arg: str, defaults: dict, where: str) -> dict:
+  """A config file's `:arg` preset, `key=value[,key=value]`, over `defaults` (strings); an
+  unknown key or an item without `=` is a ConfigError naming the file and what it takes."""
+  options = dict(defaults)
+  takes = ", ".join(f"{key}=" for key in defaults)
+  for item in filter(None, arg.split(",")):
+    key, eq, value = item.partition("=")
+    if not eq:
+      raise ConfigError(f"{where}: preset option {item!r} has no value; it takes {takes}")
+    if key not in defaults:
+      raise ConfigError(f"{where}: unknown preset option(s) {[key]}; it takes {takes}")
+    options[key] = value
+  return options
+
+
 def base() -> ml_collections.ConfigDict:
   """Every section with the defaults shared by all configs; a config file sets `model`."""
   config = ml_collections.ConfigDict()

@@ -8,15 +8,12 @@ The decoder starts from the encoder's final state and never sees the source agai
 puts the first source words next to the first target words.
 """
 
-from attnjax.config import base, rnn_model
+from attnjax.config import base, preset_options, rnn_model
 
 
 def get_config(arg: str = ""):
-  options = dict(item.split("=", 1) for item in arg.split(",") if item)
-  unknown = set(options) - {"reverse"}
-  if unknown:
-    raise ValueError(f"configs/rnn_seq2seq.py: unknown preset option(s) {sorted(unknown)}; use reverse=0|1")
+  options = preset_options(arg, {"reverse": "0"}, "configs/rnn_seq2seq.py")
   config = base()
   config.model = rnn_model(decoder="seq2seq")
-  config.model.reverse_source = options.get("reverse", "0") not in ("0", "false", "False")
+  config.model.reverse_source = options["reverse"] not in ("0", "false", "False")
   return config

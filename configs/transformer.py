@@ -8,11 +8,11 @@ default: trains on en_fr_synth:quick in minutes), `base` (Vaswani's base model: 
 base and big compute in bfloat16 with a 32,000-piece vocabulary.
 """
 
-from attnjax.config import ConfigError, base, transformer_model
+from attnjax.config import ConfigError, base, preset_options, transformer_model
 
 
 def get_config(arg: str = "size=small"):
-  size = dict(item.split("=", 1) for item in arg.split(",") if item).get("size", "small")
+  size = preset_options(arg, {"size": "small"}, "configs/transformer.py")["size"]
   config = base()
   try:
     config.model = transformer_model(size)

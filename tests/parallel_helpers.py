@@ -53,9 +53,10 @@ def tiny_config(root, family: str = "rnn", strategy: str = "mesh", steps: int = 
 
 def get_config(arg: str = ""):
   """`root=DIR[,family=rnn|transformer][,strategy=mesh|pmap][,steps=N]`, as a config file."""
-  kw = dict(item.split("=", 1) for item in arg.split(",") if item)
-  return tiny_config(kw.pop("root"), kw.pop("family", "rnn"), kw.pop("strategy", "mesh"),
-                     int(kw.pop("steps", 6)))
+  from attnjax.config import preset_options
+  kw = preset_options(arg, {"root": "", "family": "rnn", "strategy": "mesh", "steps": "6"},
+                      "tests/parallel_helpers.py")
+  return tiny_config(kw["root"], kw["family"], kw["strategy"], int(kw["steps"]))
 
 
 def losses(workdir) -> dict[int, float]:

@@ -157,3 +157,12 @@ def test_align_draws_words_by_default_and_pieces_on_request(trained, tmp_path, c
   (words, src_words, _), (pieces, src_pieces, tgt_pieces) = drawn
   assert src_words == ["three", "hundred"] and src_pieces[-1] == "</s>"
   assert words.shape[-1] == 2 and pieces.shape == (len(tgt_pieces), 1, 1, len(src_pieces))
+
+
+def test_reading_a_workdir_is_silent(trained, caplog):
+  """A notebook's attnjax.load logs nothing: Orbax's notes on a read-only manager stay out."""
+  import logging
+  import attnjax
+  with caplog.at_level(logging.INFO):
+    assert attnjax.load(trained).step > 0
+  assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records

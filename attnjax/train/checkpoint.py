@@ -23,6 +23,16 @@ class CheckpointError(Error, RuntimeError):
   pass
 
 
+class _ReadOnlyIsNoNews(logging.Filter):
+  """Orbax warns that a manager opened read-only cannot write: reading a workdir says nothing."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Given directory is read only")
+
+
+logging.getLogger("absl").addFilter(_ReadOnlyIsNoNews())
+
+
 def manager(workdir, keep: int = 2, every: int = 1, read_only: bool = False) -> ocp.CheckpointManager:
   directory = pathlib.Path(workdir).absolute() / "checkpoints"
   preserve = policies.AnyPreservationPolicy([
@@ -31,7 +41,7 @@ def manager(workdir, keep: int = 2, every: int = 1, read_only: bool = False) -> 
   ])
   options = ocp.CheckpointManagerOptions(
       preservation_policy=preserve, read_only=read_only, create=not read_only,
-      enable_async_checkpointing=True, save_interval_steps=1)
+      enable_async_checkpointing=True, save_interval_steps=0 if read_only else 1)
   return ocp.CheckpointManager(directory, options=options, item_names=("state", "data", "meta"))
 
 

@@ -29,7 +29,7 @@ def largest_weight(workdir) -> float:
 
 
 def main(argv=None) -> int:
-  args = common.parser("scores", __doc__).parse_args(argv)
+  args = common.parser("scores", __doc__, runs=False).parse_args(argv)
   root = common.runs_dir(args)
   peaks: dict[tuple[str, int], list[float]] = {}
   for workdir in sorted(root.iterdir()) if root.is_dir() else []:

@@ -27,7 +27,7 @@ rounding (tests/test_decode.py).
 """
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -103,12 +103,23 @@ def _grower(model, variables, src, max_len: int, repeat: int = 1):
   return state, ends, grow
 
 
-def _run_phases(body, carry, ends, grow):
-  """Runs `body` while t < max_len and not every row is done, phase by phase; carry[0] is t,
-  carry[2] the decoding state and carry[4] the rows' done flags."""
+class _Carry(NamedTuple):
+  """What a decoding loop carries from one step to the next."""
+  t: Any        # steps taken
+  prev: Any     # the tokens chosen last, [B] (beam: [B, K])
+  state: Any    # the model's decoding state
+  out: Any      # the tokens so far, [B, max_len] (beam: [B, K, max_len])
+  done: Any     # rows that have emitted EOS
+  score: Any    # summed log-probabilities of the tokens chosen
+  extra: Any    # greedy: the cross-attention so far; beam: (parents, cross-attention) per step
+
+
+def _run_phases(body, carry: _Carry, ends, grow) -> _Carry:
+  """Runs `body` while t < max_len and not every row is done, phase by phase, the decoding
+  state grown to each phase's length first."""
   for end in ends:
-    carry = (*carry[:2], grow(carry[2], end), *carry[3:])
-    carry = jax.lax.while_loop(lambda c, end=end: (c[0] < end) & ~jnp.all(c[4]), body, carry)
+    carry = carry._replace(state=grow(carry.state, end))
+    carry = jax.lax.while_loop(lambda c, end=end: (c.t < end) & ~jnp.all(c.done), body, carry)
   return carry
 
 
@@ -134,12 +145,12 @@ def greedy(model, variables, src, max_len: int, choose=None) -> Decoded:
     out = out.at[:, t].set(token)
     if align is not None:
       align = align.at[:, t].set(jnp.where(done[:, None, None, None], 0.0, weights))
-    return t + 1, token, state, out, done | (token == EOS_ID), score, align
+    return _Carry(t + 1, token, state, out, done | (token == EOS_ID), score, align)
 
   out = jnp.zeros((batch, max_len), jnp.int32)
-  carry = (0, first, state, out, jnp.zeros((batch,), bool), jnp.zeros((batch,)), align)
-  _, _, _, out, _, score, align = _run_phases(body, carry, ends, grow)
-  return Decoded(out, _lengths(out), score, align)
+  carry = _Carry(0, first, state, out, jnp.zeros((batch,), bool), jnp.zeros((batch,)), align)
+  carry = _run_phases(body, carry, ends, grow)
+  return Decoded(carry.out, _lengths(carry.out), carry.score, carry.extra)
 
 
 def _lengths(tokens):
@@ -247,13 +258,14 @@ def beam_search(model, variables, src, max_len: int, beam_size: int, alpha: floa
       parents, cross = history
       history = (parents.at[t].set(beam),
                  cross.at[t].set(weights.reshape((batch, k) + weights.shape[1:])))
-    return t + 1, token, state, out, was_done | (token == EOS_ID), score, history
+    return _Carry(t + 1, token, state, out, was_done | (token == EOS_ID), score, history)
 
   out = jnp.zeros((batch, k, max_len), jnp.int32)
   # Only the first copy of each sentence is live at the start, so the K beams differ.
   score = jnp.tile(jnp.array([0.0] + [NEG_INF] * (k - 1)), (batch, 1))
-  carry = (0, first.reshape(batch, k), state, out, jnp.zeros((batch, k), bool), score, history)
-  steps, _, _, out, _, score, history = _run_phases(body, carry, ends, grow)
+  carry = _Carry(0, first.reshape(batch, k), state, out, jnp.zeros((batch, k), bool), score, history)
+  carry = _run_phases(body, carry, ends, grow)
+  steps, out, score, history = carry.t, carry.out, carry.score, carry.extra
   normalised = score / length_penalty(_lengths(out).astype(jnp.float32), alpha)
   best = jnp.argmax(normalised, axis=-1)[:, None]                  # [B, 1]
   pick = lambda x: _gather(x, best)[:, 0]

@@ -183,8 +183,7 @@ def run(command: str, fv, positional=()) -> int:
     print(f"averaged the parameters of steps {', '.join(map(str, steps))} into {out} (step {step}); "
           f"`attnjax eval --workdir {out}` scores it")
     return 0
-  if fv["beam"].value is not None and fv["beam"].value < 1:
-    raise UsageError(f"--beam={fv['beam'].value}: the beam size must be at least 1")
+  _check_beam(fv)
   trained = trained_lib.load(fv["workdir"].value, fv["step"].value)
   _check_outputs(command, fv)
   if command == "eval" and fv["alignment"].value:
@@ -259,6 +258,12 @@ def run(command: str, fv, positional=()) -> int:
   raise UsageError(f"unknown command {command!r}")
 
 
+def _check_beam(fv) -> None:
+  if fv["beam"].value is not None:
+    from attnjax.decode import check_beam
+    check_beam(fv["beam"].value, "--beam")
+
+
 def _check_outputs(command: str, fv) -> None:
   """Every path `command` will write, checked before the work (`attnjax.outputs`)."""
   from attnjax import outputs
@@ -314,8 +319,7 @@ def _compare(fv, trained_lib, progress) -> int:
   names = fv["workdir"].value
   if len(names) != 2:
     raise UsageError(f"compare takes two --workdir flags (the baseline first), not {len(names)}")
-  if fv["beam"].value is not None and fv["beam"].value < 1:
-    raise UsageError(f"--beam={fv['beam'].value}: the beam size must be at least 1")
+  _check_beam(fv)
   trained = [trained_lib.load(name) for name in names]
   pairs, what = _pairs(fv, trained[0], progress)
   systems = [(name, t.translate([s for s, _ in pairs], fv["beam"].value)) for name, t in zip(names, trained)]

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from attnjax.errors import UsageError
 from attnjax.tokens import BOS_ID, EOS_ID, PAD_ID
 from attnjax.sampling import Sampling, argmax, chunk_size, sample_choice
 
@@ -295,12 +296,18 @@ def _trace_back(best, steps, lengths, parents, cross):
   return jnp.moveaxis(align, 0, 1)
 
 
+def check_beam(beam_size: int, where: str = "beam_size") -> int:
+  """`beam_size`, if a beam can be that wide; else a UsageError naming `where` (a flag, a field)."""
+  if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
+    raise UsageError(f"{where}={beam_size}: the beam size must be at least 1")
+  return beam_size
+
+
 def decode(model, variables, src, max_len: int, beam_size: int = 1, alpha: float = 0.6,
            sampling: Sampling | None = None, nbest: int = 0) -> Decoded:
   """Greedy when `beam_size` is 1, beam search otherwise; sampling when `sampling` is given;
   with `nbest`, beam search's `nbest` best hypotheses too (a beam of one lists its one)."""
-  if beam_size < 1:
-    raise ValueError(f"beam size must be at least 1, got {beam_size}")
+  check_beam(beam_size)
   if not 0 <= nbest <= beam_size:
     raise ValueError(f"an n-best list of {nbest} needs a beam of at least {nbest}, not {beam_size}")
   if nbest:

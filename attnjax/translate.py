@@ -34,8 +34,7 @@ class Translator:
   def __init__(self, model, variables, tokenizers, *, max_src_len: int, max_len: int,
                beam_size: int = 1, alpha: float = 0.6, batch_size: int = 32,
                sampling: Sampling | None = None, nbest: int = 0):
-    if beam_size < 1:
-      raise ValueError(f"beam size must be at least 1, got {beam_size}")
+    decoding.check_beam(beam_size)
     self.variables, self.tokenizers = variables, tokenizers
     self.max_src_len, self.batch_size = max_src_len, batch_size
     self._decode = decoding.make_decoder(model, max_len, beam_size, alpha, sampling, nbest)

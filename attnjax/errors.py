@@ -5,6 +5,12 @@ from `Error` (and from the builtin it refines, so `except ValueError` still catc
 value); anything else is a bug and keeps its traceback.
 """
 
+import errno
+
+# What a filesystem without locks answers flock with (some network filesystems, Lustre
+# without -o flock): the workdir lock and the data dir's prepare lock then go on unguarded.
+NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
+
 
 class Error(Exception):
   """A failure the message explains: what was wrong, where, and how to fix it."""

@@ -8,7 +8,6 @@ The checkpoints beside it are `attnjax/train/checkpoint.py`'s; the model they ho
 
 import contextlib
 import datetime
-import errno
 import fcntl
 import json
 import os
@@ -19,7 +18,7 @@ import sys
 import ml_collections
 
 from attnjax import config as config_lib
-from attnjax.errors import WorkdirBusy
+from attnjax.errors import NO_LOCKS, WorkdirBusy
 
 
 # The sections a trained model depends on: a workdir refuses a config that changes them.
@@ -67,8 +66,6 @@ def check_compatible(config, saved) -> None:
 # ---------------------------------------------------------------- the lock
 
 LOCK_FILE = "workdir.lock"
-# What a filesystem without locks answers (some network filesystems, Lustre without -o flock).
-NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
 
 
 def holder(workdir) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import fcntl
 import hashlib
 import json
@@ -36,6 +35,7 @@ import tqdm
 
 from attnjax.data import builders
 from attnjax.data.tokenizer import Tokenizers
+from attnjax.errors import NO_LOCKS
 from attnjax.progress import is_terminal
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ def _turn(root: Path):
     try:
       fcntl.flock(fd, fcntl.LOCK_EX)
     except OSError as err:
-      if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+      if err.errno not in NO_LOCKS:
         raise
     yield
   finally:

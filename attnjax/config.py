@@ -98,6 +98,8 @@ def rnn_model(decoder: str = "luong", score: str = "general") -> ml_collections.
   model.decoder = decoder        # seq2seq | encdec (no attention) | bahdanau | luong
   model.score = score            # dot | general | concat | additive | scaled_dot (luong)
   model.input_feeding = True     # luong
+  model.local = ""               # luong: "" (global) | m (local-m) | p (local-p), Luong sec. 3.2
+  model.local_window = 10        # luong, local: D, the window [p_t - D, p_t + D]
   model.reverse_source = False   # seq2seq, encdec: read the source words last to first
   model.encoder_impl = "scan"    # scan | cudnn (jax.experimental.rnn: cuDNN's LSTM on a GPU)
   return model
@@ -105,7 +107,8 @@ def rnn_model(decoder: str = "luong", score: str = "general") -> ml_collections.
 
 # Model fields added after workdirs were trained, with the value that reproduces those
 # workdirs: a saved config without one reads as if it had it (workdir.load_config).
-ADDED_MODEL_FIELDS = {"rnn": {"reverse_source": False, "encoder_impl": "scan"}}
+ADDED_MODEL_FIELDS = {"rnn": {"reverse_source": False, "encoder_impl": "scan", "local": "",
+                              "local_window": 10}}
 
 
 TRANSFORMER_SIZES = {  # d_model, heads, d_ff, layers (encoder = decoder)

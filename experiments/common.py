@@ -139,6 +139,22 @@ def runs_dir(args) -> pathlib.Path:
   return pathlib.Path(args.out) / args.preset
 
 
+RESULT_FILES = ("config.json", "train_done.json", "metrics.jsonl", "experiment_test.json", "experiment_test.tsv",
+                "experiment_attention.json")
+
+
+def keep_results(workdir: pathlib.Path, store: pathlib.Path) -> pathlib.Path:
+  """A finished run's result files (no checkpoints: a few hundred kB) copied to
+  `store/<run name>/`, the experiment's own folder, so that its report can be rebuilt on any
+  machine and across sessions from what is committed."""
+  kept = store / workdir.name
+  kept.mkdir(parents=True, exist_ok=True)
+  for name in RESULT_FILES:
+    if (workdir / name).exists():
+      (kept / name).write_bytes((workdir / name).read_bytes())
+  return kept
+
+
 def load_config(spec: str):
   """`configs/rnn_luong.py:score=dot` -> the ConfigDict that `--config` would load."""
   path, _, arg = spec.partition(":")
@@ -219,13 +235,14 @@ def score_test(workdir: pathlib.Path, width: int = 5, batch_size: int = 64, test
   return report
 
 
-def mean_std(values) -> str:
+def mean_std(values, digits: int = 2) -> str:
+  """'mean ± std' of the values that are not None ('–' if none, the value alone if one)."""
   values = [v for v in values if v is not None]
   if not values:
     return "–"
   if len(values) == 1:
-    return f"{values[0]:.2f}"
-  return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+    return f"{values[0]:.{digits}f}"
+  return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def table(header: list[str], rows: list[list]) -> str:

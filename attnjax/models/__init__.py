@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
-from attnjax.models.attention import SCORES
+from attnjax.models.attention import LOCALS, SCORES
 from attnjax.models.rnn import ATTENTIVE, CELLS, DECODERS, ENCODER_IMPLS, RNNSeq2Seq
 from attnjax.models.transformer import NORMS, POSITIONS, Transformer
 from attnjax.tokens import UNK_ID
@@ -68,10 +68,18 @@ def _build_rnn(cfg, src_vocab_size, tgt_vocab_size, dtype):
   if encoder_impl == 'cudnn' and (cfg.cell != 'lstm' or dtype != jnp.float32):
     raise ValueError(f"model.encoder_impl='cudnn' runs jax.experimental.rnn's LSTM in float32 "
                      f"only, not model.cell={cfg.cell!r} with model.dtype={cfg.dtype!r}.")
-  luong = {}  # score and input_feeding matter to Luong's decoder only
+  luong = {}  # score, input feeding and local attention matter to Luong's decoder only
   if decoder == 'luong':
     luong = {'score': _choice(cfg, 'score', SCORES),
-             'input_feeding': bool(_get(cfg, 'input_feeding'))}
+             'input_feeding': bool(_get(cfg, 'input_feeding')),
+             'local': cfg.get('local', ''),  # absent in sections written before it
+             'local_window': cfg.get('local_window', 10)}
+    if luong['local'] not in LOCALS:
+      raise ValueError(f"model.local={luong['local']!r} is not one of: 'm', 'p', '' (global).")
+    if luong['local'] and not (isinstance(luong['local_window'], int)
+                               and not isinstance(luong['local_window'], bool)
+                               and luong['local_window'] >= 1):
+      raise ValueError(f"model.local_window={luong['local_window']!r} must be a positive integer.")
   return RNNSeq2Seq(
       src_vocab_size, tgt_vocab_size,
       cell=_choice(cfg, 'cell', tuple(CELLS)),

@@ -307,52 +307,68 @@ class BahdanauDecoder(Decoder):
 
 
 class LuongDecoder(Decoder):
-  """Global attention (Luong et al. 2015).
+  """Global or local attention (Luong et al. 2015).
 
   a_t(j) = softmax_j(score(s_t, h_j)), c_t = sum_j a_t(j) h_j    (eq. 7, 8)
   attentional_state h~_t = tanh(W_c [c_t; s_t])                  (eq. 5)
   p(y_t | y_<t, x) = softmax(W_s h~_t)                           (eq. 6)
   Input feeding (sec. 3.3) concatenates h~_{t-1} to the input embedding; without it the
   RNN runs alone in the scan and attention is one batched call over all steps.
+  Local-m attention centres its window on the target position t, which the carry counts.
   """
 
   score: str = 'general'
   input_feeding: bool = True
+  local: str = ''
+  half_width: int = 10
 
   def setup(self):
     self.cells = self._cells()
-    self.attention = Attention(self.score, self.hidden_dim, dtype=self.dtype)
+    self.attention = Attention(self.score, self.hidden_dim, dtype=self.dtype, local=self.local,
+                               half_width=self.half_width)
     self.combine = Dense(self.hidden_dim, use_bias=False, dtype=self.dtype)  # W_c
     self.drop = Dropout(self.dropout)
     self.projection = Dense(self.vocab_size, dtype=self.dtype)  # W_s
 
   def init_carry(self, bridged):
-    if not self.input_feeding:
-      return bridged
     batch = _output_of(bridged[-1]).shape[0]
-    return bridged, jnp.zeros((batch, self.hidden_dim), jnp.float32)  # h~_0
+    carry = bridged
+    if self.input_feeding:
+      carry = bridged, jnp.zeros((batch, self.hidden_dim), jnp.float32)  # h~_0
+    if self.local == 'm':
+      carry = carry, jnp.zeros((batch,), jnp.int32)  # t
+    return carry
 
-  def attentional_state(self, s, memory):
-    """h~ = tanh(W_c [c; s]) for s [B, hidden] or [B, T, hidden]."""
+  def attentional_state(self, s, memory, step):
+    """h~ = tanh(W_c [c; s]) for s [B, hidden] or [B, T, hidden] (step: [B] or [B, T])."""
     context, alignment = self.attention.attend(
-        s, memory['keys'], memory['prepared_keys'], memory['mask'])
+        s, memory['keys'], memory['prepared_keys'], memory['mask'], step)
     combined = jnp.concatenate([context, s.astype(self.dtype)], axis=-1)  # [..., Dk + hidden]
     return jnp.tanh(self.combine(combined)), alignment
 
   def recurrence(self, carry, y_emb, memory, train):
-    if not self.input_feeding:
-      return self.cells(carry, y_emb, train)  # features: s_t
-    cells_carry, feed = carry
-    cells_carry, s = self.cells(
-        cells_carry, jnp.concatenate([y_emb, feed.astype(y_emb.dtype)], axis=-1), train)
-    attentional_state, alignment = self.attentional_state(s, memory)
-    return (cells_carry, attentional_state.astype(jnp.float32)), (attentional_state, alignment)
+    step = None
+    if self.local == 'm':
+      carry, step = carry
+    if self.input_feeding:
+      cells_carry, feed = carry
+      cells_carry, s = self.cells(
+          cells_carry, jnp.concatenate([y_emb, feed.astype(y_emb.dtype)], axis=-1), train)
+      attentional_state, alignment = self.attentional_state(s, memory, step)
+      carry, features = (cells_carry, attentional_state.astype(jnp.float32)), (attentional_state, alignment)
+    else:
+      carry, s = self.cells(carry, y_emb, train)
+      features = s, step
+    if self.local == 'm':
+      carry = carry, step + 1
+    return carry, features
 
   def output(self, features, memory, train):
     if self.input_feeding:
       attentional_state, alignment = features
     else:
-      attentional_state, alignment = self.attentional_state(features, memory)
+      s, step = features
+      attentional_state, alignment = self.attentional_state(s, memory, step)
     return self._project(attentional_state, train), alignment
 
 
@@ -360,7 +376,8 @@ class RNNSeq2Seq(nn.Module):
   """RNN encoder-decoder implementing the attnjax model contract.
 
   Decoding state: {'carry': the decoder's carry (per layer: (c, h) [B, hidden] each for an
-  LSTM, h for a GRU; for Luong with input feeding, (that, h~ [B, hidden])), 'memory':
+  LSTM, h for a GRU; for Luong with input feeding, (that, h~ [B, hidden]); with local-m
+  attention, (that, t [B])), 'memory':
   {'keys': H [B, S, Dk], 'prepared_keys': [B, S, D'], 'mask': [B, S]} for attention,
   {'summary': c [B, hidden]} for encdec, {} for seq2seq}.
   """
@@ -376,6 +393,8 @@ class RNNSeq2Seq(nn.Module):
   decoder: str = 'luong'
   score: str = 'general'
   input_feeding: bool = True
+  local: str = ''
+  local_window: int = 10
   reverse_source: bool = False
   dtype: Any = jnp.float32
   encoder_impl: str = 'scan'
@@ -397,7 +416,8 @@ class RNNSeq2Seq(nn.Module):
     elif self.decoder == 'bahdanau':
       self.decoder_net = BahdanauDecoder(*args)
     elif self.decoder == 'luong':
-      self.decoder_net = LuongDecoder(*args, score=self.score, input_feeding=self.input_feeding)
+      self.decoder_net = LuongDecoder(*args, score=self.score, input_feeding=self.input_feeding,
+                                      local=self.local, half_width=self.local_window)
     else:
       raise ValueError(f'RNN decoder {self.decoder!r} is not one of {", ".join(DECODERS)}.')
 

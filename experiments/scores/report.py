@@ -1,10 +1,13 @@
-r"""Experiment 3's report: perplexity and test BLEU per score and input feeding, with significance.
+r"""Experiment 3's report: perplexity, test BLEU, AER and sharpness per score, global or local
+attention and input feeding, with significance and Luong's two claims on local attention.
 
     python -m experiments.scores.report --preset cpu
 
-Reads every `<out>/<preset>/<score>-feed<f>-seed<s>/` that holds `experiment_test.json` (with
-`train_done.json`, `metrics.jsonl` and `experiment_test.tsv`) and writes `results_<preset>.md`,
-`scores_<preset>.png` and `curves_<preset>.png` into the report folder.
+Reads every run folder `<score>[-local<m|p>]-feed<f>-seed<s>/` under `<report_dir>/runs_<preset>/`
+(the result files the run script keeps there) that holds `experiment_test.json` (with
+`train_done.json`, `metrics.jsonl`, `experiment_test.tsv` and, where measured,
+`experiment_attention.json`) and writes `results_<preset>.md`, `scores_<preset>.png` and
+`curves_<preset>.png` into the report folder.
 
 Significance: the variant with the best mean test BLEU is the baseline; each other variant is
 compared with it by sacreBLEU's paired bootstrap resampling (1,000 resamples) over the test
@@ -25,8 +28,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from attnjax import evaluate  # noqa: E402
 from experiments import common  # noqa: E402
+from experiments.scores.run import SHARPNESS_SENTENCES  # noqa: E402
 
-RUN = re.compile(r"(?P<score>\w+?)-feed(?P<feed>[01])-seed(?P<seed>\d+)")
+RUN = re.compile(r"(?P<score>\w+?)(?:-local(?P<local>[mp]))?-feed(?P<feed>[01])-seed(?P<seed>\d+)")
 ALPHA = 0.05
 FLAT = 10.0  # per cent: a validation perplexity falling less over the last evaluation has all but flattened
 
@@ -39,8 +43,13 @@ def last_fall(curve) -> float | None:
   return 100.0 * (before - after) / before
 
 
-def _load(root: pathlib.Path) -> dict[tuple[str, int], list[dict]]:
-  """(score, feed) -> its finished runs, by seed."""
+def results_dir(report_dir, preset: str) -> pathlib.Path:
+  """Where the run script keeps each finished run's result files, and the report reads them."""
+  return pathlib.Path(report_dir) / f"runs_{preset}"
+
+
+def _load(root: pathlib.Path) -> dict[tuple[str, str, int], list[dict]]:
+  """(score, local, feed) -> its finished runs, by seed."""
   groups: dict[tuple[str, int], list[dict]] = {}
   for workdir in sorted(root.iterdir()) if root.is_dir() else []:
     match = RUN.fullmatch(workdir.name)
@@ -50,18 +59,61 @@ def _load(root: pathlib.Path) -> dict[tuple[str, int], list[dict]]:
     test = json.loads((workdir / "experiment_test.json").read_text())
     lines = (workdir / "experiment_test.tsv").read_text().splitlines()
     metrics = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
-    groups.setdefault((match["score"], int(match["feed"])), []).append({
+    attention = workdir / "experiment_attention.json"
+    attention = json.loads(attention.read_text()) if attention.exists() else {}
+    groups.setdefault((match["score"], match["local"] or "", int(match["feed"])), []).append({
         "seed": int(match["seed"]), "name": workdir.name, "workdir": workdir, "step": train["step"], "val_ppl": train.get("val_ppl"),
         "test_ppl": test.get("ppl"), "bleu": test["bleu"],
         "references": [l.split("\t")[1] for l in lines], "hypotheses": [l.split("\t")[2] for l in lines],
-        "curve": [(m["step"], m["val_ppl"]) for m in metrics if "val_ppl" in m]})
+        "curve": [(m["step"], m["val_ppl"]) for m in metrics if "val_ppl" in m],
+        "aer": attention.get("aer"), "largest_weight": attention.get("largest_weight")})
   for runs in groups.values():
     runs.sort(key=lambda r: r["seed"])
   return groups
 
 
-def _name(score: str, feed: int) -> str:
-  return f"{score}, {'feeding' if feed else 'no feeding'}"
+def _attention(local: str) -> str:
+  return f"local-{local}" if local else "global"
+
+
+def _name(score: str, local: str, feed: int) -> str:
+  return f"{score}, {_attention(local) + ', ' if local else ''}{'feeding' if feed else 'no feeding'}"
+
+
+def _mean(runs, field) -> float | None:
+  values = [r[field] for r in runs if r[field] is not None]
+  return statistics.mean(values) if values else None
+
+
+def luong_claims(groups: dict) -> str:
+  """Luong et al. 2015's two findings on local attention, checked in numbers: local-p with the
+  general score is the best variant (Table 4), and local attention aligns better than global
+  (Table 6, AER), each against global `general` with the same input feeding."""
+  lines = []
+  local_p = [key for key in groups if key[:2] == ("general", "p")]
+  if local_p:
+    best = max(groups, key=lambda key: statistics.mean(r["bleu"] for r in groups[key]))
+    held = best[:2] == ("general", "p")
+    lines.append(f"- Local-p with the general score is the best variant (Table 4): "
+                 f"{'holds' if held else 'does not hold'}; the best is {_name(*best)} "
+                 f"({statistics.mean(r['bleu'] for r in groups[best]):.2f} BLEU), "
+                 + "; ".join(f"{_name(*key)} {statistics.mean(r['bleu'] for r in groups[key]):.2f}"
+                             for key in local_p) + ".")
+  for feed in (1, 0):
+    base = groups.get(("general", "", feed))
+    if not base or _mean(base, "aer") is None:
+      continue
+    for local in "mp":
+      runs = groups.get(("general", local, feed))
+      if runs and _mean(runs, "aer") is not None:
+        a, b = _mean(runs, "aer"), _mean(base, "aer")
+        lines.append(f"- Local-{local} aligns better than global ({'feeding' if feed else 'no feeding'}, "
+                     f"Table 6): {'holds' if a < b else 'does not hold'}, AER {a:.3f} against {b:.3f}.")
+  if not lines:
+    return ""
+  return ("\n## Luong et al. 2015 on local attention\n\nLuong's RWTH German-English AER: global "
+          "0.39, local-m 0.34, local-p 0.36 (Table 6); best single model local-p general, 19.0 "
+          "BLEU against 18.6 for global dot (Table 4). Here, mean over seeds:\n\n" + "\n".join(lines) + "\n")
 
 
 def significance(groups: dict) -> tuple[str, list[list]]:
@@ -92,14 +144,16 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
                      f"--preset {preset}` first")
   report_dir.mkdir(parents=True, exist_ok=True)
   falls = {key: [last_fall(r["curve"]) for r in runs] for key, runs in groups.items()}
-  rows = [[score, "yes" if feed else "no", len(runs), runs[0]["step"],
-           common.mean_std([r["val_ppl"] for r in runs]), common.mean_std(falls[score, feed]),
-           common.mean_std([r["test_ppl"] for r in runs]), common.mean_std([r["bleu"] for r in runs])]
-          for (score, feed), runs in groups.items()]
+  rows = [[score, _attention(local), "yes" if feed else "no", len(runs), runs[0]["step"],
+           common.mean_std([r["val_ppl"] for r in runs]), common.mean_std(falls[score, local, feed]),
+           common.mean_std([r["test_ppl"] for r in runs]), common.mean_std([r["bleu"] for r in runs]),
+           common.mean_std([r["largest_weight"] for r in runs]), common.mean_std([r["aer"] for r in runs], 3)]
+          for (score, local, feed), runs in groups.items()]
   falling = [_name(*key) for key, values in falls.items()
              if any(v is not None and v >= FLAT for v in values)]
-  seed_rows = [[score, "yes" if feed else "no", r["seed"], r["val_ppl"], r["test_ppl"] or "–", r["bleu"]]
-               for (score, feed), runs in groups.items() for r in runs]
+  seed_rows = [[score, _attention(local), "yes" if feed else "no", r["seed"], r["val_ppl"],
+                r["test_ppl"] or "–", r["bleu"], "–" if r["aer"] is None else f"{r['aer']:.3f}"]
+               for (score, local, feed), runs in groups.items() for r in runs]
   signature, sig_rows = significance(groups)
   from experiments.scores.run import run_names
   finished = {r["name"] for runs in groups.values() for r in runs}
@@ -107,16 +161,21 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
   md = report_dir / f"results_{preset}.md"
   png, curves = report_dir / f"scores_{preset}.png", report_dir / f"curves_{preset}.png"
   md.write_text(
-      f"# Luong attention scores and input feeding ({preset} preset)\n\n"
+      f"# Luong attention: scores, global and local, input feeding ({preset} preset)\n\n"
       f"Corpus: {common.corpus_of(first['workdir'])}. Validation perplexity at the last step, test perplexity and greedy test BLEU (sacreBLEU), "
       "mean ± standard deviation over seeds (Luong et al. 2015, Table 4); 'last fall' is how much "
-      "the validation perplexity fell over the last evaluation interval, in per cent.\n\n"
-      + common.table(["score", "input feeding", "seeds", "steps", "val ppl", "last fall %", "test ppl",
-                      "test BLEU"], rows)
+      "the validation perplexity fell over the last evaluation interval, in per cent; 'largest "
+      "weight' is the largest share of a target piece's attention on one source piece (greedy "
+      f"translations of {SHARPNESS_SENTENCES} test sentences); AER is the teacher-forced attention's "
+      "alignment error rate against the corpus's gold word alignments, argmax per target word "
+      "(lower is better; – where the corpus has no gold).\n\n"
+      + common.table(["score", "attention", "input feeding", "seeds", "steps", "val ppl", "last fall %",
+                      "test ppl", "test BLEU", "largest weight", "AER"], rows)
       + (f"\nStill falling by {FLAT:g} % or more at the end, so compared at equal steps rather than "
          f"at convergence: {', '.join(falling)}.\n" if falling else
          f"\nEvery variant's validation perplexity fell less than {FLAT:g} % over its last interval.\n")
       + common.missing(run_names(preset), finished)
+      + luong_claims(groups)
       + "\n## Significance against the best variant\n\n"
       + (f"sacreBLEU's paired bootstrap resampling (`{signature}`) over the test sentences of the "
          "seeds both variants have, seed after seed; BLEU ± the 95% confidence half-width; "
@@ -124,42 +183,46 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
          + common.table(["best", "BLEU", "against", "BLEU", "seeds", "p", "significant"], sig_rows)
          if sig_rows else "Only one variant has finished; nothing to compare.\n")
       + "\n## Every run\n\n"
-      + common.table(["score", "input feeding", "seed", "val ppl", "test ppl", "test BLEU"], seed_rows)
+      + common.table(["score", "attention", "input feeding", "seed", "val ppl", "test ppl", "test BLEU",
+                      "AER"], seed_rows)
       + f"\n![BLEU by score]({png.name})\n\n![Validation perplexity]({curves.name})\n")
 
-  scores = list(dict.fromkeys(score for score, _ in groups))
-  fig, ax = plt.subplots(figsize=(7, 4))
+  variants = list(dict.fromkeys((score, local) for score, local, _ in groups))
+  fig, ax = plt.subplots(figsize=(max(7, 1.1 * len(variants)), 4))
   for offset, feed in ((-0.2, 1), (0.2, 0)):
     xs, means, stds = [], [], []
-    for i, score in enumerate(scores):
-      bleus = [r["bleu"] for r in groups.get((score, feed), [])]
+    for i, (score, local) in enumerate(variants):
+      bleus = [r["bleu"] for r in groups.get((score, local, feed), [])]
       if bleus:
         xs.append(i + offset)
         means.append(statistics.mean(bleus))
         stds.append(statistics.stdev(bleus) if len(bleus) > 1 else 0.0)
     ax.bar(xs, means, width=0.4, yerr=stds, capsize=3,
            label="input feeding" if feed else "no input feeding")
-  ax.set_xticks(range(len(scores)), scores)
+  ax.set_xticks(range(len(variants)),
+                [score + (f"\nlocal-{local}" if local else "") for score, local in variants])
   ax.set_ylabel("test BLEU")
-  ax.set_title(f"Luong attention scores ({preset} preset; mean ± std over seeds)")
+  ax.set_title(f"Luong attention: scores, global and local ({preset} preset; mean ± std over seeds)")
   ax.legend(fontsize=8)
   ax.grid(alpha=0.3, axis="y")
   common.save_figure(fig, png)
 
   fig, ax = plt.subplots(figsize=(7, 4))
-  colors = dict(zip(scores, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-  for (score, feed), runs in groups.items():
+  colors = dict(zip(variants, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+  for (score, local, feed), runs in groups.items():
     for i, r in enumerate(runs):
       if r["curve"]:
-        ax.plot(*zip(*r["curve"]), color=colors[score], linestyle="-" if feed else "--", alpha=0.7,
-                label=_name(score, feed) if i == 0 else None)
+        ax.plot(*zip(*r["curve"]), color=colors[score, local], linestyle="-" if feed else "--",
+                alpha=0.7, label=_name(score, local, feed) if i == 0 else None)
   common.save_curves(fig, ax, curves, legend_columns=2)
   print(f"wrote {md}, {png} and {curves}")
   return [md, png, curves]
 
 
 def main(argv=None) -> int:
-  return common.report_main("scores", __doc__, write, argv)
+  args = common.parser("scores", __doc__, runs=False).parse_args(argv)
+  write(results_dir(args.report_dir, args.preset), args.preset, args.report_dir)
+  return 0
 
 
 if __name__ == "__main__":

@@ -1,46 +1,57 @@
-r"""Experiment 3: Luong's attention scores, with and without input feeding (Luong et al. 2015, Table 4).
+r"""Experiment 3: Luong's attention scores, global and local, with and without input feeding
+(Luong et al. 2015, Tables 4 and 6).
 
     python -m experiments.scores.run --preset cpu     # then: python -m experiments.scores.report
 
-The Luong RNN (`configs/rnn_luong.py:score=X,feed=0|1`) with each score, dot, general,
-concat and scaled_dot (additive is concat under another name, see attnjax/models/attention.py),
-each with and without input feeding, trained from several seeds (`config.seed`) on
-`en_fr_synth:quick`, with validation perplexity measured along the way (the curves show where
-it flattens). The report gives the mean ± standard deviation of validation and test
-perplexity and greedy test BLEU over the seeds, and sacreBLEU's paired bootstrap between the
-best variant and each other. Workdirs go to `<out>/<preset>/<score>-feed<0|1>-seed<s>` (the
-names `--list` prints); finished runs are skipped, interrupted ones resume. On another corpus:
-`--config.data.name=files --config.data.files_dir=DIR` (any data field), applied to every run.
+The Luong RNN (`configs/rnn_luong.py:score=X,feed=0|1`) with global attention and each score,
+dot, general, concat and scaled_dot (additive is concat under another name, see
+attnjax/models/attention.py), and with local-m and local-p attention and the `general` score
+(`local=m|p`, Luong's best), each with and without input feeding, trained from several seeds
+(`config.seed`) on `en_fr_synth:quick`, with validation perplexity measured along the way (the
+curves show where it flattens). After training, each run is scored on the test set (greedy
+BLEU, perplexity) and its teacher-forced attention against the corpus's gold word alignments
+(AER, where the corpus has them) and for sharpness (the largest weight per target piece). The
+report gives the mean ± standard deviation over the seeds, and sacreBLEU's paired bootstrap
+between the best variant and each other. Workdirs go to
+`<out>/<preset>/<score>[-local<m|p>]-feed<0|1>-seed<s>` (the names `--list` prints); finished
+runs are skipped, interrupted ones resume. Each finished run's result files (no checkpoints)
+are kept in `<report_dir>/runs_<preset>/<name>/`, from which the report is built. On another corpus: `--config.data.name=files
+--config.data.files_dir=DIR` (any data field), applied to every run.
 
 Presets:
-  smoke  three tiny runs on numbers:fr for 3 steps: dot with input feeding (seeds 0 and 1) and
-         general without (seed 0): seconds (tests/test_experiments.py).
+  smoke  four tiny runs on numbers:fr for 3 steps: dot with input feeding (seeds 0 and 1),
+         general without (seed 0) and local-p general with (seed 0): seconds
+         (tests/test_experiments.py).
   cpu    the config's model (embed 128, hidden 256), batch 64, 1,000 steps (the demo's
          validation perplexity: 1.98, 1.22, 1.15 at steps 500, 1,000, 1,500, so most of the
-         fall is over by 1,000), seeds 0, 1 and 2: 24 runs, seed-major (every variant's seed 0
-         first), so a run cut short still compares every variant. 6-8 minutes a run on 2
-         cores (training, then 15 s of decoding 1,000 test sentences), about 3 hours in all.
-  full   3,000 steps, seeds 0-4: 40 runs (a GPU).
+         fall is over by 1,000), seeds 0, 1 and 2: 36 runs (24 global, 12 local), seed-major
+         (every variant's seed 0 first), so a run cut short still compares every variant.
+         6-8 minutes a run on 2 cores (training, then about 30 s of decoding and aligning
+         1,000 test sentences), about 4 hours in all: `--only` splits them across sessions.
+  full   3,000 steps, seeds 0-4: 60 runs (a GPU).
 """
 
+import json
 import sys
 
 from experiments import common
 
 SCORES = ("dot", "general", "concat", "scaled_dot")
+VARIANTS = [(score, "") for score in SCORES] + [("general", "m"), ("general", "p")]  # (score, local)
 SEEDS = {"cpu": (0, 1, 2), "full": (0, 1, 2, 3, 4)}
-GRID = {  # (score, input feeding, seed)
-    "smoke": [("dot", 1, 0), ("dot", 1, 1), ("general", 0, 0)],
-    **{preset: [(score, feed, seed) for seed in seeds for score in SCORES for feed in (1, 0)]
+GRID = {  # (score, local, input feeding, seed)
+    "smoke": [("dot", "", 1, 0), ("dot", "", 1, 1), ("general", "", 0, 0), ("general", "p", 1, 0)],
+    **{preset: [(score, local, feed, seed) for seed in seeds for score, local in VARIANTS
+                for feed in (1, 0)]
        for preset, seeds in SEEDS.items()},
 }
 STEPS = {"smoke": 3, "cpu": 1000, "full": 3000}
 EVALS = 5  # validation perplexity measured this many times along a run
 
 
-def make_config(score: str, feed: int, seed: int, preset: str, data: dict | None = None):
+def make_config(score: str, local: str, feed: int, seed: int, preset: str, data: dict | None = None):
   """The run's config; `data`: overrides of its data section (another corpus)."""
-  config = common.load_config(f"configs/rnn_luong.py:score={score},feed={feed}")
+  config = common.load_config(f"configs/rnn_luong.py:score={score},feed={feed},local={local or 'global'}")
   config.seed = seed
   steps = STEPS[preset]
   if preset == "smoke":
@@ -52,12 +63,49 @@ def make_config(score: str, feed: int, seed: int, preset: str, data: dict | None
   return config
 
 
-def run_name(score: str, feed: int, seed: int) -> str:
-  return f"{score}-feed{feed}-seed{seed}"
+def run_name(score: str, local: str, feed: int, seed: int) -> str:
+  return f"{score}{'-local' + local if local else ''}-feed{feed}-seed{seed}"
 
 
 def run_names(preset: str) -> list[str]:
   return [run_name(*cell) for cell in GRID[preset]]
+
+
+SHARPNESS_SENTENCES = 64
+
+
+def largest_weight(workdir) -> float:
+  """How sharp the attention is: the largest share of a target piece's weight on one source
+  piece (1 = all on one piece, 1/S = spread evenly), mean over the pieces of the greedy
+  translations of the first SHARPNESS_SENTENCES test sources. A share of the row's sum, as
+  local-p's weights sum to less than 1 (for the others, the row sums to 1)."""
+  import attnjax
+  import numpy as np
+  lines = (workdir / "experiment_test.tsv").read_text().splitlines()
+  sources = [line.split("\t")[0] for line in lines[:SHARPNESS_SENTENCES]]
+  translations = attnjax.load(workdir).alignments(sources, beam=1, batch_size=SHARPNESS_SENTENCES)
+  shares = [t.alignment[:, 0, 0, :] / np.maximum(t.alignment[:, 0, 0, :].sum(-1, keepdims=True), 1e-12)
+            for t in translations]
+  return float(np.mean([share.max(-1).mean() for share in shares]))
+
+
+def measure_attention(workdir, data_dir: str = "") -> dict:
+  """AER of the teacher-forced attention against the gold (argmax and half the mass; None
+  where the corpus has none) and `largest_weight`, kept in `experiment_attention.json`."""
+  path = workdir / "experiment_attention.json"
+  step = json.loads((workdir / "train_done.json").read_text())["step"]
+  if path.exists() and json.loads(path.read_text())["step"] == step:
+    return json.loads(path.read_text())
+  import attnjax
+  from experiments.alignments import report as alignments
+  trained = attnjax.load(workdir)
+  pairs, gold = alignments.gold_for(trained, data_dir)
+  errors = alignments.alignment_errors(trained, pairs, gold) if pairs is not None else None
+  result = {"step": step, "largest_weight": largest_weight(workdir),
+            "aer": errors and errors["aer"]["argmax"], "aer_mass": errors and errors["aer"]["mass"],
+            "diagonal": errors and errors["diagonal"]}
+  path.write_text(json.dumps(result, indent=2) + "\n")
+  return result
 
 
 def main(argv=None) -> int:
@@ -70,9 +118,11 @@ def main(argv=None) -> int:
     workdir = root / name
     common.train(make_config(*cells[name], args.preset, args.data), workdir, progress=args.preset != "smoke")
     common.score_test(workdir, width=10, batch_size=256 if args.preset == "smoke" else 100)
+    measure_attention(workdir, args.data_dir)
+    common.keep_results(workdir, report.results_dir(args.report_dir, args.preset))
 
-  return common.run_all("scores", list(cells), do, args,
-                        lambda: report.write(root, args.preset, args.report_dir))
+  return common.run_all("scores", list(cells), do, args, lambda: report.write(
+      report.results_dir(args.report_dir, args.preset), args.preset, args.report_dir))
 
 
 if __name__ == "__main__":

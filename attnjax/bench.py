@@ -37,13 +37,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from attnjax import decode as decode_lib
+from attnjax.infer import decode as decode_lib
 from attnjax import hugepages
 from attnjax import models
 from attnjax import tokens
 from attnjax.config import rnn_model, transformer_model
 from attnjax.models import flops as flops_lib
-from attnjax.sampling import Sampling
+from attnjax.infer.sampling import Sampling
 from attnjax.train import state as state_lib
 from attnjax.train import steps
 
@@ -312,7 +312,7 @@ def _use_threads(threads: int) -> None:
 def setup(args):
   """The model, its initial parameters and the fixed batch on the first device."""
   model = models.build(model_config(args), args.vocab, args.vocab)
-  params = state_lib.init_params(model, seed=0)
+  params = models.init_params(model, seed=0)
   batch = {k: jax.device_put(v, jax.devices()[0]) for k, v in make_batch(args).items()}
   return model, params, batch
 

@@ -19,6 +19,7 @@ import os
 import pathlib
 import re
 import sys
+from typing import Callable, NamedTuple
 
 from absl import flags
 from absl import logging as absl_logging
@@ -44,63 +45,78 @@ def _workdir_flag(fv, required=True):
                       flag_values=fv, required=required)
 
 
-def _define(command, fv):
-  _common(fv)
-  if command == "prepare":
-    _config_flags(fv)
-  elif command == "train":
-    _config_flags(fv)
-    _workdir_flag(fv)
-    # Several processes (hosts): found by themselves under SLURM, Open MPI and on TPU VMs.
-    flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for a multi-process "
-                        "run outside SLURM, Open MPI and TPU VMs.", flag_values=fv)
-    flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.", flag_values=fv)
-    flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes - 1.", flag_values=fv)
-  elif command == "average":
-    _workdir_flag(fv)
-    flags.DEFINE_integer("last", 5, "Average the newest N checkpoints.", flag_values=fv)
-    flags.DEFINE_string("out", None, "The new workdir (default: <workdir>-avg<N>).", flag_values=fv)
-  elif command == "compare":
-    flags.DEFINE_multi_string("workdir", None, "Two workdirs: the baseline first.", flag_values=fv,
-                              required=True)
-    flags.DEFINE_integer("beam", None, "Beam size (default: each config's decode.beam_size).", flag_values=fv)
-    flags.DEFINE_enum("split", "test", ["validation", "test"], "Split to score (the first workdir's corpus).",
+def _define_prepare(fv):
+  _config_flags(fv)
+
+
+def _define_train(fv):
+  _config_flags(fv)
+  _workdir_flag(fv)
+  # Several processes (hosts): found by themselves under SLURM, Open MPI and on TPU VMs.
+  flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for a multi-process "
+                      "run outside SLURM, Open MPI and TPU VMs.", flag_values=fv)
+  flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.", flag_values=fv)
+  flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes - 1.", flag_values=fv)
+
+
+def _define_average(fv):
+  _workdir_flag(fv)
+  flags.DEFINE_integer("last", 5, "Average the newest N checkpoints.", flag_values=fv)
+  flags.DEFINE_string("out", None, "The new workdir (default: <workdir>-avg<N>).", flag_values=fv)
+
+
+def _define_compare(fv):
+  flags.DEFINE_multi_string("workdir", None, "Two workdirs: the baseline first.", flag_values=fv,
+                            required=True)
+  flags.DEFINE_integer("beam", None, "Beam size (default: each config's decode.beam_size).", flag_values=fv)
+  flags.DEFINE_enum("split", "test", ["validation", "test"], "Split to score (the first workdir's corpus).",
+                    flag_values=fv)
+  _file_flags(fv)
+
+
+def _define_reading(fv):
+  """The flags of the commands that read one trained workdir: eval, translate, align."""
+  _workdir_flag(fv)
+  flags.DEFINE_integer("beam", None, "Beam size (default: the config's decode.beam_size; 1 = greedy).",
+                       flag_values=fv)
+  flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest).", flag_values=fv)
+
+
+def _define_eval(fv):
+  _define_reading(fv)
+  flags.DEFINE_enum("split", "test", ["validation", "test"], "Split to score.", flag_values=fv)
+  flags.DEFINE_integer("limit", 0, "Score only the first N sentences (0 = all).", flag_values=fv)
+  flags.DEFINE_bool("alignment", False, "Measure the attention's alignment error rate against "
+                    "gold word alignments (en_fr_synth's, or --gold) instead of BLEU.", flag_values=fv)
+  flags.DEFINE_string("gold", None, "With --alignment --src/--ref: gold alignments, a Pharaoh "
+                      "line per pair (i-j sure, ipj possible; source word i, target word j).",
                       flag_values=fv)
-    _file_flags(fv)
-  elif command in ("eval", "translate", "align"):
-    _workdir_flag(fv)
-    flags.DEFINE_integer("beam", None, "Beam size (default: the config's decode.beam_size; 1 = greedy).",
-                         flag_values=fv)
-    flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest).", flag_values=fv)
-    if command == "translate":
-      flags.DEFINE_string("sampling", None, "Draw instead of searching: topk:K (from the K most "
-                          "probable tokens) or nucleus:P (from the fewest holding mass P).", flag_values=fv)
-      flags.DEFINE_float("temperature", 1.0, "With --sampling: divide log-probabilities by T.", flag_values=fv)
-      flags.DEFINE_integer("seed", 0, "With --sampling: the random seed.", flag_values=fv)
-      flags.DEFINE_integer("nbest", 0, "Print the K best of the beam per sentence (K <= --beam) as "
-                           "TSV: sentence index, rank, length-penalised score, log-probability, "
-                           "translation.", flag_values=fv)
-    if command == "translate":
-      flags.DEFINE_string("input", None, "A text file to translate, one sentence per line (.gz too).",
-                          flag_values=fv)
-      flags.DEFINE_string("output", None, "Where --input's translations go, line for line.", flag_values=fv)
-      flags.DEFINE_string("alignments", None, "Also write each sentence's words, pieces and attention "
-                          "(every layer and head) to this JSON-lines file.", flag_values=fv)
-    if command == "eval":
-      flags.DEFINE_enum("split", "test", ["validation", "test"], "Split to score.", flag_values=fv)
-      flags.DEFINE_integer("limit", 0, "Score only the first N sentences (0 = all).", flag_values=fv)
-      flags.DEFINE_bool("alignment", False, "Measure the attention's alignment error rate against "
-                        "gold word alignments (en_fr_synth's, or --gold) instead of BLEU.", flag_values=fv)
-      flags.DEFINE_string("gold", None, "With --alignment --src/--ref: gold alignments, a Pharaoh "
-                          "line per pair (i-j sure, ipj possible; source word i, target word j).",
-                          flag_values=fv)
-      _file_flags(fv)
-    if command == "align":
-      flags.DEFINE_string("src", None, "Source sentence to translate and draw.", flag_values=fv,
-                          required=True)
-      flags.DEFINE_string("out", "alignment.png", "Output PNG.", flag_values=fv)
-      flags.DEFINE_bool("per_head", True, "Also draw every layer and head (Transformer).", flag_values=fv)
-      flags.DEFINE_bool("pieces", False, "Draw subword pieces instead of words.", flag_values=fv)
+  _file_flags(fv)
+
+
+def _define_translate(fv):
+  _define_reading(fv)
+  flags.DEFINE_string("sampling", None, "Draw instead of searching: topk:K (from the K most "
+                      "probable tokens) or nucleus:P (from the fewest holding mass P).", flag_values=fv)
+  flags.DEFINE_float("temperature", 1.0, "With --sampling: divide log-probabilities by T.", flag_values=fv)
+  flags.DEFINE_integer("seed", 0, "With --sampling: the random seed.", flag_values=fv)
+  flags.DEFINE_integer("nbest", 0, "Print the K best of the beam per sentence (K <= --beam) as "
+                       "TSV: sentence index, rank, length-penalised score, log-probability, "
+                       "translation.", flag_values=fv)
+  flags.DEFINE_string("input", None, "A text file to translate, one sentence per line (.gz too).",
+                      flag_values=fv)
+  flags.DEFINE_string("output", None, "Where --input's translations go, line for line.", flag_values=fv)
+  flags.DEFINE_string("alignments", None, "Also write each sentence's words, pieces and attention "
+                      "(every layer and head) to this JSON-lines file.", flag_values=fv)
+
+
+def _define_align(fv):
+  _define_reading(fv)
+  flags.DEFINE_string("src", None, "Source sentence to translate and draw.", flag_values=fv,
+                      required=True)
+  flags.DEFINE_string("out", "alignment.png", "Output PNG.", flag_values=fv)
+  flags.DEFINE_bool("per_head", True, "Also draw every layer and head (Transformer).", flag_values=fv)
+  flags.DEFINE_bool("pieces", False, "Draw subword pieces instead of words.", flag_values=fv)
 
 
 def _file_flags(fv):
@@ -135,7 +151,7 @@ def _require_config(fv):
 
 def _sampling(fv):
   """--sampling topk:K | nucleus:P with --temperature and --seed, as a sampling.Sampling."""
-  from attnjax.sampling import Sampling
+  from attnjax.infer.sampling import Sampling
   spec, temperature = fv["sampling"].value, fv["temperature"].value
   if spec is None:
     if temperature != 1.0:
@@ -149,60 +165,71 @@ def _sampling(fv):
     raise UsageError(str(err)) from None
 
 
-def run(command: str, fv, positional=()) -> int:
-  """Run one subcommand with parsed flags; returns the exit status."""
+def _prepare(fv, positional, progress) -> int:
+  from attnjax import config as config_lib
   from attnjax.data.prepare import prepare
-  progress = not fv["quiet"].value
-  if command == "prepare":
-    config = _require_config(fv)
-    from attnjax import config as config_lib
-    config_lib.validate(config)
-    prepared = prepare(config.data, progress=progress)
-    print(prepared.summary())
-    return 0
-  if command == "train":
-    config = _require_config(fv)
-    import jax
-    from attnjax import parallel
-    from attnjax.train.loop import train_and_evaluate
-    parallel.initialize_distributed(fv["coordinator_address"].value, fv["num_processes"].value,
-                                    fv["process_id"].value)
-    metrics = train_and_evaluate(config, fv["workdir"].value, progress=progress)
-    if jax.process_index() == 0:  # one summary, not one per process
-      print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}))
-    return 0
+  config = _require_config(fv)
+  config_lib.validate(config)
+  print(prepare(config.data, progress=progress).summary())
+  return 0
 
-  from attnjax import evaluate, trained as trained_lib, viz
-  if command == "compare":
-    return _compare(fv, trained_lib, progress)
-  if command == "average":
-    out = fv["out"].value or f"{fv['workdir'].value.rstrip('/')}-avg{fv['last'].value}"
-    from attnjax import outputs
-    outputs.output_dir(pathlib.Path(out).parent, "--out")
-    step, steps = trained_lib.average(fv["workdir"].value, fv["last"].value, out)
-    print(f"averaged the parameters of steps {', '.join(map(str, steps))} into {out} (step {step}); "
-          f"`attnjax eval --workdir {out}` scores it")
-    return 0
+
+def _train(fv, positional, progress) -> int:
+  import jax
+  from attnjax import parallel
+  from attnjax.train.loop import train_and_evaluate
+  config = _require_config(fv)
+  parallel.initialize_distributed(fv["coordinator_address"].value, fv["num_processes"].value,
+                                  fv["process_id"].value)
+  metrics = train_and_evaluate(config, fv["workdir"].value, progress=progress)
+  if jax.process_index() == 0:  # one summary, not one per process
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}))
+  return 0
+
+
+def _average(fv, positional, progress) -> int:
+  from attnjax import outputs
+  from attnjax.train.average import average
+  out = fv["out"].value or f"{fv['workdir'].value.rstrip('/')}-avg{fv['last'].value}"
+  outputs.output_dir(pathlib.Path(out).parent, "--out")
+  step, steps = average(fv["workdir"].value, fv["last"].value, out)
+  print(f"averaged the parameters of steps {', '.join(map(str, steps))} into {out} (step {step}); "
+        f"`attnjax eval --workdir {out}` scores it")
+  return 0
+
+
+def _load(fv, command):
+  """The workdir's trained model, after the beam is checked and before any output is written."""
+  from attnjax.infer import trained as trained_lib
   _check_beam(fv)
   trained = trained_lib.load(fv["workdir"].value, fv["step"].value)
   _check_outputs(command, fv)
-  if command == "eval" and fv["alignment"].value:
+  return trained
+
+
+def _eval(fv, positional, progress) -> int:
+  from attnjax.analysis import evaluate
+  trained = _load(fv, "eval")
+  if fv["alignment"].value:
     return _eval_alignment(fv, trained, progress)
-  if command == "eval":
-    if fv["gold"].value:
-      raise UsageError("--gold goes with --alignment")
-    pairs, name = _pairs(fv, trained, progress)
-    if fv["limit"].value:
-      pairs = pairs[: fv["limit"].value]
-    report = trained.evaluate(pairs, fv["beam"].value)
-    hyps = report.pop("hypotheses")
-    report.update(split=name, step=trained.step,
-                  beam=fv["beam"].value or trained.config.decode.beam_size)
-    json_path, hyp_path = evaluate.write(fv["workdir"].value, name, report, hyps)
-    print(evaluate.format_table(report))
-    print(f"wrote {json_path} and {hyp_path}")
-    return 0
-  if command == "translate" and (fv["input"].value or fv["output"].value):
+  if fv["gold"].value:
+    raise UsageError("--gold goes with --alignment")
+  pairs, name = _pairs(fv, trained, progress)
+  if fv["limit"].value:
+    pairs = pairs[: fv["limit"].value]
+  report = trained.evaluate(pairs, fv["beam"].value)
+  hyps = report.pop("hypotheses")
+  report.update(split=name, step=trained.step,
+                beam=fv["beam"].value or trained.config.decode.beam_size)
+  json_path, hyp_path = evaluate.write(fv["workdir"].value, name, report, hyps)
+  print(evaluate.format_table(report))
+  print(f"wrote {json_path} and {hyp_path}")
+  return 0
+
+
+def _translate(fv, positional, progress) -> int:
+  trained = _load(fv, "translate")
+  if fv["input"].value or fv["output"].value:
     if not (fv["input"].value and fv["output"].value) or positional:
       raise UsageError("--input F --output O translate a file: give both, and no sentences")
     if fv["alignments"].value:
@@ -214,53 +241,54 @@ def run(command: str, fv, positional=()) -> int:
                                    progress=progress)
     print(f"wrote {count:,} translations to {fv['output'].value}")
     return 0
-  if command == "translate":
-    sentences = list(positional) or [l.rstrip("\n") for l in sys.stdin]
-    sentences = [s for s in sentences if s.strip()]
-    if not sentences:
-      raise UsageError("nothing to translate: give sentences as arguments or one per line on stdin")
-    sampling, nbest = _sampling(fv), fv["nbest"].value
-    if nbest:
-      beam = fv["beam"].value or trained.config.decode.beam_size
-      if sampling is not None or not 1 <= nbest <= beam:
-        raise UsageError(f"--nbest={nbest} lists the best of a beam: it needs 1 <= K <= --beam "
-                         f"(here {beam}) and no --sampling")
-      for i, t in enumerate(trained.alignments(sentences, beam, nbest=nbest)):
-        for rank, (text, score, log_prob) in enumerate(t.nbest, 1):
-          print(f"{i}\t{rank}\t{score:.4f}\t{log_prob:.4f}\t{text}")
-      return 0
-    translations = trained.alignments(sentences, fv["beam"].value, sampling=sampling)
-    for t in translations:
-      print(t.text)
-    if fv["alignments"].value:
-      from attnjax import alignment
-      alignment.write_jsonl(translations, fv["alignments"].value)
-      print(f"wrote the words, pieces and attention of {len(translations)} sentences to "
-            f"{fv['alignments'].value}", file=sys.stderr)
+  sentences = list(positional) or [l.rstrip("\n") for l in sys.stdin]
+  sentences = [s for s in sentences if s.strip()]
+  if not sentences:
+    raise UsageError("nothing to translate: give sentences as arguments or one per line on stdin")
+  sampling, nbest = _sampling(fv), fv["nbest"].value
+  if nbest:
+    beam = fv["beam"].value or trained.config.decode.beam_size
+    if sampling is not None or not 1 <= nbest <= beam:
+      raise UsageError(f"--nbest={nbest} lists the best of a beam: it needs 1 <= K <= --beam "
+                       f"(here {beam}) and no --sampling")
+    for i, t in enumerate(trained.alignments(sentences, beam, nbest=nbest)):
+      for rank, (text, score, log_prob) in enumerate(t.nbest, 1):
+        print(f"{i}\t{rank}\t{score:.4f}\t{log_prob:.4f}\t{text}")
     return 0
-  if command == "align":
-    if not fv["src"].value.strip():
-      raise UsageError("--src is empty: give the sentence to translate and draw")
-    (t,) = trained.alignments(fv["src"].value, fv["beam"].value, batch_size=1)
-    if t.alignment is None:
-      raise UsageError(f"the model in {fv['workdir'].value} has no attention "
-                       f"(model.decoder={trained.config.model.get('decoder')!r}): there is no alignment to draw")
-    weights, src_labels, tgt_labels = t.alignment, t.src_pieces, t.tgt_pieces
-    if not fv["pieces"].value:
-      from attnjax import alignment
-      weights = alignment.to_words(t.alignment, t.src_pieces, t.tgt_pieces)
-      src_labels, tgt_labels = alignment.words_of(t.src_pieces), alignment.words_of(t.tgt_pieces)
-    path = viz.plot_alignment(weights, src_labels, tgt_labels, fv["out"].value,
-                              per_head=fv["per_head"].value)
+  translations = trained.alignments(sentences, fv["beam"].value, sampling=sampling)
+  for t in translations:
     print(t.text)
-    print(f"wrote {path}")
-    return 0
-  raise UsageError(f"unknown command {command!r}")
+  if fv["alignments"].value:
+    from attnjax.analysis import alignment
+    alignment.write_jsonl(translations, fv["alignments"].value)
+    print(f"wrote the words, pieces and attention of {len(translations)} sentences to "
+          f"{fv['alignments'].value}", file=sys.stderr)
+  return 0
+
+
+def _align(fv, positional, progress) -> int:
+  from attnjax.analysis import alignment, viz
+  trained = _load(fv, "align")
+  if not fv["src"].value.strip():
+    raise UsageError("--src is empty: give the sentence to translate and draw")
+  (t,) = trained.alignments(fv["src"].value, fv["beam"].value, batch_size=1)
+  if t.alignment is None:
+    raise UsageError(f"the model in {fv['workdir'].value} has no attention "
+                     f"(model.decoder={trained.config.model.get('decoder')!r}): there is no alignment to draw")
+  weights, src_labels, tgt_labels = t.alignment, t.src_pieces, t.tgt_pieces
+  if not fv["pieces"].value:
+    weights = alignment.to_words(t.alignment, t.src_pieces, t.tgt_pieces)
+    src_labels, tgt_labels = alignment.words_of(t.src_pieces), alignment.words_of(t.tgt_pieces)
+  path = viz.plot_alignment(weights, src_labels, tgt_labels, fv["out"].value,
+                            per_head=fv["per_head"].value)
+  print(t.text)
+  print(f"wrote {path}")
+  return 0
 
 
 def _check_beam(fv) -> None:
   if fv["beam"].value is not None:
-    from attnjax.decode import check_beam
+    from attnjax.infer.decode import check_beam
     check_beam(fv["beam"].value, "--beam")
 
 
@@ -274,13 +302,13 @@ def _check_outputs(command: str, fv) -> None:
       if fv[name].value:
         outputs.output_file(fv[name].value, f"--{name}")
   elif command == "align":
-    from attnjax import viz
+    from attnjax.analysis import viz
     outputs.output_file(fv["out"].value, "--out", formats=viz.image_formats())
 
 
 def _eval_alignment(fv, trained, progress) -> int:
   """`eval --alignment`: AER of the teacher-forced attention against gold alignments."""
-  from attnjax import alignment
+  from attnjax.analysis import alignment
   from attnjax.data import builders, pipeline
   from attnjax.data.prepare import prepare
   pairs, name = _pairs(fv, trained, progress)
@@ -313,9 +341,10 @@ def _eval_alignment(fv, trained, progress) -> int:
   return 0
 
 
-def _compare(fv, trained_lib, progress) -> int:
+def _compare(fv, positional, progress) -> int:
   """Both workdirs translate the same pairs; sacreBLEU's paired tests say whether B differs."""
-  from attnjax import evaluate
+  from attnjax.analysis import evaluate
+  from attnjax.infer import trained as trained_lib
   names = fv["workdir"].value
   if len(names) != 2:
     raise UsageError(f"compare takes two --workdir flags (the baseline first), not {len(names)}")
@@ -336,7 +365,20 @@ def _compare(fv, trained_lib, progress) -> int:
   return 0
 
 
-COMMANDS = ("prepare", "train", "eval", "translate", "align", "average", "compare", "bench")
+class Command(NamedTuple):
+  define: Callable  # define(flag_values): the command's flags
+  run: Callable     # run(flag_values, positional arguments, progress) -> exit status
+
+
+COMMANDS = {
+    "prepare": Command(_define_prepare, _prepare),
+    "train": Command(_define_train, _train),
+    "eval": Command(_define_eval, _eval),
+    "translate": Command(_define_translate, _translate),
+    "align": Command(_define_align, _align),
+    "average": Command(_define_average, _average),
+    "compare": Command(_define_compare, _compare),
+}  # and `bench`, which parses its own flags (they mirror the PyTorch reference's)
 
 
 def main(argv=None) -> int:
@@ -349,10 +391,12 @@ def main(argv=None) -> int:
     from attnjax import bench
     return bench.main(argv[2:])
   if command not in COMMANDS:
-    print(f"attnjax: error: unknown command {command!r}; choose from {', '.join(COMMANDS)}", file=sys.stderr)
+    print(f"attnjax: error: unknown command {command!r}; choose from {', '.join(COMMANDS)}, bench",
+          file=sys.stderr)
     return 2
   fv = flags.FlagValues()
-  _define(command, fv)
+  _common(fv)
+  COMMANDS[command].define(fv)
   if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[2:]):
     print(f"usage: attnjax {command} [flags]\n\n" + fv.get_help())
     return 0
@@ -364,7 +408,7 @@ def main(argv=None) -> int:
   os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.expanduser("~/.cache/attnjax/jax"))
   try:
     positional = _parse(fv, command, argv[2:])
-    return run(command, fv, positional)
+    return COMMANDS[command].run(fv, positional, not fv["quiet"].value)
   except KeyboardInterrupt:
     print(f"attnjax {command}: interrupted", file=sys.stderr)
     return 130

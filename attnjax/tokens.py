@@ -21,3 +21,18 @@ def random_batch(batch: int, src_len: int, tgt_len: int, vocab: int, seed: int =
   tgt = rng.integers(FIRST_WORD_ID, vocab, (batch, tgt_len + 1), dtype=np.int32)
   tgt[:, 0] = BOS_ID
   return {"src": src, "tgt_in": tgt[:, :-1], "tgt_out": tgt[:, 1:]}
+
+
+def round_up(n: int, multiple: int) -> int:
+  """The least multiple of `multiple` that is >= n: padded lengths come in few sizes, so a
+  jitted function compiles a few times, not once per batch."""
+  return -(-n // multiple) * multiple
+
+
+def pad_rows(rows, num_rows: int, width: int) -> np.ndarray:
+  """The id lists `rows` (at most `num_rows`, none longer than `width`) left-aligned in a
+  [num_rows, width] int32 array of PAD_ID: the rows of a batch, the unused ones all padding."""
+  out = np.full((num_rows, width), PAD_ID, np.int32)
+  for row, ids in enumerate(rows):
+    out[row, :len(ids)] = ids
+  return out

@@ -2,8 +2,8 @@
 and held against the config of a run that continues it; and its lock, which keeps a second
 run from writing into it while the first still does.
 
-The checkpoints beside it are `attnjax/train/checkpoint.py`'s; the model they hold is read by
-`attnjax/trained.py`.
+The checkpoints beside it are `attnjax/checkpoint.py`'s; the model they hold is read by
+`attnjax/infer/trained.py`.
 """
 
 import contextlib

@@ -216,7 +216,7 @@ def score_test(workdir: pathlib.Path, width: int = 5, batch_size: int = 64, test
     report = json.loads(path.read_text())
     if not done.exists() or report["step"] == json.loads(done.read_text())["step"]:
       return report  # else the run has trained further since: score it again
-  from attnjax import trained as trained_lib
+  from attnjax.infer import trained as trained_lib
   from attnjax.data import pipeline
   from attnjax.data.prepare import prepare
   trained = trained_lib.load(workdir)

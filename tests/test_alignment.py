@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from attnjax import alignment
+from attnjax.analysis import alignment
 
 SRC = ["\u2581the", "\u2581re", "d", "\u2581car", "</s>"]  # the red car
 TGT = ["\u2581la", "\u2581voit", "ure", "\u2581rouge", "</s>"]  # la voiture rouge

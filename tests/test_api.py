@@ -113,7 +113,7 @@ def test_compare_prints_both_systems_with_intervals_and_p_values(trained, tmp_pa
 
 
 def test_translate_exports_words_pieces_and_attention(trained, tmp_path, capsys):
-  from attnjax import alignment
+  from attnjax.analysis import alignment
   out = tmp_path / "att.jsonl"
   assert cli.main(["attnjax", "translate", "--workdir", str(trained), "--alignments", str(out),
                    "three hundred", "seven"]) == 0
@@ -148,7 +148,7 @@ def test_eval_alignment_scores_attention_against_a_gold_file(trained, tmp_path, 
 
 
 def test_align_draws_words_by_default_and_pieces_on_request(trained, tmp_path, capsys, monkeypatch):
-  from attnjax import viz
+  from attnjax.analysis import viz
   drawn = []
   monkeypatch.setattr(viz, "plot_alignment", lambda w, src, tgt, path, per_head: drawn.append((w, src, tgt)) or path)
   for extra in ([], ["--pieces"]):

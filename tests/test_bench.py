@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from attnjax import bench, models
-from attnjax.decode import greedy
+from attnjax.infer.decode import greedy
 from attnjax.tokens import EOS_ID
-from attnjax.train.state import init_params
+from attnjax.models import init_params
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["--vocab", "32", "--batch", "2", "--src-len", "5", "--tgt-len", "4", "--emb", "8",

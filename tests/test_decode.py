@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from attnjax import config as config_lib
-from attnjax import decode, models, sampling
+from attnjax import models
+from attnjax.infer import decode, sampling
 from attnjax.tokens import BOS_ID, EOS_ID, PAD_ID
 
 VOCAB = 13

@@ -2,7 +2,7 @@
 
 import random
 
-from attnjax import evaluate
+from attnjax.analysis import evaluate
 
 REFERENCES = [f"le chat {i} a vu la voiture rouge de sa fille ." for i in range(60)]
 

@@ -15,7 +15,7 @@ import pytest
 from jax import export
 
 from attnjax import config as config_lib
-from attnjax import decode as decode_lib
+from attnjax.infer import decode as decode_lib
 from attnjax import models, parallel
 from attnjax.models.rnn import DECODERS
 from attnjax.tokens import random_batch

@@ -15,7 +15,7 @@ import jax
 import pytest
 
 from attnjax.train.loop import train_and_evaluate
-from tests.parallel_helpers import losses, tiny_config, write_corpus
+from tests.helpers import losses, parallel_config as tiny_config, write_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 TOL = dict(rel=1e-5, abs=1e-6)
@@ -54,7 +54,7 @@ class Workers:
     self.procs, self._files = [], []
     for i in range(2):
       cmd = [sys.executable, "-m", "attnjax.cli", "train", "--quiet", "--workdir", str(workdir),
-             "--config", f"{REPO}/tests/parallel_helpers.py:root={root},strategy={strategy}", *overrides]
+             "--config", f"{REPO}/tests/helpers.py:root={root},strategy={strategy}", *overrides]
       if slurm:
         env.update(SLURM_JOB_ID="4242", SLURM_STEP_NODELIST="localhost", SLURM_NTASKS="2",
                    SLURM_PROCID=str(i), SLURM_LOCALID=str(i), JAX_COORDINATOR_PORT=str(port))

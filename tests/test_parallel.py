@@ -7,7 +7,7 @@ import pytest
 from attnjax import config as config_lib
 from attnjax import parallel
 from attnjax.train.loop import train_and_evaluate
-from tests.parallel_helpers import losses, tiny_config, write_corpus
+from tests.helpers import losses, parallel_config as tiny_config, write_corpus
 
 TOL = dict(rel=1e-5, abs=1e-6)  # only the order of the float sums differs
 

@@ -1,6 +1,5 @@
 """Failure behaviour: kills, preemption, damaged checkpoints, non-finite losses, failed writes."""
 
-import json
 import os
 import random
 import signal
@@ -14,10 +13,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from attnjax import trained as trained_lib
-from attnjax.train import checkpoint, steps
+from attnjax.infer import trained as trained_lib
+from attnjax import checkpoint
+from attnjax.train import steps
 from attnjax.train.loop import TrainingError, train_and_evaluate
-from tests.helpers import tiny_config
+from tests.helpers import losses, tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -102,7 +102,7 @@ def test_sigterm_then_sigkills_at_random_moments_resume_bitwise(data_dir, refere
   _assert_same_params(workdir, reference)
   assert trained_lib.load(workdir).step == 12
   # Steps redone after a kill are logged again; every step's loss equals the uninterrupted one.
-  assert _losses(workdir) == _losses(reference)
+  assert losses(workdir) == losses(reference)
 
 
 def test_a_second_run_on_a_held_workdir_is_refused_and_the_first_is_unharmed(data_dir, tmp_path):
@@ -121,7 +121,7 @@ def test_a_second_run_on_a_held_workdir_is_refused_and_the_first_is_unharmed(dat
   _, err = first.communicate(timeout=300)
   assert first.returncode == 0, err
   assert trained_lib.load(workdir).step == 300
-  assert sorted(_losses(workdir)) == list(range(1, 301))       # every step logged once, by one run
+  assert sorted(losses(workdir)) == list(range(1, 301))       # every step logged once, by one run
   assert not list((workdir / "checkpoints").glob("*orbax-checkpoint-tmp*"))
 
   # kill -9 of the holder: the kernel drops its lock, and the same command resumes
@@ -157,11 +157,6 @@ def test_the_lock_names_its_holder_and_a_filesystem_without_locks_is_said_once(t
     assert not held
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and "cannot lock" in err[0] and "this filesystem has no locks" in err[0]
-
-
-def _losses(workdir):
-  rows = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
-  return {r["step"]: r["loss"] for r in rows if "loss" in r}
 
 
 def test_damaged_newest_checkpoint_falls_back_to_the_previous_one(data_dir, reference, tmp_path, caplog):

@@ -32,7 +32,7 @@ import numpy as np
 from attnjax.data import builders
 from attnjax.data.prepare import PreparedData, load_prepared
 from attnjax.data.tokenizer import Tokenizers
-from attnjax.tokens import BOS_ID, EOS_ID
+from attnjax.tokens import BOS_ID, EOS_ID, pad_rows, round_up
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,8 @@ BUCKET_GROWTH = 1.25
 MAX_OPEN_ROWS = 16  # rows a packer keeps open while filling
 
 
-def _round_up(n: int, multiple: int = PAD_MULTIPLE) -> int:
-  return -(-n // multiple) * multiple
+def _round_up(n: int) -> int:
+  return round_up(n, PAD_MULTIPLE)
 
 
 def bucket_widths(max_len: int) -> list[int]:
@@ -346,15 +346,12 @@ def eval_batches(data_cfg, split: str = "validation", *, batch_size: int | None 
                 _round_up(data_cfg.max_src_len))
     tgt_w = min(widths[np.searchsorted(widths, tgt_len[start:start + batch_size].max())],
                 _round_up(data_cfg.max_tgt_len))
-    batch = {"src": np.zeros((local, src_w), np.int32), "tgt_in": np.zeros((local, tgt_w), np.int32),
-             "tgt_out": np.zeros((local, tgt_w), np.int32)}
     src_ids, tgt_ids = assembler.encode(real) if len(real) else ([], [])
-    for r, (src, tgt) in enumerate(zip(src_ids, tgt_ids)):
-      src = src[:data_cfg.max_src_len - 1] + [EOS_ID]
-      tgt = tgt[:data_cfg.max_tgt_len - 1]
-      batch["src"][r, :len(src)] = src
-      batch["tgt_in"][r, :len(tgt) + 1] = [BOS_ID] + tgt
-      batch["tgt_out"][r, :len(tgt) + 1] = tgt + [EOS_ID]
+    src_ids = [src[:data_cfg.max_src_len - 1] + [EOS_ID] for src in src_ids]
+    tgt_ids = [tgt[:data_cfg.max_tgt_len - 1] for tgt in tgt_ids]
+    batch = {"src": pad_rows(src_ids, local, src_w),
+             "tgt_in": pad_rows([[BOS_ID] + tgt for tgt in tgt_ids], local, tgt_w),
+             "tgt_out": pad_rows([tgt + [EOS_ID] for tgt in tgt_ids], local, tgt_w)}
     batch["weight"] = (np.arange(local) < len(real)).astype(np.float32)
     batch["index"] = np.where(index < len(src_len), index, -1).astype(np.int32)
     yield batch

@@ -6,10 +6,11 @@ maps at the top level under 'intermediates' ('cross_attention' and, for the Tran
 'encoder_self_attention' and 'decoder_self_attention'). A decoding-state leaf whose shape
 depends on `max_len` (the Transformer's key/value cache) holds zeros where nothing has been
 written and is read only where written: decoding allocates it short and pads it as the
-output grows (`attnjax/decode.py`).
+output grows (`attnjax/infer/decode.py`).
 """
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import ml_collections
 
@@ -134,3 +135,9 @@ def build(cfg: ml_collections.ConfigDict, src_vocab_size: int, tgt_vocab_size: i
   if family == 'rnn':
     return _build_rnn(cfg, src_vocab_size, tgt_vocab_size, dtype)
   return _build_transformer(cfg, src_vocab_size, tgt_vocab_size, dtype)
+
+
+def init_params(model: nn.Module, seed: int):
+  """Fresh parameters for `model`, drawn from `seed` (their shapes do not depend on lengths)."""
+  dummy = jnp.ones((1, 8), jnp.int32)
+  return jax.jit(model.init)(jax.random.PRNGKey(seed), dummy, dummy)['params']

@@ -1,1 +1,1 @@
-"""Training: the optimizer and train state, the pure steps, checkpoints and the loop."""
+"""Training: the optimizer and train state, the pure steps, the loop, and checkpoint averaging."""

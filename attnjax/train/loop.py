@@ -19,13 +19,15 @@ from attnjax import config as config_lib
 from attnjax.data import pipeline
 from attnjax.data.prepare import prepare
 from attnjax.data.tokenizer import Tokenizers
-from attnjax import evaluate, models, outputs, parallel
+from attnjax import models, outputs, parallel
+from attnjax.analysis import evaluate
 from attnjax.errors import Error, WorkdirBusy
 from attnjax import workdir as workdir_lib
 from attnjax.progress import Progress
-from attnjax.train import checkpoint, steps
+from attnjax import checkpoint
+from attnjax.train import steps
 from attnjax.train.state import init_state
-from attnjax.translate import Translator
+from attnjax.infer.translate import Translator
 
 
 class TrainingError(Error, RuntimeError):

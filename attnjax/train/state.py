@@ -7,6 +7,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from attnjax.models import init_params
+
 
 @flax.struct.dataclass
 class TrainState:
@@ -56,12 +58,6 @@ def make_optimizer(train_cfg) -> optax.GradientTransformation:
   if train_cfg.clip_norm > 0:
     return optax.chain(optax.clip_by_global_norm(train_cfg.clip_norm), opt)
   return opt
-
-
-def init_params(model, seed: int):
-  """Fresh parameters for `model`, drawn from `seed` (their shapes do not depend on lengths)."""
-  dummy = jnp.ones((1, 8), jnp.int32)
-  return jax.jit(model.init)(jax.random.PRNGKey(seed), dummy, dummy)["params"]
 
 
 def init_state(model, train_cfg, seed: int) -> TrainState:

@@ -95,7 +95,7 @@ def gold_for(trained, data_dir: str = "", gold_file=None):
   diagonal stands in as the gold, so that the code runs (its figures mean nothing). Any other
   corpus: its test pairs, with `gold_file` (a Pharaoh line per pair) or the corpus's own gold.
   """
-  from attnjax import alignment
+  from attnjax.analysis import alignment
   from attnjax.data import builders, pipeline
   from attnjax.data.prepare import prepare
   data = trained.config.data
@@ -127,7 +127,8 @@ def write(workdirs, preset: str, report_dir, data_dir: str = "", drawn=None,
           gold_file=None) -> list[pathlib.Path]:
   """AER of every workdir (against `gold_file` where given, see `gold_for`); heatmaps of
   those named in `drawn` (default: all)."""
-  from attnjax import alignment, trained as trained_lib, viz
+  from attnjax.analysis import alignment, viz
+  from attnjax.infer import trained as trained_lib
   report_dir = pathlib.Path(report_dir)
   image_dir = report_dir / preset
   image_dir.mkdir(parents=True, exist_ok=True)

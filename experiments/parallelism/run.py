@@ -19,7 +19,7 @@ hidden size is solved for so that their parameter count matches the Transformer'
     Transformer to none). XLA counts a loop's body once, so for the RNNs its FLOPs are those
     of one recurrent step plus everything outside the loops; the Transformer's are whole.
 (b) latency.json, at batch 1: the time to encode one sentence of n tokens (`encode`), and
-    greedy decoding of m tokens from a source of m (`attnjax.decode`, EOS suppressed, the
+    greedy decoding of m tokens from a source of m (`attnjax.infer.decode`, EOS suppressed, the
     Transformer with its key/value cache), per generated token.
 (c) devices.json: training throughput against the number of devices, under the `pmap` and
     `mesh` strategies, the batch per device fixed; each count in its own process. Measured
@@ -293,8 +293,8 @@ def latency(configs, s, results: dict, save) -> None:
   every model's program compiled at each length and then timed side by side."""
   import jax
   from attnjax import bench, models
-  from attnjax import decode as decode_lib
-  from attnjax.train.state import init_params
+  from attnjax.infer import decode as decode_lib
+  from attnjax.models import init_params
   built = {name: models.build(config.model, s["vocab"], s["vocab"]) for name, config in configs.items()}
   variables = {name: {"params": init_params(model, seed=0)} for name, model in built.items()}
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from attnjax.alignment import parse_pharaoh
+from attnjax.analysis.alignment import parse_pharaoh
 from attnjax.data import lexicon, synth
 from attnjax.data.synth import Clause, NounPhrase, PrepPhrase, Relative, Sentence
 

@@ -17,6 +17,7 @@ import pytest
 
 from attnjax.config import rnn_model, transformer_model
 from attnjax.models import build
+from tests.helpers import random_variables
 
 RNN = {**rnn_model(decoder='seq2seq').to_dict(), 'embed_dim': 8, 'hidden_dim': 10,
        'bidirectional': False}
@@ -56,18 +57,6 @@ def vocab_sizes(cfg):
   return (17, 17) if cfg.get('share_embeddings') else (13, 17)
 
 
-def random_variables(model, seed=0):
-  """Normal(0, 0.3) parameters (LayerNorm scales near one) of the model's shapes."""
-  shapes = jax.eval_shape(model.init, jax.random.key(0), SRC, TGT_IN)
-  rng = np.random.default_rng(seed)
-
-  def draw(path, leaf):
-    x = rng.normal(scale=0.3, size=leaf.shape)
-    return jnp.asarray(1.0 + x / 3 if path[-1].key == 'scale' else x, leaf.dtype)
-
-  return jax.tree_util.tree_map_with_path(draw, shapes)
-
-
 def cross_entropy(logits):
   return -jnp.sum(jax.nn.log_softmax(logits) * jax.nn.one_hot(TGT_OUT, logits.shape[-1]))
 
@@ -77,7 +66,7 @@ def run(request):
   """Teacher forcing (with gradients) and step-wise decoding of the same batch."""
   cfg = ml_collections.ConfigDict(CONFIGS[request.param])
   model = build(cfg, *vocab_sizes(cfg))
-  variables = random_variables(model)
+  variables = random_variables(model, SRC, TGT_IN)
 
   @jax.jit
   def teacher_forcing(params):

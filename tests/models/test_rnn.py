@@ -9,6 +9,7 @@ import pytest
 from attnjax.models import build
 from attnjax.tokens import PAD_ID
 from attnjax.models.rnn import reverse_words
+from tests.helpers import random_variables
 
 BASE = dict(family='rnn', dtype='float32', cell='lstm', embed_dim=8, hidden_dim=10,
             num_layers=1, bidirectional=True, dropout=0.1, decoder='luong', score='general',
@@ -16,12 +17,6 @@ BASE = dict(family='rnn', dtype='float32', cell='lstm', embed_dim=8, hidden_dim=
 SRC = jnp.array([[5, 6, 7, 2, 0], [4, 5, 6, 7, 2], [9, 2, 0, 0, 0]], jnp.int32)
 TGT_IN = jnp.array([[1, 5, 6, 7], [1, 4, 4, 5], [1, 8, 0, 0]], jnp.int32)
 EXTRA_PAD = 3
-
-
-def random_variables(model, seed=0):
-  shapes = jax.eval_shape(model.init, jax.random.key(0), SRC, TGT_IN)
-  rng = np.random.default_rng(seed)
-  return jax.tree.map(lambda leaf: jnp.asarray(rng.normal(scale=0.3, size=leaf.shape)), shapes)
 
 
 @pytest.mark.parametrize('overrides', [
@@ -32,7 +27,7 @@ def random_variables(model, seed=0):
 ], ids=['luong-bilstm-2layers', 'bahdanau-bigru', 'seq2seq-gru', 'encdec-reversed-bilstm'])
 def test_extra_source_padding_changes_nothing(overrides):
   model = build(ml_collections.ConfigDict({**BASE, **overrides}), 13, 17)
-  variables = random_variables(model)
+  variables = random_variables(model, SRC, TGT_IN)
   padded_src = jnp.pad(SRC, ((0, 0), (0, EXTRA_PAD)), constant_values=PAD_ID)
 
   @jax.jit
@@ -79,7 +74,7 @@ def test_reverse_source_is_the_model_reading_reversed_words(decoder):
   cfg = {**BASE, 'decoder': decoder}
   reversed_model = build(ml_collections.ConfigDict({**cfg, 'reverse_source': True}), 13, 17)
   plain_model = build(ml_collections.ConfigDict(cfg), 13, 17)
-  variables = random_variables(plain_model)
+  variables = random_variables(plain_model, SRC, TGT_IN)
   reversed_logits = reversed_model.apply(variables, SRC, TGT_IN)
   np.testing.assert_allclose(reversed_logits, plain_model.apply(variables, reverse_words(SRC), TGT_IN),
                              atol=1e-6)
@@ -90,7 +85,7 @@ def test_encdec_reads_the_summary_at_every_step():
   """RNNencdec's decoder depends on the source at every step, not only through s_0: with the
   initial state fixed, changing the summary c still changes every step's logits."""
   model = build(ml_collections.ConfigDict({**BASE, 'decoder': 'encdec'}), 13, 17)
-  variables = random_variables(model)
+  variables = random_variables(model, SRC, TGT_IN)
   encoded = model.apply(variables, SRC, method=model.encode)
   bridged = model.apply(variables, encoded['final'], method=lambda m, f: m.bridge(f))
   y_emb = model.apply(variables, TGT_IN, method=lambda m, t: m.tgt_embed(t))

@@ -12,6 +12,7 @@ from attnjax.config import transformer_model
 from attnjax.models import build
 from attnjax.models.transformer import sinusoidal_positions
 from attnjax.tokens import PAD_ID
+from tests.helpers import random_variables
 
 BASE = {**transformer_model('tiny').to_dict(), 'd_model': 16, 'd_ff': 24, 'num_decoder_layers': 2,
         'attention_dropout': 0.1, 'share_embeddings': False, 'max_len': 8}
@@ -27,19 +28,13 @@ def make(**overrides):
   return build(cfg, vocab, 17)
 
 
-def random_variables(model, seed=0):
-  shapes = jax.eval_shape(model.init, jax.random.key(0), SRC, TGT_IN)
-  rng = np.random.default_rng(seed)
-  return jax.tree.map(lambda leaf: jnp.asarray(rng.normal(scale=0.3, size=leaf.shape)), shapes)
-
-
 @pytest.mark.parametrize('overrides', [
     dict(),
     dict(norm='post', positions='learned', share_embeddings=True),
 ], ids=['pre-sinusoidal', 'post-learned-shared'])
 def test_causal_and_blind_to_source_padding(overrides):
   model = make(**overrides)
-  variables = random_variables(model)
+  variables = random_variables(model, SRC, TGT_IN)
   changed_tgt = TGT_IN.at[:, CHANGED].set(11)
 
   @jax.jit
@@ -87,7 +82,7 @@ def test_norm_placement():
 
 def test_kv_cache_is_sized_by_max_len():
   model = make()
-  variables = random_variables(model)
+  variables = random_variables(model, SRC, TGT_IN)
   state = jax.eval_shape(lambda src: model.apply(variables, src, 7,
                                                  method=model.init_decode_state), SRC)
   head_dim = BASE['d_model'] // BASE['num_heads']
@@ -122,7 +117,7 @@ def test_fused_attention_gives_the_written_out_outputs_and_gradients(overrides, 
   fused = transformer.fused_attention
   monkeypatch.setattr(transformer, 'fused_attention', lambda *a: calls.append(1) or fused(*a))
   model = make(**overrides)
-  variables = random_variables(model)
+  variables = random_variables(model, SRC, TGT_IN)
   weights = (TGT_IN != PAD_ID).astype(jnp.float32)
 
   def loss(params, record, train):
@@ -150,9 +145,41 @@ def test_attention_dropout_keeps_the_written_out_path_in_training(monkeypatch):
   fused = transformer.fused_attention
   monkeypatch.setattr(transformer, 'fused_attention', lambda *a: calls.append(1) or fused(*a))
   model = make(attention_dropout=0.1)
-  variables = random_variables(model)
+  variables = random_variables(model, SRC, TGT_IN)
   calls.clear()
   model.apply(variables, SRC, TGT_IN, train=True, rngs={'dropout': jax.random.key(0)})
   assert not calls
   model.apply(variables, SRC, TGT_IN, train=False)
   assert calls
+
+
+@pytest.mark.parametrize('positions', ['sinusoidal', 'learned'])
+def test_packed_pairs_get_the_logits_and_loss_they_have_alone(positions):
+  """Two pairs end to end in one row (`data.pack`) attend within themselves only and start
+  their positions at 0: each gets, token for token, the logits of its own unpacked row, and
+  the packed batch's loss sums are the two rows' sums."""
+  from attnjax.models import loss
+  model = make(positions=positions, max_len=16)
+  variables = random_variables(model, SRC, TGT_IN)
+  a_src, b_src = [5, 6, 7, 2], [4, 5, 6, 7, 2]
+  a_tgt, b_tgt = [1, 5, 6, 7, 8], [1, 4, 4]
+  alone_src = jnp.array([a_src + [0] * 4, b_src + [0] * 3], jnp.int32)         # [2, 8]
+  alone_tgt = jnp.array([a_tgt + [0] * 3, b_tgt + [0] * 5], jnp.int32)
+  packed_src = jnp.array([a_src + b_src + [0]], jnp.int32)                      # [1, 10]
+  packed_tgt = jnp.array([a_tgt + b_tgt], jnp.int32)                            # [1, 8]
+  packing = {'src_segmentation': jnp.array([[1] * 4 + [2] * 5 + [0]]),
+             'src_position': jnp.array([list(range(4)) + list(range(5)) + [0]]),
+             'tgt_segmentation': jnp.array([[1] * 5 + [2] * 3]),
+             'tgt_position': jnp.array([list(range(5)) + list(range(3))])}
+  alone = model.apply(variables, alone_src, alone_tgt)
+  packed = model.apply(variables, packed_src, packed_tgt, packing=packing)
+  np.testing.assert_allclose(packed[0, :5], alone[0, :5], atol=1e-5)
+  np.testing.assert_allclose(packed[0, 5:], alone[1, :3], atol=1e-5)
+
+  alone_out = jnp.array([a_tgt[1:] + [2] + [0] * 3, b_tgt[1:] + [2] + [0] * 5], jnp.int32)
+  packed_out = jnp.array([a_tgt[1:] + [2] + b_tgt[1:] + [2]], jnp.int32)
+  sums = lambda batch: loss.loss_sums(model, variables['params'], batch, None, 0.0, train=False)
+  got = sums({'src': packed_src, 'tgt_in': packed_tgt, 'tgt_out': packed_out, **packing})
+  want = sums({'src': alone_src, 'tgt_in': alone_tgt, 'tgt_out': alone_out})
+  for key in ('loss', 'tokens', 'correct'):
+    np.testing.assert_allclose(got[key], want[key], rtol=1e-5)

@@ -1,4 +1,5 @@
-"""Orbax checkpoints of a workdir: the train state, the data iterator and the config.
+"""Orbax checkpoints of a workdir: the train state, the data iterator and the config, written by
+training; read back whole by training and, parameters only, by inference.
 
 Saves are asynchronous; the manager keeps the last `keep` steps plus the best one by
 validation BLEU. A checkpoint that cannot be read (truncated, damaged, half-written) is
@@ -82,13 +83,33 @@ def restore(mngr, abstract_state, step: int | None = None, set_aside: bool = Tru
   manager's way, so training can write those steps again) with a warning.
   Returns None when the workdir has no checkpoint at all.
   """
+  args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore(),
+                            meta=ocp.args.JsonRestore())
+  found = _newest_readable(mngr, args, step, set_aside)
+  if found is None:
+    return None
+  candidate, restored = found
+  return candidate, restored.state, restored.data, restored.meta
+
+
+def read_params(mngr, abstract_params, step: int | None = None):
+  """(step, parameters) of `step` (default: the newest readable one), nothing else read: not
+  the optimizer state, the data state or the metadata. What inference restores; None when
+  there is no checkpoint. Nothing is set aside: reading a workdir changes nothing in it."""
+  target = {"params": abstract_params}
+  args = ocp.args.Composite(state=ocp.args.PyTreeRestore(
+      target, restore_args=ocp.checkpoint_utils.construct_restore_args(target), partial_restore=True))
+  found = _newest_readable(mngr, args, step, set_aside=False)
+  return None if found is None else (found[0], found[1].state["params"])
+
+
+def _newest_readable(mngr, args, step, set_aside):
+  """(step, restored) of `step` or the newest checkpoint that `args` can read; see `restore`."""
   steps = sorted(mngr.all_steps(), reverse=True) if step is None else [step]
   bad = []
   for candidate in steps:
     try:
-      restored = mngr.restore(candidate, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore(),
-          meta=ocp.args.JsonRestore()))
+      restored = mngr.restore(candidate, args=args)
     except Exception as err:  # noqa: BLE001 -- any unreadable checkpoint is skipped, never fatal
       logging.warning("checkpoint %s is unreadable (%s); trying an older one",
                       pathlib.Path(mngr.directory) / str(candidate), _reason(err))
@@ -100,7 +121,7 @@ def restore(mngr, abstract_state, step: int | None = None, set_aside: bool = Tru
       if jax.process_count() > 1:  # every process read the same files, so all are here
         multihost_utils.sync_global_devices("attnjax: unreadable checkpoints set aside")
         mngr.reload()              # the others forget the moved steps too
-    return candidate, restored.state, restored.data, restored.meta
+    return candidate, restored
   if steps:
     raise CheckpointError(f"none of the checkpoints {sorted(steps)} in {mngr.directory} can be read; "
                           f"move them away to start afresh")

@@ -9,7 +9,7 @@ get `alignment=None`.
 
 Sampling is greedy decoding with the argmax replaced by a draw from the model's
 distribution, tempered and restricted to its top k tokens or to its nucleus, seeded
-(`attnjax/sampling.py`).
+(`attnjax/infer/sampling.py`).
 
 Beam search keeps K hypotheses per sentence, ranked by their summed log-probability; a
 hypothesis that emits EOS stays in the beam, frozen, and competes with the others. At the
@@ -34,7 +34,7 @@ import jax.numpy as jnp
 
 from attnjax.errors import UsageError
 from attnjax.tokens import BOS_ID, EOS_ID, PAD_ID
-from attnjax.sampling import Sampling, argmax, chunk_size, sample_choice
+from attnjax.infer.sampling import Sampling, argmax, chunk_size, sample_choice
 
 NEG_INF = -1e9
 MAX_PHASES = 4

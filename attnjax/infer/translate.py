@@ -11,9 +11,9 @@ import logging
 import jax
 import numpy as np
 
-from attnjax import decode as decoding
-from attnjax.sampling import Sampling
-from attnjax.tokens import EOS_ID, PAD_ID
+from attnjax.infer import decode as decoding
+from attnjax.infer.sampling import Sampling
+from attnjax.tokens import EOS_ID, pad_rows, round_up
 
 LENGTH_QUANTUM = 16
 
@@ -55,10 +55,7 @@ class Translator:
 
   def _batch(self, sentences):
     ids = [self.encode_source(s) for s in sentences]
-    width = -(-max(len(x) for x in ids) // LENGTH_QUANTUM) * LENGTH_QUANTUM
-    src = np.full((self.batch_size, width), PAD_ID, np.int32)
-    for row, x in enumerate(ids):
-      src[row, :len(x)] = x
+    src = pad_rows(ids, self.batch_size, round_up(max(map(len, ids)), LENGTH_QUANTUM))
     result = self._decode(self.variables, src)
     tokens, lengths = np.asarray(result.tokens), np.asarray(result.lengths)
     align = None if result.alignment is None else np.asarray(result.alignment, np.float32)

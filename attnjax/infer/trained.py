@@ -8,34 +8,29 @@ notebook API (`attnjax.load`):
     model.attention([("the red car .", "la voiture rouge .")])   # teacher-forced maps
     model.alignment_error(pairs, gold)          # AER of the attention against gold links
 
-Also `average`, which writes the mean of a workdir's newest checkpoints as a workdir of its own.
+Parameters only are read (`checkpoint.read_params`): inference never imports training.
 """
 
 import dataclasses
 import functools
 import math
 import pathlib
-import shutil
 
 import jax
 import numpy as np
 
-from attnjax import alignment as alignment_lib
+from attnjax.analysis import alignment as alignment_lib
 from attnjax import config as config_lib
-from attnjax import evaluate
+from attnjax.analysis import evaluate
 from attnjax.errors import MismatchError
 from attnjax.data.tokenizer import Tokenizers
 from attnjax import models
-from attnjax.sampling import Sampling
-from attnjax.train import checkpoint
-from attnjax.train.state import init_state
-from attnjax.tokens import BOS_ID, EOS_ID, PAD_ID
-from attnjax.translate import LENGTH_QUANTUM, Translation, Translator
-from attnjax.workdir import load_config, lock
-
-
-def _round_up(n: int) -> int:
-  return -(-n // LENGTH_QUANTUM) * LENGTH_QUANTUM
+from attnjax.models import loss
+from attnjax.infer.sampling import Sampling
+from attnjax import checkpoint
+from attnjax.tokens import BOS_ID, EOS_ID, pad_rows, round_up
+from attnjax.infer.translate import LENGTH_QUANTUM, Translation, Translator
+from attnjax.workdir import load_config
 
 
 @dataclasses.dataclass
@@ -76,7 +71,7 @@ class Trained:
   def translate(self, sentences, beam: int | None = None, batch_size: int = 32,
                 sampling: Sampling | None = None) -> list[str]:
     """The translations of `sentences` (a list, or one string) as text; `sampling`
-    (`attnjax.sampling.Sampling(top_k=, top_p=, temperature=, seed=)`) draws them instead."""
+    (`attnjax.infer.sampling.Sampling(top_k=, top_p=, temperature=, seed=)`) draws them instead."""
     return [t.text for t in self.alignments(sentences, beam, batch_size, sampling)]
 
   def evaluate(self, pairs, beam: int | None = None, bucket_width: int = 10,
@@ -101,11 +96,9 @@ class Trained:
       chunk = pairs[start:start + batch_size]
       src_ids = [translator.encode_source(src) for src, _ in chunk]
       tgt_ids = [self.tokenizers.tgt.encode(ref)[:self.config.data.max_tgt_len - 1] for _, ref in chunk]
-      src = np.full((batch_size, _round_up(max(map(len, src_ids)))), PAD_ID, np.int32)
-      tgt_in = np.full((batch_size, _round_up(max(map(len, tgt_ids)) + 1)), PAD_ID, np.int32)
-      for row, (s, t) in enumerate(zip(src_ids, tgt_ids)):
-        src[row, :len(s)] = s
-        tgt_in[row, :len(t) + 1] = [BOS_ID] + t
+      src = pad_rows(src_ids, batch_size, round_up(max(map(len, src_ids)), LENGTH_QUANTUM))
+      tgt_in = pad_rows([[BOS_ID] + t for t in tgt_ids], batch_size,
+                        round_up(max(map(len, tgt_ids)) + 1, LENGTH_QUANTUM))
       weights = forced(self.params, src, tgt_in)
       weights = None if weights is None else np.asarray(weights, np.float32)
       for row, ((source, reference), s, t) in enumerate(zip(chunk, src_ids, tgt_ids)):
@@ -203,11 +196,10 @@ class Trained:
     import ml_collections
     from attnjax.data import pipeline
     from attnjax.data.prepare import prepare
-    from attnjax.train import steps
     prepared = prepare(data_cfg, progress=False)
     data_cfg = ml_collections.ConfigDict(data_cfg.to_dict())
     data_cfg.update(max_src_len=self.config.data.max_src_len, max_tgt_len=self.config.data.max_tgt_len)
-    eval_step = jax.jit(functools.partial(steps.eval_step, model=self.model))
+    eval_step = jax.jit(functools.partial(loss.eval_sums, model=self.model))
     totals = None
     for batch in pipeline.eval_batches(data_cfg, split, num_devices=1, prepared=prepared,
                                        tokenizers=self.tokenizers):
@@ -250,7 +242,7 @@ def load(workdir, step: int | None = None) -> Trained:
   tokenizers = Tokenizers.load(workdir / "tokenizer")
   model = models.build(config.model, tokenizers.src.vocab_size, tokenizers.tgt.vocab_size)
 
-  abstract = jax.eval_shape(lambda: init_state(model, config.train, 0))
+  abstract = jax.eval_shape(lambda: models.init_params(model, 0))
   if not (workdir / "checkpoints").is_dir():
     raise checkpoint.CheckpointError(f"{workdir} has no checkpoints yet; train first")
   mngr = checkpoint.manager(workdir, read_only=True)
@@ -259,7 +251,7 @@ def load(workdir, step: int | None = None) -> Trained:
     if step is not None and step not in saved:
       raise checkpoint.CheckpointError(f"{workdir} has no checkpoint of step {step}; it has {saved}")
     try:
-      restored = checkpoint.restore(mngr, abstract, step, set_aside=False)
+      restored = checkpoint.read_params(mngr, abstract, step)
     except checkpoint.CheckpointError:
       what = f"checkpoint {step} in {workdir} cannot" if step is not None else f"no checkpoint in {workdir} can"
       raise checkpoint.CheckpointError(
@@ -269,50 +261,5 @@ def load(workdir, step: int | None = None) -> Trained:
     mngr.close()
   if restored is None:
     raise checkpoint.CheckpointError(f"{workdir} has no checkpoints yet; train first")
-  step, state, _, _ = restored
-  return Trained(config, tokenizers, model, state.params, step)
-
-
-def average(workdir, last: int, out) -> tuple[int, list[int]]:
-  """Write into `out` a new workdir whose one checkpoint holds the mean parameters of the
-  newest `last` checkpoints of `workdir` (Vaswani et al. 2017 average the last 5 or 20),
-  at the newest one's step with its optimizer and data state, so that eval, translate and
-  align read it as any workdir. Returns (that step, the averaged steps)."""
-  workdir, out = pathlib.Path(workdir), pathlib.Path(out)
-  if last < 1:
-    raise config_lib.ConfigError(f"--last={last}: average at least one checkpoint")
-  if out.exists() and any(out.iterdir()):
-    raise config_lib.ConfigError(f"{out} already exists and is not empty; averaging writes a new "
-                                 "workdir: give another --out")
-  newest = load(workdir)  # checks the workdir, builds its model
-  abstract = jax.eval_shape(lambda: init_state(newest.model, newest.config.train, 0))
-  mngr = checkpoint.manager(workdir, read_only=True)
-  try:
-    steps = sorted(mngr.all_steps())[-last:]
-    if len(steps) < last:
-      raise checkpoint.CheckpointError(f"{workdir} has {len(steps)} checkpoint(s) {steps}; "
-                                       f"--last={last} needs {last}")
-    total = None
-    for step in steps:
-      try:
-        _, state, data_state, meta = checkpoint.restore(mngr, abstract, step, set_aside=False)
-      except checkpoint.CheckpointError:
-        raise checkpoint.CheckpointError(
-            f"checkpoint {step} in {workdir / 'checkpoints'} cannot be read as this workdir's "
-            "model: it holds another model or is damaged") from None
-      total = state.params if total is None else jax.tree.map(jax.numpy.add, total, state.params)
-  finally:
-    mngr.close()
-  mean = jax.tree.map(lambda x: x / len(steps), total)
-  out.mkdir(parents=True, exist_ok=True)
-  with lock(out, "attnjax average"):
-    shutil.copy(workdir / "config.json", out / "config.json")
-    shutil.copytree(workdir / "tokenizer", out / "tokenizer")
-    writer = checkpoint.manager(out, keep=1)
-    try:
-      checkpoint.save(writer, steps[-1], state.replace(params=mean), data_state,
-                      dict(meta, averaged_from=str(workdir), averaged_steps=steps))
-      checkpoint.wait(writer)
-    finally:
-      writer.close()
-  return steps[-1], steps
+  step, params = restored
+  return Trained(config, tokenizers, model, params, step)

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from attnjax.train import steps
+from attnjax.models import loss as loss_lib
 
 
 def test_predicted_correctly_is_argmax_equals_label():
@@ -12,28 +12,28 @@ def test_predicted_correctly_is_argmax_equals_label():
   labels = jax.random.randint(jax.random.key(1), (4, 6), 0, 50)
   labels = labels.at[0].set(jnp.argmax(logits[0], -1))  # a row that is all correct
   expected = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
-  got = steps.predicted_correctly(logits, labels)
+  got = loss_lib.predicted_correctly(logits, labels)
   np.testing.assert_array_equal(got, expected)
   assert got[0].sum() == 6 and 0 < got.sum() < got.size
 
 
 def test_predicted_correctly_counts_a_tie_with_the_max_as_correct():
   logits = jnp.array([[[1.0, 3.0, 3.0, 0.0]]])
-  got = steps.predicted_correctly(logits, jnp.array([[2]]))
+  got = loss_lib.predicted_correctly(logits, jnp.array([[2]]))
   np.testing.assert_array_equal(got, [[1.0]])
-  np.testing.assert_array_equal(steps.predicted_correctly(logits, jnp.array([[0]])), [[0.0]])
+  np.testing.assert_array_equal(loss_lib.predicted_correctly(logits, jnp.array([[0]])), [[0.0]])
 
 
 def test_predicted_correctly_passes_no_gradient():
   logits = jax.random.normal(jax.random.key(2), (2, 3, 7))
-  grad = jax.grad(lambda x: steps.predicted_correctly(x, jnp.zeros((2, 3), jnp.int32)).sum())(logits)
+  grad = jax.grad(lambda x: loss_lib.predicted_correctly(x, jnp.zeros((2, 3), jnp.int32)).sum())(logits)
   np.testing.assert_array_equal(grad, jnp.zeros_like(logits))
 
 
 def test_cross_entropy_with_label_smoothing():
   logits = jax.random.normal(jax.random.key(3), (2, 3, 5))
   labels = jnp.array([[0, 1, 2], [3, 4, 0]])
-  loss, nll = steps.cross_entropy(logits, labels, 0.1)
+  loss, nll = loss_lib.cross_entropy(logits, labels, 0.1)
   log_p = np.asarray(jax.nn.log_softmax(logits))
   want_nll = -np.take_along_axis(log_p, np.asarray(labels)[..., None], -1)[..., 0]
   np.testing.assert_allclose(nll, want_nll, rtol=1e-6)
@@ -41,7 +41,7 @@ def test_cross_entropy_with_label_smoothing():
 
 
 def _autodiff_cross_entropy(logits, labels, label_smoothing):
-  """The definition, left to autodiff: what `steps.cross_entropy`'s own gradient must match."""
+  """The definition, left to autodiff: what `loss_lib.cross_entropy`'s own gradient must match."""
   log_p = jax.nn.log_softmax(logits.astype(jnp.float32))
   nll = -jnp.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
   return (1 - label_smoothing) * nll - label_smoothing * log_p.mean(-1), nll
@@ -57,17 +57,17 @@ def test_cross_entropy_gradient_matches_autodiff():
                             + jnp.sum(fn(z, labels, eps)[1] * w_nll)))
 
   for eps in (0.0, 0.1):
-    got = objective(steps.cross_entropy, eps)(logits)
+    got = objective(loss_lib.cross_entropy, eps)(logits)
     want = objective(_autodiff_cross_entropy, eps)(logits)
     np.testing.assert_allclose(got, want, atol=1e-6)
-    for a, b in zip(steps.cross_entropy(logits, labels, eps), _autodiff_cross_entropy(logits, labels, eps)):
+    for a, b in zip(loss_lib.cross_entropy(logits, labels, eps), _autodiff_cross_entropy(logits, labels, eps)):
       np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
 def test_cross_entropy_gradient_keeps_the_logits_dtype():
   logits = jax.random.normal(jax.random.key(7), (2, 3, 9), jnp.bfloat16)
   labels = jnp.array([[0, 1, 8], [2, 2, 5]])
-  grad = jax.grad(lambda z: steps.cross_entropy(z, labels, 0.1)[0].sum())(logits)
+  grad = jax.grad(lambda z: loss_lib.cross_entropy(z, labels, 0.1)[0].sum())(logits)
   want = jax.grad(lambda z: _autodiff_cross_entropy(z, labels, 0.1)[0].sum())(logits)
   assert grad.dtype == jnp.bfloat16
   np.testing.assert_allclose(grad.astype(np.float32), want.astype(np.float32), atol=1e-2)

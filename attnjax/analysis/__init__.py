@@ -1,0 +1,2 @@
+"""Analysis of translations and attention: sacreBLEU scores, alignment error rates against gold
+links, and heatmaps."""

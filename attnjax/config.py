@@ -48,7 +48,7 @@ def base() -> ml_collections.ConfigDict:
   config.data.max_tgt_len = 64
   config.data.batch_size = 64              # sentence pairs per global batch
   config.data.tokens_per_batch = 0         # > 0: token-based batches instead
-  config.data.pack = False                 # refused: the models do not mask packed pairs apart
+  config.data.pack = False                 # Transformer: several pairs to a row, kept apart
   config.data.prefetch = 2
 
   # Training.
@@ -163,8 +163,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _check(d.max_src_len >= 2 and d.max_tgt_len >= 2,
          f"data.max_src_len={d.max_src_len} and data.max_tgt_len={d.max_tgt_len} must be at least 2")
   _one_of(config, "data.tokenizer", ("unigram", "bpe"))
-  _check(not d.pack, "data.pack=True: the models do not mask attention between the pairs packed "
-                     "into a row, so packed pairs would attend to each other; leave it False")
+  _check(not d.pack or config.model.get("family") == "transformer",
+         f"data.pack=True packs several pairs into a row, which only the Transformer keeps apart "
+         f"(model.family={config.model.get('family')!r}); leave it False")
   _check(t.num_steps > 0, f"train.num_steps={t.num_steps} must be positive")
   _check(t.learning_rate > 0, f"train.learning_rate={t.learning_rate} must be positive")
   _check(t.warmup_steps >= 0, f"train.warmup_steps={t.warmup_steps} must be 0 or positive")

@@ -21,7 +21,7 @@ def _default():
     ("data.batch_size", 0, "data.batch_size=0 must be positive"),
     ("data.vocab_size", 4, "data.vocab_size=4 is too small"),
     ("data.tokenizer", "wordpiece", "data.tokenizer='wordpiece' is not one of unigram, bpe"),
-    ("data.pack", True, "data.pack=True: the models do not mask attention between the pairs"),
+    ("data.pack", True, "data.pack=True packs several pairs into a row, which only the Transformer keeps apart"),
     ("train.num_steps", -1, "train.num_steps=-1 must be positive"),
     ("train.learning_rate", -0.1, "train.learning_rate=-0.1 must be positive"),
     ("train.schedule", "linear", "train.schedule='linear' is not one of rsqrt, cosine, constant"),

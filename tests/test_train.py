@@ -9,20 +9,25 @@ import pytest
 import sacrebleu
 
 from attnjax.train.loop import train_and_evaluate
-from tests.helpers import tiny_config
-
-
-def _losses(workdir):
-  rows = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
-  return {r["step"]: r["loss"] for r in rows if "loss" in r}
+from tests.helpers import losses, tiny_config
 
 
 def test_a_few_steps_lower_the_loss(data_dir, tmp_path):
   config = tiny_config(data_dir, steps=30)
   config.train.update(log_every=10, eval_every=30, eval_samples=0, checkpoint_every=30)
   train_and_evaluate(config, tmp_path / "run", progress=False)
-  losses = _losses(tmp_path / "run")
-  assert losses[30] < losses[10] * 0.9, losses
+  by_step = losses(tmp_path / "run")
+  assert by_step[30] < by_step[10] * 0.9, by_step
+
+
+def test_a_transformer_learns_from_packed_rows(data_dir, tmp_path):
+  """`data.pack`: several pairs to a row, kept apart by their segments, train the Transformer."""
+  config = tiny_config(data_dir, family="transformer", steps=30)
+  config.data.pack = True
+  config.train.update(log_every=10, eval_every=30, eval_samples=0, checkpoint_every=30)
+  train_and_evaluate(config, tmp_path / "run", progress=False)
+  by_step = losses(tmp_path / "run")
+  assert by_step[30] < by_step[10] * 0.9, by_step
 
 
 def test_eval_bleu_equals_sacrebleu_on_its_hypothesis_file(trained, capsys):
@@ -63,7 +68,7 @@ def test_beam_search_from_the_cli(trained, capsys):
 def test_workdir_perplexity_is_the_loops_validation_perplexity(trained):
   """`Trained.perplexity` (used for test perplexity in the experiments) computes what the
   training loop reported for the validation split at its last step."""
-  from attnjax import trained as trained_lib
+  from attnjax.infer import trained as trained_lib
   rows = [json.loads(l) for l in (trained / "metrics.jsonl").read_text().splitlines()]
   last = max((r for r in rows if "val_ppl" in r), key=lambda r: r["step"])
   loaded = trained_lib.load(trained)
@@ -76,7 +81,7 @@ def test_perplexity_reads_any_corpus_through_the_models_own_tokenizer(trained):
   the model's tokenizer: the figure is finite, and the corpus's own tokenizer, whatever its
   vocabulary, does not change it."""
   import math
-  from attnjax import trained as trained_lib
+  from attnjax.infer import trained as trained_lib
   loaded = trained_lib.load(trained)
   other = loaded.config.data.copy_and_resolve_references()
   other.name = "numbers:de"

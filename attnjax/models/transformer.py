@@ -213,6 +213,12 @@ class DecoderLayer(_Layer):
     return self.feed_forward(x, 2, False), cache, cross_weights
 
 
+def _same_segment(query_segments, key_segments):
+  """[B, 1, Q, K]: True where a query and a key belong to the same packed pair (not padding)."""
+  same = query_segments[:, :, None] == key_segments[:, None, :]
+  return (same & (key_segments[:, None, :] != 0))[:, None]
+
+
 def _stack_layers(weights):
   """Per-layer [B, H, Tq, Tk] -> [B, Tq, L, H, Tk]; None when attention was fused."""
   if weights[0] is None:
@@ -286,10 +292,16 @@ class Transformer(nn.Module):
       return layers.attend(self.src_embed, y).astype(jnp.float32)
     return self.projection(y).astype(jnp.float32)
 
-  def encode(self, src, train: bool = False):
-    """src [B, S] -> memory [B, S, d_model]; sows 'encoder_self_attention' [B, S, L, H, S]."""
-    mask = (src != PAD_ID)[:, None, None, :]  # [B, 1, 1, S]
-    x = self._embed(src, jnp.arange(src.shape[1])[None], 'src', train)
+  def encode(self, src, train: bool = False, packing=None):
+    """src [B, S] -> memory [B, S, d_model]; sows 'encoder_self_attention' [B, S, L, H, S].
+    `packing`: see `__call__`."""
+    if packing is None:
+      mask = (src != PAD_ID)[:, None, None, :]  # [B, 1, 1, S]
+      positions = jnp.arange(src.shape[1])[None]
+    else:
+      mask = _same_segment(packing['src_segmentation'], packing['src_segmentation'])
+      positions = packing['src_position']
+    x = self._embed(src, positions, 'src', train)
     weights = []
     for layer in self.encoder_layers:
       x, layer_weights = layer(x, mask, train)
@@ -297,13 +309,26 @@ class Transformer(nn.Module):
     self._sow('encoder_self_attention', _stack_layers(weights))
     return self.encoder_norm(x) if self.norm == 'pre' else x
 
-  def __call__(self, src, tgt_in, train: bool = False):
-    """Teacher forcing: src [B, S], tgt_in [B, T] -> logits [B, T, V] (float32)."""
-    memory = self.encode(src, train)
-    src_mask = (src != PAD_ID)[:, None, None, :]  # [B, 1, 1, S]
+  def __call__(self, src, tgt_in, train: bool = False, packing=None):
+    """Teacher forcing: src [B, S], tgt_in [B, T] -> logits [B, T, V] (float32).
+
+    `packing`, for rows that hold several pairs end to end (`data.pack`): a dict of
+    'src_segmentation' and 'src_position' [B, S], 'tgt_segmentation' and 'tgt_position'
+    [B, T] (int: the pair's number 1, 2, ... in its row, 0 on padding; the position within
+    its pair). Each pair then attends within itself only, and its positions start at 0:
+    its logits are those it has alone in a row.
+    """
+    memory = self.encode(src, train, packing)
     length = tgt_in.shape[1]
     causal_mask = jnp.tril(jnp.ones((length, length), bool))[None, None]  # [1, 1, T, T]
-    y = self._embed(tgt_in, jnp.arange(length)[None], 'tgt', train)
+    if packing is None:
+      src_mask = (src != PAD_ID)[:, None, None, :]  # [B, 1, 1, S]
+      positions = jnp.arange(length)[None]
+    else:
+      src_mask = _same_segment(packing['tgt_segmentation'], packing['src_segmentation'])
+      causal_mask = causal_mask & _same_segment(packing['tgt_segmentation'], packing['tgt_segmentation'])
+      positions = packing['tgt_position']
+    y = self._embed(tgt_in, positions, 'tgt', train)
     self_weights, cross_weights = [], []
     for layer in self.decoder_layers:
       y, layer_self, layer_cross = layer(y, memory, causal_mask, src_mask, train)

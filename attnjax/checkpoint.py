@@ -100,7 +100,18 @@ def read_params(mngr, abstract_params, step: int | None = None):
   args = ocp.args.Composite(state=ocp.args.PyTreeRestore(
       target, restore_args=ocp.checkpoint_utils.construct_restore_args(target), partial_restore=True))
   found = _newest_readable(mngr, args, step, set_aside=False)
-  return None if found is None else (found[0], found[1].state["params"])
+  if found is None:
+    return None
+  params = found[1].state["params"]
+  try:
+    same = jax.tree.all(jax.tree.map(lambda a, w: (a.shape, a.dtype) == (w.shape, w.dtype),
+                                     params, abstract_params))
+  except ValueError:  # another tree of parameters
+    same = False
+  if not same:
+    raise CheckpointError(f"checkpoint {found[0]} in {mngr.directory} holds parameters of other "
+                          "shapes than the model's")
+  return found[0], params
 
 
 def _newest_readable(mngr, args, step, set_aside):

@@ -26,7 +26,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from attnjax import evaluate  # noqa: E402
+from attnjax.analysis import evaluate  # noqa: E402
 from experiments import common  # noqa: E402
 from experiments.scores.run import SHARPNESS_SENTENCES  # noqa: E402
 

@@ -3,7 +3,8 @@
     attnjax prepare   --config configs/default.py
     attnjax train     --config configs/default.py --workdir runs/x [--config.train.num_steps=2000]
     attnjax eval      --workdir runs/x [--split test | --src F --ref R] [--beam 4]
-    attnjax eval      --workdir runs/x --alignment [--src F --ref R --gold G]   (AER of the attention)
+    attnjax eval      --workdir runs/x --alignment [--src F --ref R --gold G] [--shift]  (AER)
+    attnjax eval      --workdir runs/x --intervene uniform|permute|gold|heads:cross:0.1  (ablations)
     attnjax translate --workdir runs/x [--beam 4] [--alignments out.jsonl] [sentence ...]  (or stdin)
     attnjax translate --workdir runs/x --input F --output O
     attnjax compare   --workdir A --workdir B [--split test | --src F --ref R]
@@ -91,6 +92,14 @@ def _define_eval(fv):
   flags.DEFINE_string("gold", None, "With --alignment --src/--ref: gold alignments, a Pharaoh "
                       "line per pair (i-j sure, ipj possible; source word i, target word j).",
                       flag_values=fv)
+  flags.DEFINE_bool("shift", False, "With --alignment: read the attention of the step that reads "
+                    "target word j as word j's (Shift-Att, Chen et al. 2020).", flag_values=fv)
+  flags.DEFINE_string("intervene", None, "Score with the attention replaced: uniform, permute, "
+                      "gold[:L,L] (teacher-forced only; the Transformer's decoder layers) or "
+                      "heads:KIND:L.H,... (switch off heads; KIND encoder, decoder or cross).",
+                      flag_values=fv)
+  flags.DEFINE_integer("intervention_seed", 0, "With --intervene permute: the random seed.",
+                       flag_values=fv)
   _file_flags(fv)
 
 
@@ -210,6 +219,10 @@ def _load(fv, command):
 def _eval(fv, positional, progress) -> int:
   from attnjax.analysis import evaluate
   trained = _load(fv, "eval")
+  if fv["shift"].value and not fv["alignment"].value:
+    raise UsageError("--shift goes with --alignment")
+  if fv["intervene"].value:
+    return _eval_intervened(fv, trained, progress)
   if fv["alignment"].value:
     return _eval_alignment(fv, trained, progress)
   if fv["gold"].value:
@@ -224,6 +237,45 @@ def _eval(fv, positional, progress) -> int:
   json_path, hyp_path = evaluate.write(fv["workdir"].value, name, report, hyps)
   print(evaluate.format_table(report))
   print(f"wrote {json_path} and {hyp_path}")
+  return 0
+
+
+def _eval_intervened(fv, trained, progress) -> int:
+  """`eval --intervene`: teacher-forced perplexity (of a split) and BLEU with the attention
+  replaced or heads switched off, beside the model's own perplexity."""
+  from attnjax.analysis import evaluate
+  from attnjax.models import intervention as intervention_lib
+  try:
+    intervention, heads = intervention_lib.from_spec(fv["intervene"].value, fv["intervention_seed"].value)
+  except ValueError as err:
+    raise UsageError(str(err)) from None
+  if fv["alignment"].value or fv["gold"].value:
+    raise UsageError("--intervene scores perplexity and BLEU; measure alignments without it")
+  gold = intervention is not None and intervention.kind == "gold"
+  if gold and fv["src"].value:
+    raise UsageError("--intervene gold reads the corpus's gold alignments: score a --split")
+  name = intervention_lib.describe(intervention, heads)
+  report = {"intervention": name, "step": trained.step}
+  if not fv["src"].value:
+    split = fv["split"].value
+    report.update(split=split,
+                  perplexity=trained.perplexity(trained.config.data, split, intervention, heads),
+                  own_perplexity=trained.perplexity(trained.config.data, split))
+    print(f"{split}, teacher-forced perplexity under {name}: {report['perplexity']:.3f} "
+          f"(the model's own attention: {report['own_perplexity']:.3f})")
+  hyps = []
+  if not gold:
+    pairs, split = _pairs(fv, trained, progress)
+    if fv["limit"].value:
+      pairs = pairs[: fv["limit"].value]
+    scores = trained.evaluate(pairs, fv["beam"].value, intervention=intervention, heads=heads)
+    hyps = scores.pop("hypotheses")
+    report.update(scores, split=split, beam=fv["beam"].value or trained.config.decode.beam_size)
+    print(evaluate.format_table(report))
+  json_path, hyp_path = evaluate.write(fv["workdir"].value, f"{report['split']}.{name}", report, hyps)
+  print(f"wrote {json_path}" + ("" if gold else f" and {hyp_path}"))
+  if gold:
+    hyp_path.unlink()
   return 0
 
 
@@ -329,12 +381,12 @@ def _eval_alignment(fv, trained, progress) -> int:
   if fv["limit"].value:
     pairs, gold = pairs[: fv["limit"].value], gold[: fv["limit"].value]
   try:
-    report = trained.alignment_error(pairs, gold)
+    report = trained.alignment_error(pairs, gold, shift=fv["shift"].value)
   except MismatchError as error:  # a malformed gold line, or links past their sentences
     where = fv["gold"].value or f"the gold alignments of {trained.config.data.name}'s {name} split"
     raise MismatchError(f"{where}: {error}") from None
   report.update(split=name, step=trained.step)
-  path = pathlib.Path(fv["workdir"].value) / f"alignment_{name}.json"
+  path = pathlib.Path(fv["workdir"].value) / f"alignment_{name}{'.shifted' if fv['shift'].value else ''}.json"
   path.write_text(json.dumps(report, indent=2) + "\n")
   print(alignment.format_report(report))
   print(f"wrote {path}")

@@ -66,6 +66,31 @@ def to_words(attention: np.ndarray, src_pieces: list[str], tgt_pieces: list[str]
   return out
 
 
+def gold_attention(src_pieces: list[str], tgt_pieces: list[str], sure: set, possible: set) -> np.ndarray:
+  """The gold alignment as attention over pieces, [tgt pieces, src pieces]: each piece of
+  target word j spreads its weight evenly over the pieces of the source words linked to j
+  (its sure links; its possible ones where it has no sure one). The rows of a target word
+  without a link, and of the end-of-sentence piece, are zero: the gold intervention keeps the
+  model's own weights there. Links to words past the pieces (a pair cut to the model's
+  lengths) are left out."""
+  src_spans, tgt_spans = word_spans(src_pieces), word_spans(tgt_pieces)
+  out = np.zeros((len(tgt_pieces), len(src_pieces)), np.float32)
+  for j, rows in enumerate(tgt_spans):
+    linked = sorted({i for i, jj in sure if jj == j} or {i for i, jj in possible if jj == j})
+    columns = [c for i in linked if i < len(src_spans) for c in src_spans[i]]
+    if columns:
+      out[np.ix_(rows, columns)] = 1.0 / len(columns)
+  return out
+
+
+def shifted(attention: np.ndarray) -> np.ndarray:
+  """Attention [tgt pieces + EOS, ...] read one step later (Chen et al. 2020, Shift-Att): row
+  j becomes the attention of the step whose input is target piece j, the step that predicts
+  piece j + 1; the end-of-sentence row, which no step after it reads, is zero."""
+  attention = np.asarray(attention, np.float32)
+  return np.concatenate([attention[1:], np.zeros_like(attention[:1])], axis=0)
+
+
 def argmax_links(weights: np.ndarray) -> set[tuple[int, int]]:
   """One link per target word, to the source word with the largest weight. weights [tgt, src]."""
   return {(int(i), j) for j, i in enumerate(np.argmax(weights, axis=-1))}
@@ -103,7 +128,8 @@ def aer(predicted: list[set], gold: list[tuple[set, set]]) -> float:
 def format_report(report: dict) -> str:
   """`Trained.alignment_error`'s report as a table: the mean map, the diagonal and, for
   several layers or heads, AER (argmax) per layer and head."""
-  lines = [f"alignment error rate on {report['sentences']} sentences (teacher-forced, word level; "
+  shift = ", shifted: step j+1 read as word j's (Shift-Att)" if report.get("shift") else ""
+  lines = [f"alignment error rate on {report['sentences']} sentences (teacher-forced, word level{shift}; "
            f"lower is better)",
            *(f"  {label:<38}{value:.3f}" for label, value in (
                ("attention, argmax per target word", report["aer"]["argmax"]),

@@ -25,10 +25,12 @@ from attnjax.analysis import evaluate
 from attnjax.errors import MismatchError
 from attnjax.data.tokenizer import Tokenizers
 from attnjax import models
+from attnjax.models import intervention as intervention_lib
 from attnjax.models import loss
+from attnjax.models.intervention import Intervention
 from attnjax.infer.sampling import Sampling
 from attnjax import checkpoint
-from attnjax.tokens import BOS_ID, EOS_ID, pad_rows, round_up
+from attnjax.tokens import BOS_ID, EOS_ID, PAD_ID, pad_rows, round_up
 from attnjax.infer.translate import LENGTH_QUANTUM, Translation, Translator
 from attnjax.workdir import load_config
 
@@ -40,8 +42,36 @@ class Trained:
   model: object
   params: object
   step: int
+  gates: object = None  # the Transformer's head gates, when heads are switched off
   _translators: dict = dataclasses.field(default_factory=dict, repr=False)
   _forced_step: object = dataclasses.field(default=None, repr=False)
+  _intervened: dict = dataclasses.field(default_factory=dict, repr=False)
+
+  @property
+  def variables(self) -> dict:
+    return {"params": self.params} if self.gates is None else {"params": self.params, "gates": self.gates}
+
+  def intervened(self, intervention: Intervention | None = None, heads: dict | None = None) -> "Trained":
+    """This model with its cross-attention replaced (`intervention`, see
+    `attnjax.models.intervention`) and the Transformer's `heads` switched off ({'encoder' |
+    'decoder' | 'cross': [(layer, head), ...]}), on the same parameters; kept, so that asking
+    again compiles nothing new. Without either: this model."""
+    if intervention is None and not heads:
+      return self
+    key = (intervention, tuple(sorted((kind, tuple(sorted(h))) for kind, h in (heads or {}).items())))
+    if key not in self._intervened:
+      gates = None
+      if heads:
+        if not isinstance(self.model, models.Transformer):
+          raise config_lib.ConfigError("heads are switched off in a Transformer; this model is an RNN")
+        m = self.model
+        gates = intervention_lib.gates(m.num_encoder_layers, m.num_decoder_layers, m.num_heads, heads)
+      try:
+        model = models.intervene(self.model, intervention)
+      except ValueError as err:
+        raise config_lib.ConfigError(str(err)) from None
+      self._intervened[key] = Trained(self.config, self.tokenizers, model, self.params, self.step, gates)
+    return self._intervened[key]
 
   def translator(self, beam_size: int | None = None, batch_size: int = 32,
                  sampling: Sampling | None = None, nbest: int = 0) -> Translator:
@@ -55,7 +85,7 @@ class Trained:
     key = (beam_size, batch_size, sampling, nbest)
     if key not in self._translators:
       self._translators[key] = Translator(
-          self.model, {"params": self.params}, self.tokenizers,
+          self.model, self.variables, self.tokenizers,
           max_src_len=self.config.data.max_src_len, max_len=dec.max_len, beam_size=beam_size,
           alpha=dec.length_penalty, batch_size=batch_size, sampling=sampling, nbest=nbest)
     return self._translators[key]
@@ -75,20 +105,38 @@ class Trained:
     return [t.text for t in self.alignments(sentences, beam, batch_size, sampling)]
 
   def evaluate(self, pairs, beam: int | None = None, bucket_width: int = 10,
-               batch_size: int = 32) -> dict:
+               batch_size: int = 32, intervention: Intervention | None = None,
+               heads: dict | None = None) -> dict:
     """sacreBLEU's BLEU and chrF with signatures and BLEU by source length on (source,
-    reference) pairs; the hypotheses under 'hypotheses'."""
-    report, hypotheses = evaluate.evaluate(self.translator(beam, batch_size), list(pairs),
+    reference) pairs; the hypotheses under 'hypotheses'. Under an `intervention` or with
+    `heads` off (see `intervened`), the translations are decoded so; the gold attention,
+    known only for a reference, cannot decode."""
+    if intervention is not None and intervention.kind == "gold":
+      raise config_lib.ConfigError("the gold attention is known for the reference only: it scores "
+                                   "teacher-forced (perplexity), it cannot decode")
+    model = self.intervened(intervention, heads)
+    report, hypotheses = evaluate.evaluate(model.translator(beam, batch_size), list(pairs),
                                            bucket_width)
     return {**report, "hypotheses": hypotheses}
 
-  def attention(self, pairs, batch_size: int = 32) -> list[Translation]:
+  def attention(self, pairs, batch_size: int = 32, intervention: Intervention | None = None,
+                heads: dict | None = None, gold=None) -> list[Translation]:
     """Teacher-forced cross-attention of each (source, reference): the model reads the
     reference, not its own output, so the maps line up with the reference's words (as
     alignment error rates are measured). Each result's `text` is the reference and its
     `alignment` [reference pieces + EOS, layers, heads, source pieces + EOS]; None for a
-    model without attention."""
+    model without attention. Under an `intervention` or with `heads` off (see `intervened`),
+    the maps are those the model then uses; the gold intervention reads `gold`, one Pharaoh
+    line per pair."""
+    model = self.intervened(intervention, heads)
+    if model is not self:
+      return model.attention(pairs, batch_size, gold=gold)
     pairs = list(pairs)
+    links = None
+    if self.model.intervention is not None and self.model.intervention.kind == "gold":
+      if gold is None:
+        raise config_lib.ConfigError("the gold intervention needs the gold alignment of every pair")
+      links = checked_gold(pairs, gold)
     translator = self.translator(1, batch_size)
     forced = self._forced()
     out = []
@@ -99,7 +147,11 @@ class Trained:
       src = pad_rows(src_ids, batch_size, round_up(max(map(len, src_ids)), LENGTH_QUANTUM))
       tgt_in = pad_rows([[BOS_ID] + t for t in tgt_ids], batch_size,
                         round_up(max(map(len, tgt_ids)) + 1, LENGTH_QUANTUM))
-      weights = forced(self.params, src, tgt_in)
+      extra = {}
+      if links is not None:
+        extra["gold"] = self._gold_rows(src_ids, [t + [EOS_ID] for t in tgt_ids],
+                                        links[start:start + batch_size], src.shape, tgt_in.shape[1])
+      weights = forced(self.variables, src, tgt_in, **extra)
       weights = None if weights is None else np.asarray(weights, np.float32)
       for row, ((source, reference), s, t) in enumerate(zip(chunk, src_ids, tgt_ids)):
         out.append(Translation(
@@ -109,20 +161,33 @@ class Trained:
             alignment=None if weights is None else weights[row, :len(t) + 1, :, :, :len(s)]))
     return out
 
+  def _gold_rows(self, src_ids, tgt_ids, links, src_shape, tgt_len) -> np.ndarray:
+    """The gold intervention's attention for a batch, [B, T, S]: `alignment.gold_attention`
+    of each pair (its source ids and target ids with EOS, its (sure, possible) links)."""
+    out = np.zeros((src_shape[0], tgt_len, src_shape[1]), np.float32)
+    for row, (s, t, (sure, possible)) in enumerate(zip(src_ids, tgt_ids, links)):
+      out[row, :len(t), :len(s)] = alignment_lib.gold_attention(
+          [self.tokenizers.src.id_to_piece(i) for i in s], [self.tokenizers.tgt.id_to_piece(i) for i in t],
+          sure, possible)
+    return out
+
   def _forced(self):
     """The jitted teacher-forced pass that returns the cross-attention [B, T, L, H, S]."""
     if self._forced_step is None:
-      def forced(params, src, tgt_in):
-        _, inter = self.model.apply({"params": params}, src, tgt_in, mutable=["intermediates"])
+      def forced(variables, src, tgt_in, **extra):
+        _, inter = self.model.apply(variables, src, tgt_in, mutable=["intermediates"], **extra)
         weights = inter.get("intermediates", {}).get("cross_attention")
         return None if weights is None else weights[0]
       self._forced_step = jax.jit(forced)
     return self._forced_step
 
-  def alignment_error(self, pairs, gold, mass: float = 0.5, batch_size: int = 32) -> dict:
+  def alignment_error(self, pairs, gold, mass: float = 0.5, batch_size: int = 32,
+                      shift: bool = False) -> dict:
     """Alignment error rate of the teacher-forced attention on (source, reference) `pairs`
     against `gold` (one Pharaoh line per pair, source word - target word), with links read
     off the word-level maps by argmax per target word and by `mass` (`alignment.mass_links`).
+    With `shift`, the attention of the step that reads target piece j is read as piece j's
+    (Chen et al. 2020, Shift-Att; `alignment.shifted`).
 
     Returns {'sentences', 'layers', 'heads', 'aer': {'argmax', 'mass'} of the mean map over
     layers and heads, 'per_head': {'argmax', 'mass'} as [layers][heads], 'diagonal': the
@@ -136,7 +201,8 @@ class Trained:
         raise config_lib.ConfigError(
             f"this model has no attention (model.decoder={self.config.model.get('decoder')!r}): "
             "there is no alignment to measure")
-      words = alignment_lib.to_words(t.alignment, t.src_pieces, t.tgt_pieces)  # [T, L, H, S]
+      weights = alignment_lib.shifted(t.alignment) if shift else t.alignment
+      words = alignment_lib.to_words(weights, t.src_pieces, t.tgt_pieces)  # [T, L, H, S]
       if words.shape[0] != len(t.text.split()) or words.shape[-1] != len(t.source.split()):
         skipped += 1
         continue
@@ -153,6 +219,7 @@ class Trained:
     per_head = [[rates(lambda m: m[:, l, h]) for h in range(heads)] for l in range(layers)]
     return {
         "sentences": len(maps), "skipped": skipped, "layers": layers, "heads": heads, "mass": mass,
+        "shift": shift,
         "aer": rates(lambda m: m.mean(axis=(1, 2))),
         "per_head": {kind: [[cell[kind] for cell in row] for row in per_head]
                      for kind in ("argmax", "mass")},
@@ -188,25 +255,77 @@ class Trained:
     tmp.replace(output)
     return len(lines)
 
-  def perplexity(self, data_cfg, split: str) -> float:
+  def perplexity(self, data_cfg, split: str, intervention: Intervention | None = None,
+                 heads: dict | None = None) -> float:
     """exp(mean per-token negative log-likelihood) of `split` of `data_cfg`'s corpus,
     teacher-forced, no label smoothing; every pair counts (long ones cut to the model's
     data.max_src_len / max_tgt_len, as in `pipeline.eval_batches`). The corpus is read as
-    text through this model's tokenizer, so any corpus can be scored, not only its own."""
+    text through this model's tokenizer, so any corpus can be scored, not only its own.
+    Under an `intervention` or with `heads` off (see `intervened`); the gold intervention
+    reads the corpus's gold alignments."""
+    totals = self._loss_totals(data_cfg, split, intervention, heads)
+    return math.exp(float(totals["nll"]) / max(float(totals["tokens"]), 1.0))
+
+  def _batches(self, data_cfg, split: str, gold: bool = False):
+    """`pipeline.eval_batches` of `split` read through this model's tokenizer at its lengths;
+    with `gold`, each batch also holds the gold intervention's attention."""
     import ml_collections
     from attnjax.data import pipeline
     from attnjax.data.prepare import prepare
     prepared = prepare(data_cfg, progress=False)
+    lines = None
+    if gold:
+      lines = pipeline.load_alignments(data_cfg, split, prepared)
+      if lines is None:
+        raise config_lib.ConfigError(f"{data_cfg.name} has no gold word alignments for the gold "
+                                     "intervention (en_fr_synth has)")
+      links = checked_gold(pipeline.load_pairs(data_cfg, split, prepared), lines)
     data_cfg = ml_collections.ConfigDict(data_cfg.to_dict())
     data_cfg.update(max_src_len=self.config.data.max_src_len, max_tgt_len=self.config.data.max_tgt_len)
-    eval_step = jax.jit(functools.partial(loss.eval_sums, model=self.model))
-    totals = None
     for batch in pipeline.eval_batches(data_cfg, split, num_devices=1, prepared=prepared,
                                        tokenizers=self.tokenizers):
-      sums = eval_step(self.params, batch)
+      if lines is not None:
+        rows = [i for i in batch["index"] if i >= 0]
+        strip = lambda ids: [int(i) for i in ids if i != PAD_ID]
+        batch["gold"] = self._gold_rows([strip(batch["src"][r]) for r in range(len(rows))],
+                                        [strip(batch["tgt_out"][r]) for r in range(len(rows))],
+                                        [links[i] for i in rows], batch["src"].shape,
+                                        batch["tgt_in"].shape[1])
+      yield batch
+
+  def _loss_totals(self, data_cfg, split, intervention=None, heads=None) -> dict:
+    """Summed loss terms (`models.loss.eval_sums`) over `split`, as `perplexity` reads it."""
+    model = self.intervened(intervention, heads)
+    gold = intervention is not None and intervention.kind == "gold"
+    eval_step = jax.jit(functools.partial(loss.eval_sums, model=model.model))
+    totals = None
+    for batch in self._batches(data_cfg, split, gold):
+      sums = eval_step(model.params, batch, gates=model.gates)
       totals = sums if totals is None else jax.tree.map(jax.numpy.add, totals, sums)
-    totals = jax.device_get(totals)
-    return math.exp(float(totals["nll"]) / max(float(totals["tokens"]), 1.0))
+    return jax.device_get(totals)
+
+  def head_importance(self, data_cfg, split: str = "validation") -> dict:
+    """Michel et al. 2019's importance of every Transformer head: the mean over the batches
+    of `split` of |dL/dgate|, L the batch's mean per-token negative log-likelihood and the
+    gate the head's output scale (1: on). Returns {'encoder', 'decoder', 'cross': [layers,
+    heads]} (numpy), per attention kind."""
+    if not isinstance(self.model, models.Transformer):
+      raise config_lib.ConfigError("head importance is a Transformer's; this model is an RNN")
+    m = self.model
+    ones = intervention_lib.gates(m.num_encoder_layers, m.num_decoder_layers, m.num_heads)
+
+    def mean_nll(gates, params, batch):
+      sums = loss.eval_sums(params, batch, model=m, gates=gates)
+      return sums["nll"] / jax.numpy.maximum(sums["tokens"], 1.0)
+
+    grad = jax.jit(jax.grad(mean_nll))
+    total, count = None, 0
+    for batch in self._batches(data_cfg, split):
+      magnitude = jax.tree.map(jax.numpy.abs, grad(ones, self.params, batch))
+      total = magnitude if total is None else jax.tree.map(jax.numpy.add, total, magnitude)
+      count += 1
+    return {kind: np.asarray(value) / max(count, 1)
+            for kind, value in intervention_lib.to_matrices(jax.device_get(total)).items()}
 
 
 def checked_gold(pairs, gold) -> list[tuple[set, set]]:

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from attnjax.models.attention import LOCALS, SCORES
+from attnjax.models.intervention import Intervention
 from attnjax.models.rnn import ATTENTIVE, CELLS, DECODERS, ENCODER_IMPLS, RNNSeq2Seq
 from attnjax.models.transformer import NORMS, POSITIONS, Transformer
 from attnjax.tokens import UNK_ID
@@ -22,7 +23,7 @@ from attnjax.tokens import UNK_ID
 FAMILIES = ('rnn', 'transformer')
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
-__all__ = ['build', 'RNNSeq2Seq', 'Transformer']
+__all__ = ['build', 'init_params', 'intervene', 'Intervention', 'RNNSeq2Seq', 'Transformer']
 
 
 def _get(cfg, field):
@@ -141,3 +142,18 @@ def init_params(model: nn.Module, seed: int):
   """Fresh parameters for `model`, drawn from `seed` (their shapes do not depend on lengths)."""
   dummy = jnp.ones((1, 8), jnp.int32)
   return jax.jit(model.init)(jax.random.PRNGKey(seed), dummy, dummy)['params']
+
+
+def intervene(model: nn.Module, intervention: Intervention | None) -> nn.Module:
+  """`model` with its cross-attention replaced as `intervention` says (None: as trained); the
+  parameters are the same. A model without attention has nothing to replace: ValueError."""
+  if intervention is None:
+    return model.clone(intervention=None)
+  if isinstance(model, RNNSeq2Seq) and model.decoder not in ATTENTIVE:
+    raise ValueError(f'model.decoder={model.decoder!r} has no attention to intervene on')
+  if isinstance(model, RNNSeq2Seq) and intervention.layers:
+    raise ValueError('an RNN has one attention: intervention layers are for the Transformer')
+  if isinstance(model, Transformer) and any(not 0 <= l < model.num_decoder_layers for l in intervention.layers):
+    raise ValueError(f'intervention layers {intervention.layers}: the model has '
+                     f'{model.num_decoder_layers} decoder layers')
+  return model.clone(intervention=intervention)

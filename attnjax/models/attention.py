@@ -13,6 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from attnjax.models import intervention as intervention_lib
+from attnjax.models.intervention import Intervention
 from attnjax.models.layers import Dense
 
 SCORES = ('dot', 'general', 'concat', 'additive', 'scaled_dot')
@@ -83,6 +85,7 @@ class Attention(nn.Module):
   half_width: int = 10
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  intervention: Intervention | None = None
 
   def setup(self):
     if self.score not in SCORES:
@@ -117,7 +120,7 @@ class Attention(nn.Module):
     hidden = jnp.tanh(self.position_projection(query))  # [B, T, Dq]
     return length * jax.nn.sigmoid(self.position_v(hidden)[..., 0].astype(jnp.float32))
 
-  def attend(self, query, keys, prepared_keys, mask, step=None):
+  def attend(self, query, keys, prepared_keys, mask, step=None, gold=None):
     """Alignment and context for a query [B, Dq] or a query per step [B, T, Dq].
 
     Args:
@@ -125,7 +128,9 @@ class Attention(nn.Module):
       keys: h_j, [B, S, Dk].
       prepared_keys: `prepare_keys(keys)`.
       mask: [B, S], False at source padding.
-      step: the target position t of each query, [B] or [B, T] (local-m only).
+      step: the target position t of each query, [B] or [B, T] (local-m and the permute
+        intervention).
+      gold: the gold intervention's attention, [B, S] or [B, T, S].
 
     Returns:
       context [B, Dk] (or [B, T, Dk]) in the compute dtype and alignment [B, S]
@@ -135,6 +140,7 @@ class Attention(nn.Module):
     if one_step:
       query = query[:, None]  # [B, 1, Dq]
       step = None if step is None else step[:, None]  # [B, 1]
+      gold = None if gold is None else gold[:, None]  # [B, 1, S]
     query = query.astype(self.dtype)
     if self.score in ('concat', 'additive'):
       hidden = jnp.tanh(self.query_projection(query)[:, :, None, :]
@@ -155,6 +161,10 @@ class Attention(nn.Module):
         alignment = alignment * gaussian
     else:
       alignment = masked_softmax(score, mask)  # [B, T, S]
+    if self.intervention is not None:
+      if step is None:
+        raise ValueError('an intervention needs the target position `step` of each query.')
+      alignment = intervention_lib.replace(alignment, mask[:, 0], self.intervention, step, gold)
     context = jnp.einsum('bts,bsd->btd', alignment.astype(self.dtype),
                          keys.astype(self.dtype))  # [B, T, Dk]
     if one_step:

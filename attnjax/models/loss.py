@@ -80,12 +80,19 @@ def predicted_correctly(logits, labels):
 PACKING = ("src_segmentation", "src_position", "tgt_segmentation", "tgt_position")
 
 
-def loss_sums(model, params, batch, rng, label_smoothing, train):
+def loss_sums(model, params, batch, rng, label_smoothing, train, gates=None):
   """Summed loss terms of `batch` under `model` with `params`; padding (PAD labels) left out.
-  A packed batch (`data.pack`: the Transformer's) passes its segments and positions on."""
-  packing = {k: batch[k] for k in PACKING if k in batch}
-  logits = model.apply({"params": params}, batch["src"], batch["tgt_in"], train=train,
-                       rngs={"dropout": rng} if train else None, **({"packing": packing} if packing else {}))
+  A packed batch (`data.pack`: the Transformer's) passes its segments and positions on; a
+  batch with 'gold' [B, T, S], the gold intervention's attention; `gates`: the Transformer's
+  head gates (`attnjax.models.intervention`)."""
+  extra = {}
+  if packing := {k: batch[k] for k in PACKING if k in batch}:
+    extra["packing"] = packing
+  if "gold" in batch:
+    extra["gold"] = batch["gold"]
+  variables = {"params": params} if gates is None else {"params": params, "gates": gates}
+  logits = model.apply(variables, batch["src"], batch["tgt_in"], train=train,
+                       rngs={"dropout": rng} if train else None, **extra)
   labels = batch["tgt_out"]
   weights = (labels != PAD_ID).astype(jnp.float32)
   loss, nll = cross_entropy(logits, labels, label_smoothing)
@@ -94,10 +101,11 @@ def loss_sums(model, params, batch, rng, label_smoothing, train):
           "correct": jnp.sum(correct * weights), "tokens": jnp.sum(weights)}
 
 
-def eval_sums(params, batch, *, model, label_smoothing: float = 0.0):
+def eval_sums(params, batch, *, model, label_smoothing: float = 0.0, gates=None):
   """`loss_sums` without dropout, with the padding rows of an evaluation batch (weight 0) left out."""
   batch = dict(batch)
   if "weight" in batch:
     batch["tgt_out"] = jnp.where(batch["weight"][:, None] > 0, batch["tgt_out"], PAD_ID)
     batch.pop("weight")
-  return loss_sums(model, params, batch, None, label_smoothing, train=False)
+  batch.pop("index", None)
+  return loss_sums(model, params, batch, None, label_smoothing, train=False, gates=gates)

@@ -11,7 +11,8 @@
 Each decoder has a `recurrence` (one time step, carried state) and an `output` (from the
 step's features to logits, batched over time when it can be). Teacher forcing scans
 `recurrence` over the target with `nn.scan`; `decode_step` calls the same `recurrence` once,
-so step-wise decoding computes what teacher forcing computes.
+so step-wise decoding computes what teacher forcing computes. Each step knows its target
+position t (local-m attention and the permute intervention read it).
 """
 
 from typing import Any
@@ -23,6 +24,7 @@ from jax.experimental import rnn as cudnn_rnn
 
 from attnjax.tokens import PAD_ID
 from attnjax.models.attention import Attention
+from attnjax.models.intervention import Intervention
 from attnjax.models.layers import Dense, Dropout
 
 CELLS = {'lstm': nn.OptimizedLSTMCell, 'gru': nn.GRUCell}
@@ -185,7 +187,8 @@ class Decoder(nn.Module):
   """Shared driver: teacher forcing scans `recurrence`; `step` calls it once.
 
   Subclasses define `setup`, `init_carry(bridged)`, `prepare_memory(states, mask, bridged)`,
-  `recurrence(carry, y_emb, memory, train) -> (carry, features)` and
+  `recurrence(carry, y_emb, at, memory, train) -> (carry, features)`, where `at` holds the
+  step's target position 't' [B] (and, for the gold intervention, its 'gold' row [B, S]), and
   `output(features, memory, train) -> (logits, alignment or None)`, where `output` works
   with or without a time axis.
   """
@@ -196,6 +199,7 @@ class Decoder(nn.Module):
   num_layers: int
   dropout: float
   dtype: Any = jnp.float32
+  intervention: Intervention | None = None  # the attentive decoders' (attnjax.models.intervention)
 
   def _cells(self):
     return StackedCells(self.cell, self.hidden_dim, self.num_layers, self.dropout, self.dtype)
@@ -211,18 +215,24 @@ class Decoder(nn.Module):
     """What each step reads from the source: H, its key-side projection and the mask."""
     return {'keys': states, 'prepared_keys': self.attention.prepare_keys(states), 'mask': mask}
 
-  def __call__(self, carry, y_emb, memory, train: bool):
-    """Teacher forcing: y_emb [B, T, E] -> logits [B, T, V], alignment [B, T, S] or None."""
+  def __call__(self, carry, y_emb, memory, train: bool, gold=None):
+    """Teacher forcing: y_emb [B, T, E] -> logits [B, T, V], alignment [B, T, S] or None;
+    `gold` [B, T, S]: the gold intervention's attention."""
+    batch, length = y_emb.shape[:2]
+    at = {'t': jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), (batch, length))}
+    if gold is not None:
+      at['gold'] = gold
     scan = nn.scan(
-        lambda module, carry, y_emb_t, memory: module.recurrence(carry, y_emb_t, memory, train),
+        lambda module, carry, xs, memory: module.recurrence(carry, *xs, memory, train),
         variable_broadcast='params', split_rngs={'params': False, 'dropout': True},
         in_axes=(1, nn.broadcast), out_axes=1)
-    _, features = scan(self, carry, y_emb, memory)
+    _, features = scan(self, carry, (y_emb, at), memory)
     return self.output(features, memory, train)
 
-  def step(self, carry, y_emb, memory):
-    """One deterministic step: y_emb [B, E] -> (carry, logits [B, V], alignment [B, S])."""
-    carry, features = self.recurrence(carry, y_emb, memory, False)
+  def step(self, carry, y_emb, memory, t):
+    """One deterministic step at target position t [B]: y_emb [B, E] -> (carry, logits [B, V],
+    alignment [B, S])."""
+    carry, features = self.recurrence(carry, y_emb, {'t': t}, memory, False)
     logits, alignment = self.output(features, memory, False)
     return carry, logits, alignment
 
@@ -239,7 +249,7 @@ class Seq2SeqDecoder(Decoder):
   def prepare_memory(self, states, mask, bridged):
     return {}
 
-  def recurrence(self, carry, y_emb, memory, train):
+  def recurrence(self, carry, y_emb, at, memory, train):
     return self.cells(carry, y_emb, train)  # features: s_t
 
   def output(self, s, memory, train):
@@ -263,7 +273,7 @@ class EncDecDecoder(Decoder):
   def prepare_memory(self, states, mask, bridged):
     return {'summary': _output_of(bridged[-1])}  # c [B, hidden]
 
-  def recurrence(self, carry, y_emb, memory, train):
+  def recurrence(self, carry, y_emb, at, memory, train):
     c = memory['summary'].astype(y_emb.dtype)
     carry, s = self.cells(carry, jnp.concatenate([y_emb, c], axis=-1), train)
     return carry, (s, y_emb)
@@ -287,16 +297,18 @@ class BahdanauDecoder(Decoder):
   """
 
   def setup(self):
-    self.attention = Attention('additive', self.hidden_dim, dtype=self.dtype)
+    self.attention = Attention('additive', self.hidden_dim, dtype=self.dtype,
+                               intervention=self.intervention)
     self.cells = self._cells()
     self.readout = Dense(self.hidden_dim, dtype=self.dtype)
     self.drop = Dropout(self.dropout)
     self.projection = Dense(self.vocab_size, dtype=self.dtype)
 
-  def recurrence(self, carry, y_emb, memory, train):
+  def recurrence(self, carry, y_emb, at, memory, train):
     s_prev = _output_of(carry[-1])  # [B, hidden]
     context, alignment = self.attention.attend(
-        s_prev, memory['keys'], memory['prepared_keys'], memory['mask'])  # [B, Dk], [B, S]
+        s_prev, memory['keys'], memory['prepared_keys'], memory['mask'], at['t'],
+        at.get('gold'))  # [B, Dk], [B, S]
     carry, s = self.cells(carry, jnp.concatenate([y_emb, context], axis=-1), train)
     return carry, (s, context, y_emb, alignment)
 
@@ -314,7 +326,7 @@ class LuongDecoder(Decoder):
   p(y_t | y_<t, x) = softmax(W_s h~_t)                           (eq. 6)
   Input feeding (sec. 3.3) concatenates h~_{t-1} to the input embedding; without it the
   RNN runs alone in the scan and attention is one batched call over all steps.
-  Local-m attention centres its window on the target position t, which the carry counts.
+  Local-m attention centres its window on the target position t.
   """
 
   score: str = 'general'
@@ -325,50 +337,40 @@ class LuongDecoder(Decoder):
   def setup(self):
     self.cells = self._cells()
     self.attention = Attention(self.score, self.hidden_dim, dtype=self.dtype, local=self.local,
-                               half_width=self.half_width)
+                               half_width=self.half_width, intervention=self.intervention)
     self.combine = Dense(self.hidden_dim, use_bias=False, dtype=self.dtype)  # W_c
     self.drop = Dropout(self.dropout)
     self.projection = Dense(self.vocab_size, dtype=self.dtype)  # W_s
 
   def init_carry(self, bridged):
+    if not self.input_feeding:
+      return bridged
     batch = _output_of(bridged[-1]).shape[0]
-    carry = bridged
-    if self.input_feeding:
-      carry = bridged, jnp.zeros((batch, self.hidden_dim), jnp.float32)  # h~_0
-    if self.local == 'm':
-      carry = carry, jnp.zeros((batch,), jnp.int32)  # t
-    return carry
+    return bridged, jnp.zeros((batch, self.hidden_dim), jnp.float32)  # h~_0
 
-  def attentional_state(self, s, memory, step):
-    """h~ = tanh(W_c [c; s]) for s [B, hidden] or [B, T, hidden] (step: [B] or [B, T])."""
+  def attentional_state(self, s, memory, at):
+    """h~ = tanh(W_c [c; s]) for s [B, hidden] or [B, T, hidden] (`at`'s leaves: [B] or [B, T])."""
     context, alignment = self.attention.attend(
-        s, memory['keys'], memory['prepared_keys'], memory['mask'], step)
+        s, memory['keys'], memory['prepared_keys'], memory['mask'], at['t'], at.get('gold'))
     combined = jnp.concatenate([context, s.astype(self.dtype)], axis=-1)  # [..., Dk + hidden]
     return jnp.tanh(self.combine(combined)), alignment
 
-  def recurrence(self, carry, y_emb, memory, train):
-    step = None
-    if self.local == 'm':
-      carry, step = carry
-    if self.input_feeding:
-      cells_carry, feed = carry
-      cells_carry, s = self.cells(
-          cells_carry, jnp.concatenate([y_emb, feed.astype(y_emb.dtype)], axis=-1), train)
-      attentional_state, alignment = self.attentional_state(s, memory, step)
-      carry, features = (cells_carry, attentional_state.astype(jnp.float32)), (attentional_state, alignment)
-    else:
+  def recurrence(self, carry, y_emb, at, memory, train):
+    if not self.input_feeding:
       carry, s = self.cells(carry, y_emb, train)
-      features = s, step
-    if self.local == 'm':
-      carry = carry, step + 1
-    return carry, features
+      return carry, (s, at)
+    cells_carry, feed = carry
+    cells_carry, s = self.cells(
+        cells_carry, jnp.concatenate([y_emb, feed.astype(y_emb.dtype)], axis=-1), train)
+    attentional_state, alignment = self.attentional_state(s, memory, at)
+    return (cells_carry, attentional_state.astype(jnp.float32)), (attentional_state, alignment)
 
   def output(self, features, memory, train):
     if self.input_feeding:
       attentional_state, alignment = features
     else:
-      s, step = features
-      attentional_state, alignment = self.attentional_state(s, memory, step)
+      s, at = features
+      attentional_state, alignment = self.attentional_state(s, memory, at)
     return self._project(attentional_state, train), alignment
 
 
@@ -376,10 +378,9 @@ class RNNSeq2Seq(nn.Module):
   """RNN encoder-decoder implementing the attnjax model contract.
 
   Decoding state: {'carry': the decoder's carry (per layer: (c, h) [B, hidden] each for an
-  LSTM, h for a GRU; for Luong with input feeding, (that, h~ [B, hidden]); with local-m
-  attention, (that, t [B])), 'memory':
+  LSTM, h for a GRU; for Luong with input feeding, (that, h~ [B, hidden])), 'memory':
   {'keys': H [B, S, Dk], 'prepared_keys': [B, S, D'], 'mask': [B, S]} for attention,
-  {'summary': c [B, hidden]} for encdec, {} for seq2seq}.
+  {'summary': c [B, hidden]} for encdec, {} for seq2seq; 'step': t [B], the target position}.
   """
 
   src_vocab_size: int
@@ -398,6 +399,7 @@ class RNNSeq2Seq(nn.Module):
   reverse_source: bool = False
   dtype: Any = jnp.float32
   encoder_impl: str = 'scan'
+  intervention: Intervention | None = None
 
   def setup(self):
     per_direction = self.hidden_dim // 2 if self.bidirectional else self.hidden_dim
@@ -409,15 +411,19 @@ class RNNSeq2Seq(nn.Module):
     self.embed_drop = Dropout(self.dropout)
     args = (self.tgt_vocab_size, self.cell, self.hidden_dim, self.num_layers, self.dropout,
             self.dtype)
+    if self.intervention is not None and self.decoder not in ATTENTIVE:
+      raise ValueError(f'an intervention on the attention needs an attentive decoder '
+                       f'({", ".join(ATTENTIVE)}), not {self.decoder!r}')
     if self.decoder == 'seq2seq':
       self.decoder_net = Seq2SeqDecoder(*args)
     elif self.decoder == 'encdec':
       self.decoder_net = EncDecDecoder(*args)
     elif self.decoder == 'bahdanau':
-      self.decoder_net = BahdanauDecoder(*args)
+      self.decoder_net = BahdanauDecoder(*args, intervention=self.intervention)
     elif self.decoder == 'luong':
-      self.decoder_net = LuongDecoder(*args, score=self.score, input_feeding=self.input_feeding,
-                                      local=self.local, half_width=self.local_window)
+      self.decoder_net = LuongDecoder(*args, intervention=self.intervention, score=self.score,
+                                      input_feeding=self.input_feeding, local=self.local,
+                                      half_width=self.local_window)
     else:
       raise ValueError(f'RNN decoder {self.decoder!r} is not one of {", ".join(DECODERS)}.')
 
@@ -437,11 +443,12 @@ class RNNSeq2Seq(nn.Module):
     carry = self.decoder_net.init_carry(bridged)
     return carry, self.decoder_net.prepare_memory(encoded['states'], encoded['mask'], bridged)
 
-  def __call__(self, src, tgt_in, train: bool = False):
-    """Teacher forcing: src [B, S], tgt_in [B, T] -> logits [B, T, V] (float32)."""
+  def __call__(self, src, tgt_in, train: bool = False, gold=None):
+    """Teacher forcing: src [B, S], tgt_in [B, T] -> logits [B, T, V] (float32); `gold`
+    [B, T, S]: the gold intervention's attention (`attnjax.models.intervention`)."""
     carry, memory = self._start(src, train)
     y_emb = self.embed_drop(self.tgt_embed(tgt_in), deterministic=not train)  # [B, T, E]
-    logits, alignment = self.decoder_net(carry, y_emb, memory, train)
+    logits, alignment = self.decoder_net(carry, y_emb, memory, train, gold)
     if alignment is not None:
       self.sow('intermediates', 'cross_attention', alignment[:, :, None, None, :])  # [B,T,1,1,S]
     return logits
@@ -450,12 +457,12 @@ class RNNSeq2Seq(nn.Module):
     """Encodes src; `max_len` is unused, as an RNN state does not grow with the output."""
     del max_len
     carry, memory = self._start(src, False)
-    return {'carry': carry, 'memory': memory}
+    return {'carry': carry, 'memory': memory, 'step': jnp.zeros((src.shape[0],), jnp.int32)}
 
   def decode_step(self, tokens, state):
     """tokens [B] (y_{t-1}; BOS first) -> (logits [B, V] float32, next state)."""
     carry, logits, alignment = self.decoder_net.step(
-        state['carry'], self.tgt_embed(tokens), state['memory'])
+        state['carry'], self.tgt_embed(tokens), state['memory'], state['step'])
     if alignment is not None:
       self.sow('intermediates', 'cross_attention', alignment[:, None, None, :])  # [B, 1, 1, S]
-    return logits, {'carry': carry, 'memory': state['memory']}
+    return logits, {'carry': carry, 'memory': state['memory'], 'step': state['step'] + 1}

@@ -19,7 +19,9 @@ import jax.numpy as jnp
 
 from attnjax.tokens import PAD_ID
 from attnjax.models import layers
+from attnjax.models import intervention as intervention_lib
 from attnjax.models.attention import masked_softmax
+from attnjax.models.intervention import Intervention
 
 POSITIONS = ('sinusoidal', 'learned')
 NORMS = ('pre', 'post')
@@ -35,8 +37,10 @@ def sinusoidal_positions(positions: jax.Array, d_model: int) -> jax.Array:
   return jnp.stack([jnp.sin(angles), jnp.cos(angles)], axis=-1).reshape(*positions.shape, d_model)
 
 
-def dot_product_attention(query, key, value, mask, dropout: layers.Dropout, train: bool):
-  """softmax(Q K^T / sqrt(d_k)) V (Vaswani 2017, eq. 1), per head.
+def dot_product_attention(query, key, value, mask, dropout: layers.Dropout, train: bool,
+                          replace=None):
+  """softmax(Q K^T / sqrt(d_k)) V (Vaswani 2017, eq. 1), per head; `replace(weights)`, when
+  given, puts other weights in place of the softmax's (an intervention).
 
   query [B, T, H, Dh]; key and value head-major, [B, H, S, Dh], the layout a decoding
   cache is kept in (a [B, S, H, Dh] cache costs a transpose of every cache every step);
@@ -46,6 +50,8 @@ def dot_product_attention(query, key, value, mask, dropout: layers.Dropout, trai
   query = query * query.shape[-1] ** -0.5
   score = jnp.einsum('bthd,bhsd->bhts', query, key)  # [B, H, T, S]
   weights = masked_softmax(score, mask)
+  if replace is not None:
+    weights = replace(weights)
   dropped = dropout(weights, deterministic=not train).astype(value.dtype)
   return jnp.einsum('bhts,bhsd->bthd', dropped, value), weights
 
@@ -84,12 +90,17 @@ class _Attention(nn.Module):
   def _heads(self, *leading):
     return (*leading, self.num_heads, self.d_model // self.num_heads)
 
-  def _attend(self, query, key, value, mask, train):
-    """Output [B, T, d_model] and weights [B, H, T, S], or None when nothing records them."""
-    if self.is_mutable_collection('intermediates') or (train and self.attention_dropout > 0):
-      out, weights = dot_product_attention(query, key, value, mask, self.drop, train)
+  def _attend(self, query, key, value, mask, train, replace=None):
+    """Output [B, T, d_model] and weights [B, H, T, S], or None when nothing records them.
+    `replace`: see `dot_product_attention`. With the 'gates' collection, each head's output is
+    scaled by its gate before the output projection."""
+    if (replace is not None or self.is_mutable_collection('intermediates')
+        or (train and self.attention_dropout > 0)):
+      out, weights = dot_product_attention(query, key, value, mask, self.drop, train, replace)
     else:
       out, weights = fused_attention(query, key, value, mask), None
+    if self.has_variable('gates', 'gate'):
+      out = out * self.get_variable('gates', 'gate').astype(out.dtype)[:, None]  # [H, 1]
     return self.out(out), weights
 
 
@@ -124,6 +135,8 @@ class SelfAttention(_Attention):
 class CrossAttention(_Attention):
   """Multi-head attention from the decoder to the encoder memory."""
 
+  intervention: Intervention | None = None
+
   def setup(self):
     self.query = self._dense(self._heads())
     self.kv = self._dense(self._heads(2))
@@ -135,8 +148,14 @@ class CrossAttention(_Attention):
     key, value = jnp.moveaxis(self.kv(memory), 2, 0)
     return {'k': key.swapaxes(1, 2), 'v': value.swapaxes(1, 2)}
 
-  def __call__(self, x, kv, mask, train: bool):
-    return self._attend(self.query(x), kv['k'], kv['v'], mask, train)
+  def __call__(self, x, kv, mask, train: bool, step=None, gold=None):
+    """x [B, T, d_model] at target positions `step` [B, T]; `gold` [B, T, S]: see
+    `intervention.replace`."""
+    replace = None
+    if self.intervention is not None:
+      replace = lambda weights: intervention_lib.replace(
+          weights, mask[:, 0, -1, :], self.intervention, step, gold)
+    return self._attend(self.query(x), kv['k'], kv['v'], mask, train, replace)
 
 
 class _Layer(nn.Module):
@@ -186,21 +205,23 @@ class EncoderLayer(_Layer):
 
 class DecoderLayer(_Layer):
 
+  intervention: Intervention | None = None
+
   def setup(self):
     self._sublayers(3)
     args = (self.d_model, self.num_heads, self.attention_dropout, self.dtype)
     self.self_attention = SelfAttention(*args)
-    self.cross_attention = CrossAttention(*args)
+    self.cross_attention = CrossAttention(*args, intervention=self.intervention)
 
   def keys_values(self, memory):
     return self.cross_attention.keys_values(memory)
 
-  def __call__(self, x, memory, causal_mask, src_mask, train):
+  def __call__(self, x, memory, causal_mask, src_mask, train, step=None, gold=None):
     """x [B, T, d_model] -> x, self weights [B, H, T, T], cross weights [B, H, T, S]."""
     y, self_weights = self.self_attention(self.before(x, 0), causal_mask, train)
     x = self.after(x, y, 0, train)
     y, cross_weights = self.cross_attention(
-        self.before(x, 1), self.keys_values(memory), src_mask, train)
+        self.before(x, 1), self.keys_values(memory), src_mask, train, step, gold)
     x = self.after(x, y, 1, train)
     return self.feed_forward(x, 2, train), self_weights, cross_weights
 
@@ -208,7 +229,7 @@ class DecoderLayer(_Layer):
     """x [B, 1, d_model] -> x, cache, cross weights [B, H, 1, S]."""
     y, cache = self.self_attention.step(self.before(x, 0), cache, step)
     x = self.after(x, y, 0, False)
-    y, cross_weights = self.cross_attention(self.before(x, 1), kv, src_mask, False)
+    y, cross_weights = self.cross_attention(self.before(x, 1), kv, src_mask, False, step[:, None])
     x = self.after(x, y, 1, False)
     return self.feed_forward(x, 2, False), cache, cross_weights
 
@@ -248,6 +269,7 @@ class Transformer(nn.Module):
   share_embeddings: bool = False
   max_len: int = 256
   dtype: Any = jnp.float32
+  intervention: Intervention | None = None
 
   def setup(self):
     embed = functools.partial(
@@ -264,7 +286,10 @@ class Transformer(nn.Module):
     layer = (self.d_model, self.num_heads, self.d_ff, self.dropout, self.attention_dropout,
              self.norm, self.dtype)
     self.encoder_layers = [EncoderLayer(*layer) for _ in range(self.num_encoder_layers)]
-    self.decoder_layers = [DecoderLayer(*layer) for _ in range(self.num_decoder_layers)]
+    self.decoder_layers = [
+        DecoderLayer(*layer, intervention=self.intervention
+                     if self.intervention is not None and self.intervention.applies_to(i) else None)
+        for i in range(self.num_decoder_layers)]
     if self.norm == 'pre':
       self.encoder_norm = nn.LayerNorm(dtype=self.dtype)
       self.decoder_norm = nn.LayerNorm(dtype=self.dtype)
@@ -309,15 +334,18 @@ class Transformer(nn.Module):
     self._sow('encoder_self_attention', _stack_layers(weights))
     return self.encoder_norm(x) if self.norm == 'pre' else x
 
-  def __call__(self, src, tgt_in, train: bool = False, packing=None):
+  def __call__(self, src, tgt_in, train: bool = False, packing=None, gold=None):
     """Teacher forcing: src [B, S], tgt_in [B, T] -> logits [B, T, V] (float32).
 
     `packing`, for rows that hold several pairs end to end (`data.pack`): a dict of
     'src_segmentation' and 'src_position' [B, S], 'tgt_segmentation' and 'tgt_position'
     [B, T] (int: the pair's number 1, 2, ... in its row, 0 on padding; the position within
     its pair). Each pair then attends within itself only, and its positions start at 0:
-    its logits are those it has alone in a row.
+    its logits are those it has alone in a row. `gold` [B, T, S]: the cross-attention of the
+    gold intervention (`attnjax.models.intervention`).
     """
+    if packing is not None and self.intervention is not None:
+      raise ValueError('interventions on the attention read unpacked rows; score without data.pack')
     memory = self.encode(src, train, packing)
     length = tgt_in.shape[1]
     causal_mask = jnp.tril(jnp.ones((length, length), bool))[None, None]  # [1, 1, T, T]
@@ -331,7 +359,8 @@ class Transformer(nn.Module):
     y = self._embed(tgt_in, positions, 'tgt', train)
     self_weights, cross_weights = [], []
     for layer in self.decoder_layers:
-      y, layer_self, layer_cross = layer(y, memory, causal_mask, src_mask, train)
+      y, layer_self, layer_cross = layer(y, memory, causal_mask, src_mask, train,
+                                         jnp.broadcast_to(positions, tgt_in.shape), gold)
       self_weights.append(layer_self)
       cross_weights.append(layer_cross)
     self._sow('decoder_self_attention', _stack_layers(self_weights))

@@ -1,4 +1,4 @@
-# Two commands do all the set-up: `make demo` and `make test`.
+# Two commands do all the set-up: `make demo` and `make test` (or `make check`).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO   := runs/demo
 DEMO_SENTENCE := the old man did not see the red car of his daughter .
 
-.PHONY: install demo test clean
+.PHONY: install demo test check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,11 @@ demo: install
 	$(BIN)/attnjax eval --workdir $(DEMO) --split test --alignment
 	$(BIN)/attnjax align --workdir $(DEMO) --src "$(DEMO_SENTENCE)" --out $(DEMO)/alignment.png
 
+# Every property at its smallest sizes, in minutes; `make check` adds the tests marked slow.
 test: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+check: install
 	$(BIN)/python -m pytest -q
 
 clean:

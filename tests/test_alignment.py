@@ -71,6 +71,7 @@ def test_aer_by_hand():
     alignment.aer([set()], [(sure, possible)] * 2)
 
 
+@pytest.mark.slow
 def test_teacher_forced_attention_and_its_aer(trained):
   import attnjax
   model = attnjax.load(trained)
@@ -90,3 +91,30 @@ def test_teacher_forced_attention_and_its_aer(trained):
   assert report["per_head"]["argmax"] == [[report["aer"]["argmax"]]]
   with pytest.raises(ValueError, match="2 sentence pairs but 1 gold"):
     model.alignment_error(pairs, ["0-0"])
+
+
+def test_shift_att_reads_each_word_off_the_step_that_reads_it():
+  """A decoder that looks, at step i, at the source word aligned with its input (target word
+  i - 1): plain AER counts every link wrong, Shift-Att's reading every link right."""
+  src_pieces = ["▁a", "▁b", "▁c", "</s>"]
+  tgt_pieces = ["▁x", "▁y", "▁z", "</s>"]
+  gold = [({(0, 0), (1, 1), (2, 2)}, {(0, 0), (1, 1), (2, 2)})]
+  attention = np.zeros((4, 4), np.float32)
+  attention[0, 3] = 1.0             # step 0 reads BOS: on the end of the source
+  for i in range(1, 4):
+    attention[i, i - 1] = 1.0       # step i reads word i - 1 and looks at its source word
+  plain = alignment.to_words(attention, src_pieces, tgt_pieces)
+  shifted = alignment.to_words(alignment.shifted(attention), src_pieces, tgt_pieces)
+  assert alignment.aer([alignment.argmax_links(plain)], gold) > 0.6
+  assert alignment.aer([alignment.argmax_links(shifted)], gold) == 0.0
+  np.testing.assert_array_equal(alignment.shifted(attention)[-1], 0.0)
+
+
+def test_gold_attention_spreads_each_link_over_the_pieces_of_its_words():
+  src_pieces, tgt_pieces = ["▁ab", "c", "▁d", "</s>"], ["▁x", "y", "▁z", "</s>"]
+  sure, possible = alignment.parse_pharaoh("0-0 1p0 1p1")
+  got = alignment.gold_attention(src_pieces, tgt_pieces, sure, possible)
+  np.testing.assert_allclose(got[0], [0.5, 0.5, 0, 0])   # x's sure link: both pieces of "abc"
+  np.testing.assert_allclose(got[1], got[0])              # y is x's second piece
+  np.testing.assert_allclose(got[2], [0, 0, 1, 0])        # z: possible only
+  np.testing.assert_array_equal(got[3], 0.0)              # end of sentence: the model's own

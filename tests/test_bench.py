@@ -19,6 +19,8 @@ from attnjax.infer.decode import greedy
 from attnjax.tokens import EOS_ID
 from attnjax.models import init_params
 
+pytestmark = pytest.mark.slow  # `make check` runs these; `make test` leaves them out
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["--vocab", "32", "--batch", "2", "--src-len", "5", "--tgt-len", "4", "--emb", "8",
         "--hidden", "8", "--d-model", "8", "--heads", "2", "--ff", "16", "--layers", "1",

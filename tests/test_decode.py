@@ -26,7 +26,8 @@ def tiny(family, decoder="luong"):
   return model, params, src
 
 
-FAMILIES = [("rnn", "seq2seq"), ("rnn", "bahdanau"), ("rnn", "luong"), ("transformer", None)]
+FAMILIES = [pytest.param("rnn", "seq2seq", marks=pytest.mark.slow), ("rnn", "bahdanau"), ("rnn", "luong"),
+            ("transformer", None)]
 
 
 @pytest.mark.parametrize("family,decoder", FAMILIES)
@@ -91,6 +92,7 @@ def test_beam_size_zero_is_refused():
     decode.decode(model, params, src, max_len=4, beam_size=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family,decoder", FAMILIES)
 def test_reordered_hypotheses_score_their_own_histories(family, decoder):
   """Step decoding of K hypotheses per sentence, reordered along random parents after each
@@ -132,6 +134,7 @@ def test_phases_split_max_len_into_up_to_four_parts():
   assert decode.phase_ends(101) == [26, 51, 76, 101]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family,decoder", [("rnn", "luong"), ("transformer", None)])
 @pytest.mark.parametrize("beam_size", [1, 3])
 def test_decoding_in_phases_matches_one_phase(family, decoder, beam_size, monkeypatch):
@@ -205,6 +208,7 @@ def test_top_continuations_equal_top_k_over_every_candidate(vocab):
   np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(want[1]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family,decoder", [("rnn", "encdec"), ("transformer", None)])
 def test_top_1_sampling_is_greedy_and_a_seed_repeats_its_draws(family, decoder):
   model, params, src = tiny(family, decoder)
@@ -253,6 +257,7 @@ def test_restrict_admits_what_a_sort_would(vocab):
     assert checked >= len(probs) // 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", [dict(top_k=3), dict(top_p=0.75), dict(top_k=3, top_p=0.9)])
 def test_draws_follow_the_restricted_distribution(spec):
   """4,000 rows of one distribution over 2,000 tokens, one draw each: the frequencies are
@@ -270,6 +275,7 @@ def test_draws_follow_the_restricted_distribution(spec):
   assert np.all(np.abs(seen - expected) <= 5 * error + 1e-9)
 
 
+@pytest.mark.slow
 def test_a_nucleus_never_draws_outside_its_mass():
   log_probs = jax.nn.log_softmax(jax.random.normal(jax.random.key(0), (64, 50)) * 2.0)
   choose = sampling.sample_choice(sampling.Sampling(top_p=0.6, seed=1))
@@ -281,6 +287,7 @@ def test_a_nucleus_never_draws_outside_its_mass():
     assert np.all(above < 0.6)  # the mass of the tokens more probable than the draw
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family,decoder", [("rnn", "bahdanau"), ("transformer", None)])
 def test_nbest_lists_the_beam_best_first_with_true_log_probabilities(family, decoder):
   model, params, src = tiny(family, decoder)

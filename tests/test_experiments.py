@@ -13,6 +13,8 @@ from experiments.bottleneck import run as bottleneck
 from experiments.parallelism import run as parallelism
 from experiments.scores import run as scores
 
+pytestmark = pytest.mark.slow  # `make check` runs these; `make test` leaves them out
+
 
 def _args(tmp, data_dir):
   return ["--preset", "smoke", "--out", str(tmp / "runs"), "--data_dir", str(data_dir),

@@ -22,6 +22,8 @@ from attnjax.tokens import random_batch
 from attnjax.train import steps
 from attnjax.train.state import init_state
 
+pytestmark = pytest.mark.slow  # `make check` runs these; `make test` leaves them out
+
 PLATFORMS = ("cuda", "tpu")
 VOCAB = 32
 FAMILIES = [f"rnn_{d}" for d in DECODERS] + ["transformer"]

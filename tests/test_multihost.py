@@ -17,6 +17,8 @@ import pytest
 from attnjax.train.loop import train_and_evaluate
 from tests.helpers import losses, parallel_config as tiny_config, write_corpus
 
+pytestmark = pytest.mark.slow  # `make check` runs these; `make test` leaves them out
+
 REPO = Path(__file__).resolve().parents[1]
 TOL = dict(rel=1e-5, abs=1e-6)
 RUN_TIMEOUT_S = 240       # a whole two-process run, compilation included, on a busy machine

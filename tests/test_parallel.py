@@ -9,6 +9,8 @@ from attnjax import parallel
 from attnjax.train.loop import train_and_evaluate
 from tests.helpers import losses, parallel_config as tiny_config, write_corpus
 
+pytestmark = pytest.mark.slow  # `make check` runs these; `make test` leaves them out
+
 TOL = dict(rel=1e-5, abs=1e-6)  # only the order of the float sums differs
 
 

@@ -19,6 +19,8 @@ from attnjax.train import steps
 from attnjax.train.loop import TrainingError, train_and_evaluate
 from tests.helpers import losses, tiny_config
 
+pytestmark = pytest.mark.slow  # `make check` runs these; `make test` leaves them out
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -20,6 +20,7 @@ def test_a_few_steps_lower_the_loss(data_dir, tmp_path):
   assert by_step[30] < by_step[10] * 0.9, by_step
 
 
+@pytest.mark.slow
 def test_a_transformer_learns_from_packed_rows(data_dir, tmp_path):
   """`data.pack`: several pairs to a row, kept apart by their segments, train the Transformer."""
   config = tiny_config(data_dir, family="transformer", steps=30)
@@ -97,6 +98,7 @@ def _train_six_steps(data_dir, workdir, capsys):
   return capsys.readouterr()
 
 
+@pytest.mark.slow
 def test_training_off_a_terminal_logs_one_plain_line_per_interval(data_dir, tmp_path, capsys):
   out, err = _train_six_steps(data_dir, tmp_path / "run", capsys)
   assert "\r" not in out + err
@@ -107,6 +109,7 @@ def test_training_off_a_terminal_logs_one_plain_line_per_interval(data_dir, tmp_
   assert any(l.startswith("step 6: val_loss") for l in out.splitlines())
 
 
+@pytest.mark.slow
 def test_training_on_a_terminal_draws_the_bar_instead(data_dir, tmp_path, capsys, monkeypatch):
   from attnjax import progress
   monkeypatch.setattr(progress, "is_terminal", lambda: True)

@@ -61,7 +61,12 @@ def cross_entropy(logits):
   return -jnp.sum(jax.nn.log_softmax(logits) * jax.nn.one_hot(TGT_OUT, logits.shape[-1]))
 
 
-@pytest.fixture(scope='module', params=list(CONFIGS))
+SLOW = ('seq2seq-reversed-lstm', 'encdec-reversed-gru-2layers', 'luong-feeding-concat-gru-2layers',
+        'luong-local-m-concat-gru')  # variations that `make check` adds
+
+
+@pytest.fixture(scope='module', params=[pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name
+                                        for name in CONFIGS])
 def run(request):
   """Teacher forcing (with gradients) and step-wise decoding of the same batch."""
   cfg = ml_collections.ConfigDict(CONFIGS[request.param])

@@ -13,6 +13,8 @@ import pytest
 from attnjax import config as config_lib
 from attnjax.models.rnn import Encoder, scan_to_cudnn
 
+pytestmark = pytest.mark.slow  # `make check` runs these; `make test` leaves them out
+
 SRC = jnp.array([[5, 6, 7, 8, 2, 0], [9, 4, 2, 0, 0, 0]], jnp.int32)  # padded, EOS = 2
 
 

@@ -107,6 +107,7 @@ def test_learned_positions_refuse_lengths_past_max_len():
     dict(attention_dropout=0.0),
     dict(attention_dropout=0.0, norm='post', positions='learned', share_embeddings=True),
 ], ids=['pre', 'post-learned-shared'])
+@pytest.mark.slow
 def test_fused_attention_gives_the_written_out_outputs_and_gradients(overrides, monkeypatch):
   """Without 'intermediates' to record into, attention goes through
   jax.nn.dot_product_attention; with it, through the written-out softmax. Same logits and
@@ -139,6 +140,7 @@ def test_fused_attention_gives_the_written_out_outputs_and_gradients(overrides, 
       np.testing.assert_allclose(f, g, atol=1e-5, rtol=1e-4, err_msg=jax.tree_util.keystr(path))
 
 
+@pytest.mark.slow
 def test_attention_dropout_keeps_the_written_out_path_in_training(monkeypatch):
   from attnjax.models import transformer
   calls = []

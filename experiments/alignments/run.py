@@ -61,7 +61,7 @@ def other_workdirs(args) -> list[pathlib.Path]:
   from experiments.scores import run as scores
   rnnsearch = "bahdanau-own" if "name" in args.data else "bahdanau-50"
   workdirs = [pathlib.Path("runs/experiments/bottleneck") / args.preset / rnnsearch]
-  workdirs += [pathlib.Path("runs/experiments/scores") / args.preset / scores.run_name(score, feed, 0)
+  workdirs += [pathlib.Path("runs/experiments/scores") / args.preset / scores.run_name(score, "", feed, 0)
                for score in scores.SCORES for feed in (1, 0)]
   missing = [str(w) for w in workdirs if not (w / "train_done.json").exists()]
   if missing:

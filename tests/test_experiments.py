@@ -10,6 +10,7 @@ import pytest
 
 from experiments.alignments import run as alignments
 from experiments.bottleneck import run as bottleneck
+from experiments.interventions import run as interventions
 from experiments.parallelism import run as parallelism
 from experiments.scores import run as scores
 
@@ -79,6 +80,32 @@ def test_alignments_draw_a_heatmap_per_sentence_for_attentive_models(bottleneck_
   assert aer["bahdanau-50"]["diagonal"] == 0.0  # numbers: the diagonal stands in as gold
   (row,) = _table(md, "model")[:1]
   assert row[0] == "bahdanau-50" and row[2] == f"{aer['bahdanau-50']['aer']['argmax']:.3f}"
+
+
+def test_interventions_measure_each_model_and_report_the_claims(tmp_path, data_dir):
+  assert interventions.main(_args(tmp_path, data_dir)) == 0
+  report = tmp_path / "report"
+  results = {path.stem: json.loads(path.read_text()) for path in (report / "runs_smoke").glob("*.json")}
+  assert set(results) == {"bahdanau", "transformer"}
+  for r in results.values():
+    assert set(r["perplexity"]) == {"own", "uniform", "permute-0", "permute-1", "permute-2", "gold"}
+    assert r["perplexity"]["gold"] is None  # numbers has no gold links
+    assert r["perplexity"]["uniform"] != r["perplexity"]["own"]
+    assert set(r["bleu"]) == set(r["perplexity"]) - {"gold"}
+  importance = results["transformer"]["importance"]
+  assert all(len(m) == 1 and len(m[0]) == 2 for m in importance.values())  # 1 layer of 2 heads
+  curve = results["transformer"]["pruning"]["importance"]["curve"]
+  assert [removed for removed, _ in curve] == list(range(7))  # 6 heads, one at a time
+  md = (report / "results_smoke.md").read_text()
+  rows = _table(md, "model")
+  assert [r[1] for r in rows] == ["own", "uniform", "permute", "gold"] * 2
+  assert "A permutation of its own weights costs every model" in md
+  for name in ("interventions", "importance", "pruning"):
+    assert _is_png(report / f"{name}_smoke.png")
+  # a second run measures nothing again
+  before = {p: p.stat().st_mtime for p in (report / "runs_smoke").glob("*.json")}
+  assert interventions.main(_args(tmp_path, data_dir)) == 0
+  assert before == {p: p.stat().st_mtime for p in (report / "runs_smoke").glob("*.json")}
 
 
 def test_scores_report_mean_and_std_over_seeds_significance_aer_and_sharpness(tmp_path, data_dir):

@@ -185,3 +185,9 @@ def test_packed_pairs_get_the_logits_and_loss_they_have_alone(positions):
   want = sums({'src': alone_src, 'tgt_in': alone_tgt, 'tgt_out': alone_out})
   for key in ('loss', 'tokens', 'correct'):
     np.testing.assert_allclose(got[key], want[key], rtol=1e-5)
+  # and they train alike: the same gradients, up to rounding
+  grad = lambda batch: jax.grad(lambda p: loss.loss_sums(model, p, batch, None, 0.1, train=False)['loss'])(
+      variables['params'])
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+               grad({'src': packed_src, 'tgt_in': packed_tgt, 'tgt_out': packed_out, **packing}),
+               grad({'src': alone_src, 'tgt_in': alone_tgt, 'tgt_out': alone_out}))

@@ -80,20 +80,31 @@ def predicted_correctly(logits, labels):
 PACKING = ("src_segmentation", "src_position", "tgt_segmentation", "tgt_position")
 
 
-def loss_sums(model, params, batch, rng, label_smoothing, train, gates=None):
+def loss_sums(model, params, batch, rng, label_smoothing, train, gates=None, chunk: int = 0):
   """Summed loss terms of `batch` under `model` with `params`; padding (PAD labels) left out.
   A packed batch (`data.pack`: the Transformer's) passes its segments and positions on; a
   batch with 'gold' [B, T, S], the gold intervention's attention; `gates`: the Transformer's
-  head gates (`attnjax.models.intervention`)."""
+  head gates (`attnjax.models.intervention`). With `chunk` > 0 the output layer runs `chunk`
+  target tokens at a time (`chunked_sums`), so no [tokens, vocabulary] array is kept."""
   extra = {}
   if packing := {k: batch[k] for k in PACKING if k in batch}:
     extra["packing"] = packing
   if "gold" in batch:
     extra["gold"] = batch["gold"]
   variables = {"params": params} if gates is None else {"params": params, "gates": gates}
-  logits = model.apply(variables, batch["src"], batch["tgt_in"], train=train,
-                       rngs={"dropout": rng} if train else None, **extra)
+  rngs = {"dropout": rng} if train else None
   labels = batch["tgt_out"]
+  if chunk > 0:
+    features = model.apply(variables, batch["src"], batch["tgt_in"], train=train, rngs=rngs,
+                           features_only=True, **extra)
+    logits_of = lambda f, key: model.apply(variables, f, train, method="logits_of",
+                                           rngs=None if key is None else {"dropout": key})
+    return chunked_sums(logits_of, features, labels, label_smoothing, chunk, rng if train else None)
+  logits = model.apply(variables, batch["src"], batch["tgt_in"], train=train, rngs=rngs, **extra)
+  return _sums(logits, labels, label_smoothing)
+
+
+def _sums(logits, labels, label_smoothing):
   weights = (labels != PAD_ID).astype(jnp.float32)
   loss, nll = cross_entropy(logits, labels, label_smoothing)
   correct = predicted_correctly(logits, labels)
@@ -101,11 +112,39 @@ def loss_sums(model, params, batch, rng, label_smoothing, train, gates=None):
           "correct": jnp.sum(correct * weights), "tokens": jnp.sum(weights)}
 
 
-def eval_sums(params, batch, *, model, label_smoothing: float = 0.0, gates=None):
+def chunked_sums(logits_of, features, labels, label_smoothing, chunk: int, rng=None):
+  """`_sums` of `logits_of(features)` computed `chunk` tokens at a time: features [B, T, D]
+  and labels [B, T] are flattened and padded to whole chunks (PAD labels, which count
+  nothing), and a scan projects one chunk, takes its loss terms and drops its logits. The
+  chunk is rematerialised in the backward pass, so memory holds one chunk's [chunk, V]
+  logits rather than the batch's [B, T, V]; the sums equal the unchunked ones up to rounding.
+  `logits_of(features [C, D], key)`: the model's output layer (`key`: its dropout key)."""
+  width = features.shape[-1]
+  features, labels = features.reshape(-1, width), labels.reshape(-1)
+  count = -(-labels.shape[0] // chunk)
+  pad = count * chunk - labels.shape[0]
+  features = jnp.pad(features, ((0, pad), (0, 0))).reshape(count, chunk, width)
+  labels = jnp.pad(labels, (0, pad), constant_values=PAD_ID).reshape(count, chunk)
+  keys = None if rng is None else jax.random.split(rng, count)
+
+  @jax.checkpoint
+  def one(f, l, key):
+    return _sums(logits_of(f, key), l, label_smoothing)
+
+  def body(total, xs):
+    f, l, key = xs
+    return jax.tree.map(jnp.add, total, one(f, l, key)), None
+
+  zeros = {k: jnp.zeros((), jnp.float32) for k in ("loss", "nll", "correct", "tokens")}
+  total, _ = jax.lax.scan(body, zeros, (features, labels, keys))
+  return total
+
+
+def eval_sums(params, batch, *, model, label_smoothing: float = 0.0, gates=None, chunk: int = 0):
   """`loss_sums` without dropout, with the padding rows of an evaluation batch (weight 0) left out."""
   batch = dict(batch)
   if "weight" in batch:
     batch["tgt_out"] = jnp.where(batch["weight"][:, None] > 0, batch["tgt_out"], PAD_ID)
     batch.pop("weight")
   batch.pop("index", None)
-  return loss_sums(model, params, batch, None, label_smoothing, train=False, gates=gates)
+  return loss_sums(model, params, batch, None, label_smoothing, train=False, gates=gates, chunk=chunk)

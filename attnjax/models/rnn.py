@@ -189,8 +189,9 @@ class Decoder(nn.Module):
   Subclasses define `setup`, `init_carry(bridged)`, `prepare_memory(states, mask, bridged)`,
   `recurrence(carry, y_emb, at, memory, train) -> (carry, features)`, where `at` holds the
   step's target position 't' [B] (and, for the gold intervention, its 'gold' row [B, S]), and
-  `output(features, memory, train) -> (logits, alignment or None)`, where `output` works
-  with or without a time axis.
+  `output(features, memory, train) -> (readout, alignment or None)`, where `output` works
+  with or without a time axis and `_project(readout, train)` gives the logits: the last
+  layer before the vocabulary, which a memory-lean loss projects a chunk at a time.
   """
 
   vocab_size: int
@@ -216,8 +217,8 @@ class Decoder(nn.Module):
     return {'keys': states, 'prepared_keys': self.attention.prepare_keys(states), 'mask': mask}
 
   def __call__(self, carry, y_emb, memory, train: bool, gold=None):
-    """Teacher forcing: y_emb [B, T, E] -> logits [B, T, V], alignment [B, T, S] or None;
-    `gold` [B, T, S]: the gold intervention's attention."""
+    """Teacher forcing: y_emb [B, T, E] -> readout [B, T, D] (before the output projection),
+    alignment [B, T, S] or None; `gold` [B, T, S]: the gold intervention's attention."""
     batch, length = y_emb.shape[:2]
     at = {'t': jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), (batch, length))}
     if gold is not None:
@@ -233,7 +234,8 @@ class Decoder(nn.Module):
     """One deterministic step at target position t [B]: y_emb [B, E] -> (carry, logits [B, V],
     alignment [B, S])."""
     carry, features = self.recurrence(carry, y_emb, {'t': t}, memory, False)
-    logits, alignment = self.output(features, memory, False)
+    readout, alignment = self.output(features, memory, False)
+    logits = self._project(readout, False)
     return carry, logits, alignment
 
 
@@ -253,7 +255,7 @@ class Seq2SeqDecoder(Decoder):
     return self.cells(carry, y_emb, train)  # features: s_t
 
   def output(self, s, memory, train):
-    return self._project(s, train), None
+    return s, None
 
 
 class EncDecDecoder(Decoder):
@@ -284,7 +286,7 @@ class EncDecDecoder(Decoder):
     if s.ndim == 3:  # teacher forcing: [B, T, hidden]
       c = jnp.broadcast_to(c[:, None, :], s.shape[:2] + c.shape[-1:])
     t = jnp.tanh(self.readout(jnp.concatenate([s, c, y_emb], axis=-1)))  # [..., hidden]
-    return self._project(t, train), None
+    return t, None
 
 
 class BahdanauDecoder(Decoder):
@@ -315,7 +317,7 @@ class BahdanauDecoder(Decoder):
   def output(self, features, memory, train):
     s, context, y_emb, alignment = features
     t = jnp.tanh(self.readout(jnp.concatenate([s, context, y_emb], axis=-1)))  # [..., hidden]
-    return self._project(t, train), alignment
+    return t, alignment
 
 
 class LuongDecoder(Decoder):
@@ -371,7 +373,7 @@ class LuongDecoder(Decoder):
     else:
       s, at = features
       attentional_state, alignment = self.attentional_state(s, memory, at)
-    return self._project(attentional_state, train), alignment
+    return attentional_state, alignment
 
 
 class RNNSeq2Seq(nn.Module):
@@ -443,15 +445,20 @@ class RNNSeq2Seq(nn.Module):
     carry = self.decoder_net.init_carry(bridged)
     return carry, self.decoder_net.prepare_memory(encoded['states'], encoded['mask'], bridged)
 
-  def __call__(self, src, tgt_in, train: bool = False, gold=None):
+  def __call__(self, src, tgt_in, train: bool = False, gold=None, features_only: bool = False):
     """Teacher forcing: src [B, S], tgt_in [B, T] -> logits [B, T, V] (float32); `gold`
-    [B, T, S]: the gold intervention's attention (`attnjax.models.intervention`)."""
+    [B, T, S]: the gold intervention's attention (`attnjax.models.intervention`). With
+    `features_only`, the readout [B, T, D] that `logits_of` projects."""
     carry, memory = self._start(src, train)
     y_emb = self.embed_drop(self.tgt_embed(tgt_in), deterministic=not train)  # [B, T, E]
-    logits, alignment = self.decoder_net(carry, y_emb, memory, train, gold)
+    readout, alignment = self.decoder_net(carry, y_emb, memory, train, gold)
     if alignment is not None:
       self.sow('intermediates', 'cross_attention', alignment[:, :, None, None, :])  # [B,T,1,1,S]
-    return logits
+    return readout if features_only else self.logits_of(readout, train)
+
+  def logits_of(self, readout, train: bool = False):
+    """The output layer: readout [..., D] -> logits [..., V] (float32)."""
+    return self.decoder_net._project(readout, train)
 
   def init_decode_state(self, src, max_len: int):
     """Encodes src; `max_len` is unused, as an RNN state does not grow with the output."""

@@ -334,7 +334,8 @@ class Transformer(nn.Module):
     self._sow('encoder_self_attention', _stack_layers(weights))
     return self.encoder_norm(x) if self.norm == 'pre' else x
 
-  def __call__(self, src, tgt_in, train: bool = False, packing=None, gold=None):
+  def __call__(self, src, tgt_in, train: bool = False, packing=None, gold=None,
+               features_only: bool = False):
     """Teacher forcing: src [B, S], tgt_in [B, T] -> logits [B, T, V] (float32).
 
     `packing`, for rows that hold several pairs end to end (`data.pack`): a dict of
@@ -342,7 +343,8 @@ class Transformer(nn.Module):
     [B, T] (int: the pair's number 1, 2, ... in its row, 0 on padding; the position within
     its pair). Each pair then attends within itself only, and its positions start at 0:
     its logits are those it has alone in a row. `gold` [B, T, S]: the cross-attention of the
-    gold intervention (`attnjax.models.intervention`).
+    gold intervention (`attnjax.models.intervention`). With `features_only`, the decoder's
+    output [B, T, d_model] that `logits_of` projects.
     """
     if packing is not None and self.intervention is not None:
       raise ValueError('interventions on the attention read unpacked rows; score without data.pack')
@@ -365,7 +367,13 @@ class Transformer(nn.Module):
       cross_weights.append(layer_cross)
     self._sow('decoder_self_attention', _stack_layers(self_weights))
     self._sow('cross_attention', _stack_layers(cross_weights))
-    return self._logits(self.decoder_norm(y) if self.norm == 'pre' else y)
+    y = self.decoder_norm(y) if self.norm == 'pre' else y
+    return y if features_only else self._logits(y)
+
+  def logits_of(self, y, train: bool = False):
+    """The output layer: y [..., d_model] -> logits [..., V] (float32)."""
+    del train
+    return self._logits(y)
 
   def init_decode_state(self, src, max_len: int):
     """Encodes src and allocates a KV cache for `max_len` target positions."""

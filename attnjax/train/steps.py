@@ -21,7 +21,7 @@ def _psum(x, axis_name):
 
 
 def train_step(state: TrainState, batch, rng, *, model, label_smoothing: float = 0.0,
-               grad_accum_steps: int = 1, axis_name=None):
+               grad_accum_steps: int = 1, axis_name=None, loss_chunk: int = 0):
   """One optimizer update on one global batch; returns (new_state, summed metrics).
 
   The loss is the token-level mean over the whole global batch (all devices, all
@@ -34,7 +34,8 @@ def train_step(state: TrainState, batch, rng, *, model, label_smoothing: float =
 
   def grads_of(micro_batch, micro_rng):
     def loss_fn(params):
-      terms = loss.loss_sums(model, params, micro_batch, micro_rng, label_smoothing, train=True)
+      terms = loss.loss_sums(model, params, micro_batch, micro_rng, label_smoothing, train=True,
+                             chunk=loss_chunk)
       return terms["loss"] / total_tokens, terms
     (_, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     return grads, terms
@@ -68,14 +69,17 @@ def train_step(state: TrainState, batch, rng, *, model, label_smoothing: float =
   return new_state, metrics
 
 
-def eval_step(params, batch, *, model, label_smoothing: float = 0.0, axis_name=None):
+def eval_step(params, batch, *, model, label_smoothing: float = 0.0, axis_name=None, loss_chunk: int = 0):
   """Summed loss terms of a batch, with padding rows (weight 0) left out."""
-  return _psum(loss.eval_sums(params, batch, model=model, label_smoothing=label_smoothing), axis_name)
+  return _psum(loss.eval_sums(params, batch, model=model, label_smoothing=label_smoothing,
+                              chunk=loss_chunk), axis_name)
 
 
 def bind(model, train_cfg, axis_name=None):
   """The two steps with the model and the config's constants fixed."""
+  chunk = train_cfg.get("loss_chunk", 0)  # a config saved before the field existed: off
   return (functools.partial(train_step, model=model, label_smoothing=train_cfg.label_smoothing,
-                            grad_accum_steps=train_cfg.grad_accum_steps, axis_name=axis_name),
+                            grad_accum_steps=train_cfg.grad_accum_steps, axis_name=axis_name,
+                            loss_chunk=chunk),
           functools.partial(eval_step, model=model, label_smoothing=train_cfg.label_smoothing,
-                            axis_name=axis_name))
+                            axis_name=axis_name, loss_chunk=chunk))

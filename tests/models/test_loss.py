@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from attnjax.models import loss as loss_lib
 
@@ -71,3 +72,31 @@ def test_cross_entropy_gradient_keeps_the_logits_dtype():
   want = jax.grad(lambda z: _autodiff_cross_entropy(z, labels, 0.1)[0].sum())(logits)
   assert grad.dtype == jnp.bfloat16
   np.testing.assert_allclose(grad.astype(np.float32), want.astype(np.float32), atol=1e-2)
+
+
+@pytest.mark.parametrize("name", [
+    "bahdanau-bilstm-2layers", "luong-feeding-general-bilstm", "transformer-post-learned-shared",
+    *(pytest.param(n, marks=pytest.mark.slow) for n in (
+        "seq2seq-bigru-2layers", "encdec-bilstm", "luong-dot-bilstm-odd", "transformer-pre"))])
+@pytest.mark.parametrize("chunk", [4, pytest.param(7, marks=pytest.mark.slow)])
+def test_the_chunked_output_layer_gives_the_same_loss_and_gradients(name, chunk):
+  """`train.loss_chunk`: the output layer a few tokens at a time (here 4 or 7 of 15, the last
+  chunk padded) gives the loss terms and the gradients of the whole batch at once, for every
+  RNN readout and the Transformer's separate and tied output layers."""
+  import ml_collections
+  from attnjax.models import build
+  from tests.helpers import random_variables
+  from tests.models.test_contract import CONFIGS, SRC, TGT_IN, TGT_OUT, vocab_sizes
+  cfg = ml_collections.ConfigDict(CONFIGS[name])
+  model = build(cfg, *vocab_sizes(cfg))
+  params = random_variables(model, SRC, TGT_IN)["params"]
+  batch = {"src": SRC, "tgt_in": TGT_IN, "tgt_out": TGT_OUT}
+
+  def sums(params, chunk):
+    return loss_lib.loss_sums(model, params, batch, None, 0.1, train=False, chunk=chunk)
+
+  whole, chunked = sums(params, 0), sums(params, chunk)
+  for key in ("loss", "nll", "correct", "tokens"):
+    np.testing.assert_allclose(chunked[key], whole[key], rtol=1e-5, err_msg=key)
+  grad = lambda c: jax.grad(lambda p: sums(p, c)["loss"])(params)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grad(chunk), grad(0))

@@ -7,6 +7,12 @@ maps at the top level under 'intermediates' ('cross_attention' and, for the Tran
 depends on `max_len` (the Transformer's key/value cache) holds zeros where nothing has been
 written and is read only where written: decoding allocates it short and pads it as the
 output grows (`attnjax/infer/decode.py`).
+
+`__call__(..., features_only=True)` returns the last layer before the vocabulary, which
+`logits_of` projects (the loss, `loss.py`, can then project a chunk of tokens at a time).
+`intervene(model, Intervention(...))` replaces the cross-attention, `__call__(..., gold=)`
+giving the gold intervention's weights; the Transformer reads head gates from an optional
+'gates' collection (`intervention.py`) and packed rows from `packing=`.
 """
 
 import flax.linen as nn

@@ -20,8 +20,9 @@ def _run(tmp_path, **env):
 
 
 def test_every_part_writes_its_results(tmp_path):
-  proc = _run(tmp_path)
+  proc = _run(tmp_path, FLAX_WMT=str(tmp_path / "no_example"))
   assert proc.returncode == 0, proc.stderr[-3000:]
+  assert f"[flax-wmt] skipped: no {tmp_path / 'no_example'}/{{models,train}}.py" in proc.stderr
   runs = [json.loads(l) for l in (tmp_path / "bench.jsonl").read_text().splitlines()]
   assert [(r["model"], r["task"], r["beam"]) for r in runs] == [
       ("transformer", "train", None), ("transformer", "train", None), ("rnn_attention", "train", None),

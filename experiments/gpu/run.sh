@@ -3,7 +3,7 @@
 # under its own time limit, every result written as it arrives, so a run cut short keeps what
 # it reached. Sized for about 10 minutes on one H100/H200, compilation included.
 #
-#   experiments/gpu/run.sh                   # from anywhere; needs jax[cuda], flax, optax, ml_collections
+#   experiments/gpu/run.sh                   # from anywhere; needs jax[cuda12] (or cuda13), flax, optax, ml_collections
 #   SMOKE=1 experiments/gpu/run.sh           # tiny sizes on a CPU: checks this script (make test does)
 #   OUT=/tmp/gpu PYTHON=/path/to/python experiments/gpu/run.sh
 #   PARTS=bench LIMIT_BENCH=60 experiments/gpu/run.sh   # some parts, other time limits (seconds)
@@ -15,7 +15,9 @@
 #    fused attention (attention dropout 0), MFU against the chip's dense bf16 peak; the RNNs at
 #    Luong et al.'s sizes (1,024-wide LSTMs, 32k vocabulary). One JSON line each, $OUT/bench.jsonl.
 # 3. Greedy and beam-4 decoding of Transformer-base, into the same file.
-# Not here yet: the Flax WMT example side by side (its source must travel with the working tree).
+# 4. The Flax WMT example's Transformer at Transformer-base's shapes, timed the same way
+#    (`experiments/gpu/flax_wmt.py`), when its source is in $FLAX_WMT (third_party/flax_wmt, never
+#    committed: copy google/flax's examples/wmt there, and carry the folder to the device).
 #
 # Nothing is installed: the repo runs from its checkout (PYTHONPATH=.). A part that fails or runs
 # out of time is said in one line and the next part runs; the exit status is that of the worst.
@@ -67,7 +69,7 @@ bench() {  # bench NAME FLAGS...: one JSON line into bench.jsonl
   part "$LIMIT_BENCH" "$name" bash -c '"$0" -m attnjax bench --dtype bfloat16 "$@" >> "'"$OUT"'/bench.jsonl"' "$PY" $STEPS "$@"
 }
 
-PARTS=${PARTS:-parallelism bench}
+PARTS=${PARTS:-parallelism bench flax}
 start=$SECONDS
 : > "$OUT/bench.jsonl"
 if [[ " $PARTS " == *" parallelism "* ]]; then
@@ -82,6 +84,15 @@ if [[ " $PARTS " == *" bench "* ]]; then
   bench rnn-seq2seq --model rnn_seq2seq --task train $RNN
   bench greedy --model transformer --task decode $DECODE
   bench beam-4 --model transformer --task decode --beam 4 $DECODE
+fi
+# shellcheck disable=SC2086
+if [[ " $PARTS " == *" flax "* ]]; then
+  FLAX_WMT=${FLAX_WMT:-third_party/flax_wmt}
+  if [ -f "$FLAX_WMT/models.py" ] && [ -f "$FLAX_WMT/train.py" ]; then
+    part "$LIMIT_BENCH" flax-wmt bash -c '"$0" experiments/gpu/flax_wmt.py --example "'"$FLAX_WMT"'" "$@" >> "'"$OUT"'/bench.jsonl"' "$PY" $STEPS $BASE
+  else
+    echo "[flax-wmt] skipped: no $FLAX_WMT/{models,train}.py (google/flax's examples/wmt)" >&2
+  fi
 fi
 "$PY" experiments/gpu/summary.py "$OUT/bench.jsonl" "$((SECONDS - start))"
 exit $status

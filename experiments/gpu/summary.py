@@ -1,4 +1,5 @@
-"""The table of `attnjax bench` JSON lines that experiments/gpu/run.sh prints at its end.
+"""The table of `attnjax bench` JSON lines (and the Flax WMT example's, `flax_wmt.py`) that
+experiments/gpu/run.sh prints at its end.
 
     python experiments/gpu/summary.py experiments/gpu/results/bench.jsonl [SECONDS]
 """
@@ -17,8 +18,9 @@ def table(runs: list[dict], seconds: str = "") -> str:
            f"{'ms/step':>9} {'tgt tok/s':>10} {'TFLOP/s':>8} {'MFU':>6} {'memory GiB':>10}"]
   for r in runs:
     memory = r["device_peak_memory_bytes"] or r["peak_memory_bytes"] or 0
+    model = r["model"] if r.get("framework", "jax") == "jax" else "flax-wmt"
     lines.append(
-        f"{r['model']:14} {r['task']:6} {r['beam'] or '':>4} {r['batch']:>5} {r['src_len']:>5} "
+        f"{model:14} {r['task']:6} {r['beam'] or '':>4} {r['batch']:>5} {r['src_len']:>5} "
         f"{r['tgt_len']:>5} {r['params'] / 1e6:6.1f}M {r['step_s_median'] * 1e3:9.2f} "
         f"{r['tgt_tokens_per_s']:10,.0f} {r['model_flops_per_step'] / r['step_s_median'] / 1e12:8.1f} "
         f"{r['mfu']:6.1%} {memory / 2 ** 30:10.2f}")

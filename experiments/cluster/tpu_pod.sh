@@ -10,7 +10,7 @@
 # ATTNJAX_DATA_DIR must be on storage every worker mounts at the same path (e.g. a Filestore
 # NFS share); the repository is expected in ~/attnjax on every worker, installed with
 #   gcloud compute tpus tpu-vm ssh NAME --zone=ZONE --worker=all --command="git clone <repo> ~/attnjax &&
-#     cd ~/attnjax && python3 -m venv .venv && .venv/bin/pip install -e . 'jax[tpu]'"
+#     cd ~/attnjax && python3 -m venv .venv && .venv/bin/pip install -e '.[tpu]'"
 set -euo pipefail
 NAME=${1:?usage: tpu_pod.sh NAME ZONE [CONFIG] [WORKDIR]}
 ZONE=${2:?usage: tpu_pod.sh NAME ZONE [CONFIG] [WORKDIR]}

@@ -99,4 +99,5 @@ def test_the_chunked_output_layer_gives_the_same_loss_and_gradients(name, chunk)
   for key in ("loss", "nll", "correct", "tokens"):
     np.testing.assert_allclose(chunked[key], whole[key], rtol=1e-5, err_msg=key)
   grad = lambda c: jax.grad(lambda p: sums(p, c)["loss"])(params)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), grad(chunk), grad(0))
+  # float32 sums in another order: a tied embedding gathers its gradient from both ends
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), grad(chunk), grad(0))

@@ -62,7 +62,7 @@ def cross_entropy(logits):
 
 
 SLOW = ('seq2seq-reversed-lstm', 'encdec-reversed-gru-2layers', 'luong-feeding-concat-gru-2layers',
-        'luong-local-m-concat-gru')  # variations that `make check` adds
+        'luong-local-m-concat-gru', 'luong-dot-bilstm-odd', 'luong-local-p-general')  # variations that `make check` adds
 
 
 @pytest.fixture(scope='module', params=[pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name

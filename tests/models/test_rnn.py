@@ -25,6 +25,7 @@ EXTRA_PAD = 3
     dict(decoder='seq2seq', cell='gru', bidirectional=False),
     dict(decoder='encdec', reverse_source=True),
 ], ids=['luong-bilstm-2layers', 'bahdanau-bigru', 'seq2seq-gru', 'encdec-reversed-bilstm'])
+@pytest.mark.slow
 def test_extra_source_padding_changes_nothing(overrides):
   model = build(ml_collections.ConfigDict({**BASE, **overrides}), 13, 17)
   variables = random_variables(model, SRC, TGT_IN)

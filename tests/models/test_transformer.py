@@ -155,7 +155,7 @@ def test_attention_dropout_keeps_the_written_out_path_in_training(monkeypatch):
   assert calls
 
 
-@pytest.mark.parametrize('positions', ['sinusoidal', 'learned'])
+@pytest.mark.parametrize('positions', ['sinusoidal', pytest.param('learned', marks=pytest.mark.slow)])
 def test_packed_pairs_get_the_logits_and_loss_they_have_alone(positions):
   """Two pairs end to end in one row (`data.pack`) attend within themselves only and start
   their positions at 0: each gets, token for token, the logits of its own unpacked row, and

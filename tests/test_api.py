@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 import numpy as np
 import sacrebleu
 
@@ -33,6 +35,7 @@ def test_load_translates_aligns_and_evaluates_like_the_cli(trained, capsys):
   assert sum(row["sentences"] for row in report["by_length"]) == len(pairs)
 
 
+@pytest.mark.slow
 def test_translate_samples_from_the_cli_and_top_1_is_greedy(trained, capsys):
   from attnjax import cli
   sources = ["7", "21", "300"]

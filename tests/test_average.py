@@ -40,6 +40,7 @@ def test_averaging_copies_of_one_checkpoint_is_the_identity(trained, tmp_path, c
     np.testing.assert_array_equal(m, a)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_model_is_refused_in_one_line(trained, data_dir, tmp_path, capsys):
   from attnjax.train.loop import train_and_evaluate
   from tests.helpers import tiny_config

@@ -170,6 +170,7 @@ def test_decoding_past_learned_positions_is_refused():
     decode.decode(model, params, src, max_len=32)  # the first phase alone would fit
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family,decoder", [("rnn", "bahdanau"), ("transformer", None)])
 def test_beam_alignment_is_the_cross_attention_of_the_chosen_tokens(family, decoder):
   """The alignment traced back through the beam's parents is what teacher forcing the

@@ -47,6 +47,7 @@ def test_translate_samples_from_the_cli_and_top_1_is_greedy(trained, capsys):
   assert run("--sampling", "nucleus:0.9", "--temperature", "3", "--seed", "5") == (0, drawn)
 
 
+@pytest.mark.slow
 def test_translate_nbest_prints_the_beam_best_first_as_tsv(trained, capsys):
   from attnjax import cli
   sources = ["7", "21"]
@@ -100,6 +101,7 @@ def test_translate_a_file_keeps_the_input_order(trained, tmp_path, capsys):
   assert not (tmp_path / "out.txt.incomplete").exists()
 
 
+@pytest.mark.slow
 def test_compare_prints_both_systems_with_intervals_and_p_values(trained, tmp_path, capsys):
   from attnjax import cli
   _, pairs, src, ref = _write_pairs(trained, tmp_path)

@@ -149,6 +149,7 @@ def test_damaged_config_json_in_workdir(trained, tmp_path, capsys):
   assert code == 2 and "config.json: not valid JSON" in err
 
 
+@pytest.mark.slow
 def test_align_on_a_model_without_attention(data_dir, tmp_path, capsys):
   from attnjax.train.loop import train_and_evaluate
   from tests.helpers import tiny_config

@@ -67,6 +67,7 @@ def test_reverse_words_keeps_eos_and_padding_in_place():
   np.testing.assert_array_equal(reverse_words(reverse_words(src)), src)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('decoder', ['seq2seq', 'encdec'])
 def test_reverse_source_is_the_model_reading_reversed_words(decoder):
   """A reversed model on x computes what the same parameters compute without reversal on

@@ -60,13 +60,8 @@ class Trained:
       return self
     key = (intervention, tuple(sorted((kind, tuple(sorted(h))) for kind, h in (heads or {}).items())))
     if key not in self._intervened:
-      gates = None
-      if heads:
-        if not isinstance(self.model, models.Transformer):
-          raise config_lib.ConfigError("heads are switched off in a Transformer; this model is an RNN")
-        m = self.model
-        gates = intervention_lib.gates(m.num_encoder_layers, m.num_decoder_layers, m.num_heads, heads)
       try:
+        gates = models.head_gates(self.model, heads) if heads else None
         model = models.intervene(self.model, intervention)
       except ValueError as err:
         raise config_lib.ConfigError(str(err)) from None
@@ -309,10 +304,11 @@ class Trained:
     of `split` of |dL/dgate|, L the batch's mean per-token negative log-likelihood and the
     gate the head's output scale (1: on). Returns {'encoder', 'decoder', 'cross': [layers,
     heads]} (numpy), per attention kind."""
-    if not isinstance(self.model, models.Transformer):
-      raise config_lib.ConfigError("head importance is a Transformer's; this model is an RNN")
     m = self.model
-    ones = intervention_lib.gates(m.num_encoder_layers, m.num_decoder_layers, m.num_heads)
+    try:
+      ones = models.head_gates(m)
+    except ValueError as err:
+      raise config_lib.ConfigError(f"head importance: {err}") from None
 
     def mean_nll(gates, params, batch):
       sums = loss.eval_sums(params, batch, model=m, gates=gates)

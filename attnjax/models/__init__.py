@@ -22,6 +22,7 @@ import ml_collections
 
 from attnjax.models.attention import LOCALS, SCORES
 from attnjax.models.intervention import Intervention
+from attnjax.models.intervention import gates as intervention_gates
 from attnjax.models.rnn import ATTENTIVE, CELLS, DECODERS, ENCODER_IMPLS, RNNSeq2Seq
 from attnjax.models.transformer import NORMS, POSITIONS, Transformer
 from attnjax.tokens import UNK_ID
@@ -163,3 +164,11 @@ def intervene(model: nn.Module, intervention: Intervention | None) -> nn.Module:
     raise ValueError(f'intervention layers {intervention.layers}: the model has '
                      f'{model.num_decoder_layers} decoder layers')
   return model.clone(intervention=intervention)
+
+
+def head_gates(model: nn.Module, off: dict | None = None) -> dict:
+  """The 'gates' collection of `model` (`intervention.gates`): every head on but those in
+  `off`. Only the Transformer has heads to gate: ValueError for another family."""
+  if not isinstance(model, Transformer):
+    raise ValueError('heads are switched off in a Transformer; this model is an RNN')
+  return intervention_gates(model.num_encoder_layers, model.num_decoder_layers, model.num_heads, off)

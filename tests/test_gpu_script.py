@@ -35,9 +35,22 @@ def test_every_part_writes_its_results(tmp_path):
   assert "MFU" in proc.stdout and "transformer    decode    4" in proc.stdout
 
 
-def test_a_part_past_its_limit_is_said_and_the_others_run(tmp_path):
-  proc = _run(tmp_path, PARTS="bench", LIMIT_BENCH="1")
+def test_a_part_past_its_limit_is_said_and_the_others_run_in_the_order_named(tmp_path):
+  proc = _run(tmp_path, PARTS="decode bench", LIMIT_BENCH="1")
   assert proc.returncode == 1
-  for name in ("transformer-base", "transformer-big", "rnn-attention", "rnn-seq2seq", "greedy", "beam-4"):
-    assert f"[{name}] stopped at its limit of 1 s; what it wrote is kept" in proc.stderr
+  names = ("greedy", "beam-4", "transformer-base", "transformer-big", "rnn-attention", "rnn-seq2seq")
+  said = [proc.stderr.index(f"[{name}] stopped at its limit of 1 s; what it wrote is kept") for name in names]
+  assert said == sorted(said)
   assert "no bench results" in proc.stdout and not (tmp_path / "runs").exists()
+
+
+def test_an_unknown_part_is_refused(tmp_path):
+  proc = _run(tmp_path, PARTS="bench flux")
+  assert proc.returncode == 2 and "unknown part 'flux'" in proc.stderr
+
+
+def test_a_second_run_into_the_same_folder_appends(tmp_path):
+  for _ in range(2):
+    assert _run(tmp_path, PARTS="decode").returncode == 0
+  runs = [json.loads(l) for l in (tmp_path / "bench.jsonl").read_text().splitlines()]
+  assert [r["beam"] for r in runs] == [1, 4, 1, 4]

@@ -15,6 +15,7 @@ bench`'s; the FLOP count for MFU is the same formula as bench's.
 import argparse
 import functools
 import importlib
+import importlib.machinery
 import json
 import pathlib
 import sys
@@ -26,7 +27,13 @@ import numpy as np
 
 class _Absent(types.ModuleType):
   """A stand-in module: any attribute is another stand-in (for annotations such as
-  `tf.data.Dataset` that the example's functions carry)."""
+  `tf.data.Dataset` that the example's functions carry). It has a module spec, so that code
+  asking `importlib.util.find_spec` about it (JAX's persistent compilation cache does) gets an
+  answer rather than a ValueError."""
+
+  def __init__(self, name):
+    super().__init__(name)
+    self.__spec__ = importlib.machinery.ModuleSpec(name, None)
 
   def __getattr__(self, name):
     if name.startswith("__"):
@@ -72,7 +79,13 @@ def parse_args(argv):
   return args
 
 
+def _say(stage: str, since: float) -> None:
+  """Where the run is, on stderr: a run stopped at its limit says which stage it reached."""
+  print(f"[flax-wmt] {stage} ({time.perf_counter() - since:.0f} s)", file=sys.stderr, flush=True)
+
+
 def run(args) -> dict:
+  began = time.perf_counter()
   import jax
   import jax.numpy as jnp
   from attnjax import bench, tokens
@@ -81,6 +94,7 @@ def run(args) -> dict:
   models = importlib.import_module("models")
   example = importlib.import_module("train")
   import optax
+  _say(f"imported the example, jax {jax.__version__} on {jax.devices()[0].device_kind}", began)
 
   dtype = jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32
   config = models.TransformerConfig(
@@ -93,6 +107,7 @@ def run(args) -> dict:
   inputs, targets = batch["src"], batch["tgt_out"]  # the example shifts the targets right itself
   model = models.Transformer(config.replace(deterministic=True))
   params = jax.jit(model.init)(jax.random.key(0), inputs[:1], targets[:1])["params"]
+  _say("initialised the parameters", began)
   schedule = example.create_learning_rate_schedule(learning_rate=0.0625, warmup_steps=1000)
   state = example.TrainState.create(apply_fn=model.apply, params=params, dynamic_scale=None,
                                     tx=optax.adamw(schedule, b1=0.9, b2=0.98, eps=1e-9, weight_decay=0.0))
@@ -107,6 +122,7 @@ def run(args) -> dict:
   step = bench.stepper(lambda s: p_train_step(s, device_batch, dropout_rng=rngs), state)
   jax.block_until_ready(step())  # the first call compiles
   compile_s = time.perf_counter() - start
+  _say(f"compiled the training step in {compile_s:.0f} s", began)
   seconds, _ = bench.time_steps(step, args.warmup, args.steps)
   median = float(np.median(seconds))
   shape = argparse.Namespace(model="transformer", vocab=args.vocab, batch=args.batch, src_len=args.src_len,

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # The accelerator's one script: what a lent GPU should measure, most important first, each part
 # under its own time limit, every result written as it arrives, so a run cut short keeps what
-# it reached. Sized for about 10 minutes on one H100/H200, compilation included.
+# it reached, and a run into the same $OUT resumes: the parallelism sweep skips the rows it
+# holds, bench lines are appended. All parts take about 15 minutes on one H200, compilation
+# included (the sweep alone about 8): on a 10-minute allowance, name the parts in PARTS.
 #
 #   experiments/gpu/run.sh                   # from anywhere; needs jax[cuda12] (or cuda13), flax, optax, ml_collections
 #   SMOKE=1 experiments/gpu/run.sh           # tiny sizes on a CPU: checks this script (make test does)
 #   OUT=/tmp/gpu PYTHON=/path/to/python experiments/gpu/run.sh
-#   PARTS=bench LIMIT_BENCH=60 experiments/gpu/run.sh   # some parts, other time limits (seconds)
+#   PARTS='bench flax' LIMIT_BENCH=60 LIMIT_FLAX=120 experiments/gpu/run.sh   # some parts, in this order, other limits (s)
+#
+# The results of each device run are committed under experiments/gpu/results/ (the default
+# $OUT; its README names the device and what is still to measure).
 #
 # 1. Chapter 3 at scale: the parallelism experiment's `full` preset (Transformer-base against
 #    RNNs of its size, bfloat16, 65,536 target tokens a step, n = 16 ... 1,024, the RNN with
@@ -14,10 +19,10 @@
 # 2. `attnjax bench` in bfloat16 at 32k target tokens a step: Transformer-base and -big with the
 #    fused attention (attention dropout 0), MFU against the chip's dense bf16 peak; the RNNs at
 #    Luong et al.'s sizes (1,024-wide LSTMs, 32k vocabulary). One JSON line each, $OUT/bench.jsonl.
-# 3. Greedy and beam-4 decoding of Transformer-base, into the same file.
-# 4. The Flax WMT example's Transformer at Transformer-base's shapes, timed the same way
+# 3. The Flax WMT example's Transformer at Transformer-base's shapes, timed the same way
 #    (`experiments/gpu/flax_wmt.py`), when its source is in $FLAX_WMT (third_party/flax_wmt, never
 #    committed: copy google/flax's examples/wmt there, and carry the folder to the device).
+# 4. Greedy and beam-4 decoding of Transformer-base, into the same file.
 #
 # Nothing is installed: the repo runs from its checkout (PYTHONPATH=.). A part that fails or runs
 # out of time is said in one line and the next part runs; the exit status is that of the worst.
@@ -36,7 +41,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
   RNN="--emb 16 --hidden 32 --vocab 64 --batch 4 --src-len 8 --tgt-len 8"
   DECODE="$BASE"
   STEPS="--warmup 1 --steps 1"
-  LIMIT_PARALLELISM=${LIMIT_PARALLELISM:-600} LIMIT_BENCH=${LIMIT_BENCH:-120}
+  LIMIT_PARALLELISM=${LIMIT_PARALLELISM:-600} LIMIT_BENCH=${LIMIT_BENCH:-120} LIMIT_FLAX=${LIMIT_FLAX:-120}
 else
   PRESET=full
   # 512 x 64 = 32,768 target tokens a step (Vaswani et al. 2017 trained on about 25k).
@@ -45,7 +50,9 @@ else
   RNN="--emb 1024 --hidden 1024 --vocab 32000 --batch 512 --src-len 64 --tgt-len 64"
   DECODE="--d-model 512 --heads 8 --ff 2048 --layers 6 --vocab 32000 --batch 64 --src-len 64 --tgt-len 64"
   STEPS="--warmup 3 --steps 10"
-  LIMIT_PARALLELISM=${LIMIT_PARALLELISM:-330} LIMIT_BENCH=${LIMIT_BENCH:-90}
+  # The Flax example stopped at 70-75 s twice on an H200 with its step not yet compiled (ours
+  # compiles in 25 s); it says each stage it reaches on stderr.
+  LIMIT_PARALLELISM=${LIMIT_PARALLELISM:-330} LIMIT_BENCH=${LIMIT_BENCH:-90} LIMIT_FLAX=${LIMIT_FLAX:-180}
 fi
 
 status=0
@@ -69,30 +76,36 @@ bench() {  # bench NAME FLAGS...: one JSON line into bench.jsonl
   part "$LIMIT_BENCH" "$name" bash -c '"$0" -m attnjax bench --dtype bfloat16 "$@" >> "'"$OUT"'/bench.jsonl"' "$PY" $STEPS "$@"
 }
 
-PARTS=${PARTS:-parallelism bench flax}
+PARTS=${PARTS:-parallelism bench flax decode}   # run in the order named
+for p in $PARTS; do  # every name checked before anything runs
+  case $p in parallelism|bench|flax|decode) ;;
+    *) echo "unknown part '$p' in PARTS='$PARTS' (parts: parallelism bench flax decode)" >&2; exit 2 ;;
+  esac
+done
 start=$SECONDS
-: > "$OUT/bench.jsonl"
-if [[ " $PARTS " == *" parallelism "* ]]; then
-  part "$LIMIT_PARALLELISM" parallelism "$PY" -m experiments.parallelism.run --preset "$PRESET" \
-    --out "$OUT/runs" --report_dir "$OUT/parallelism"
-fi
-# shellcheck disable=SC2086  # the size variables hold several flags
-if [[ " $PARTS " == *" bench "* ]]; then
-  bench transformer-base --model transformer --task train --attention-dropout 0 $BASE
-  bench transformer-big --model transformer --task train --attention-dropout 0 $BIG
-  bench rnn-attention --model rnn_attention --task train $RNN
-  bench rnn-seq2seq --model rnn_seq2seq --task train $RNN
-  bench greedy --model transformer --task decode $DECODE
-  bench beam-4 --model transformer --task decode --beam 4 $DECODE
-fi
-# shellcheck disable=SC2086
-if [[ " $PARTS " == *" flax "* ]]; then
-  FLAX_WMT=${FLAX_WMT:-third_party/flax_wmt}
-  if [ -f "$FLAX_WMT/models.py" ] && [ -f "$FLAX_WMT/train.py" ]; then
-    part "$LIMIT_BENCH" flax-wmt bash -c '"$0" experiments/gpu/flax_wmt.py --example "'"$FLAX_WMT"'" "$@" >> "'"$OUT"'/bench.jsonl"' "$PY" $STEPS $BASE
-  else
-    echo "[flax-wmt] skipped: no $FLAX_WMT/{models,train}.py (google/flax's examples/wmt)" >&2
-  fi
-fi
+touch "$OUT/bench.jsonl"
+for p in $PARTS; do
+  # shellcheck disable=SC2086  # the size variables hold several flags
+  case $p in
+    parallelism)
+      part "$LIMIT_PARALLELISM" parallelism "$PY" -m experiments.parallelism.run --preset "$PRESET" \
+        --out "$OUT/runs" --report_dir "$OUT/parallelism" ;;
+    bench)
+      bench transformer-base --model transformer --task train --attention-dropout 0 $BASE
+      bench transformer-big --model transformer --task train --attention-dropout 0 $BIG
+      bench rnn-attention --model rnn_attention --task train $RNN
+      bench rnn-seq2seq --model rnn_seq2seq --task train $RNN ;;
+    decode)
+      bench greedy --model transformer --task decode $DECODE
+      bench beam-4 --model transformer --task decode --beam 4 $DECODE ;;
+    flax)
+      FLAX_WMT=${FLAX_WMT:-third_party/flax_wmt}
+      if [ -f "$FLAX_WMT/models.py" ] && [ -f "$FLAX_WMT/train.py" ]; then
+        part "$LIMIT_FLAX" flax-wmt bash -c '"$0" experiments/gpu/flax_wmt.py --example "'"$FLAX_WMT"'" "$@" >> "'"$OUT"'/bench.jsonl"' "$PY" $STEPS $BASE
+      else
+        echo "[flax-wmt] skipped: no $FLAX_WMT/{models,train}.py (google/flax's examples/wmt)" >&2
+      fi ;;
+  esac
+done
 "$PY" experiments/gpu/summary.py "$OUT/bench.jsonl" "$((SECONDS - start))"
 exit $status

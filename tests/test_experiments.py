@@ -205,6 +205,34 @@ def test_parallelism_claims_follow_the_numbers():
   assert rows[("RNN + attention / Transformer", "training step time per token")][1] == "no"
 
 
+def test_parallelism_report_of_a_gpu_run_counts_the_products_not_xla(tmp_path):
+  """The committed H200 sweep (no latency part yet): XLA's GPU count misses the library calls,
+  so the rates come from the counted matrix products and no XLA crossover is claimed."""
+  from experiments.parallelism import report
+  runs = os.path.join(REPO, "experiments", "gpu", "results", "runs")
+  written = report.write(os.path.join(runs, "full"), "full", tmp_path)
+  assert [p.name for p in written] == ["results_full.md", "budget_full.png", "flops_full.png",
+                                       "measurements_full.json"]
+  md = (tmp_path / "results_full.md").read_text()
+  assert "## (b) Latency at batch 1\n\nNot measured." in md and "XLA's cost analysis does not count" in md
+  assert "against" not in "".join(r[2] for r in _table(md.split("## Table 1's claims, checked")[1], "model")
+                                   if "XLA" in r[1])
+  budget = json.loads(open(os.path.join(runs, "full", "budget.json")).read())
+  t = budget["transformer/128"]
+  row = _table(md, "n")[[r[0] for r in _table(md, "n")].index("128")]
+  gflops = float(row[-2].replace(",", ""))
+  assert gflops == pytest.approx(3 * (t["attention_flops"] + t["projection_flops"]) / t["step_s"] / 1e9, rel=1e-3)
+  assert gflops > 2 * t["train_flops"] / t["step_s"] / 1e9  # XLA's count gives a quarter of it
+
+
+def test_parallelism_refuses_to_resume_another_devices_results(tmp_path, data_dir):
+  root = tmp_path / "runs" / "smoke"
+  root.mkdir(parents=True)
+  (root / "models.json").write_text(json.dumps({"models": {}, "environment": {"device": "gpu: NVIDIA H200"}}))
+  with pytest.raises(SystemExit, match="measured on gpu: NVIDIA H200, this is cpu"):
+    parallelism.main(_args(tmp_path, data_dir))
+
+
 def test_bottleneck_claims_are_computed_from_the_hypotheses():
   from experiments.bottleneck import report
   short = " ".join(["word"] * 5)

@@ -51,12 +51,20 @@ def _rows(budget: dict, name: str) -> list[dict]:
                 key=lambda r: r["length"])
 
 
-def crossover(budget: dict) -> dict:
+def xla_counts_all(env: dict) -> bool:
+  """Whether XLA's cost analysis sees a loop-free program's whole work. On a CPU it does. On a
+  GPU the matrix products run as library (cuBLAS, cuDNN) custom calls that it does not count: on
+  an H200 it gave the Transformer's training step 71 MFLOP per token against 296 in its matrix
+  products alone, and the same at every n although attention's work grows with n."""
+  return env.get("platform", "cpu") == "cpu"
+
+
+def crossover(budget: dict, xla: bool = True) -> dict:
   """Where the Transformer's attention work passes its projections' work.
 
   analytic: from the matrix-product count, attention per token grows as n and the projections'
-  per token stays fixed, so n* = n * projection / attention at any n. xla: XLA's forward FLOPs
-  per token fitted as a + b n; n* = a / b.
+  per token stays fixed, so n* = n * projection / attention at any n. xla (where XLA counts the
+  whole program): XLA's forward FLOPs per token fitted as a + b n; n* = a / b.
   """
   rows = _rows(budget, "transformer")
   if not rows:
@@ -64,7 +72,7 @@ def crossover(budget: dict) -> dict:
   r = rows[-1]
   out = {"analytic": r["length"] * r["projection_flops"] / r["attention_flops"]}
   points = [(r["length"], r["forward_flops"] / r["target_tokens"]) for r in rows if r["forward_flops"]]
-  if len(points) >= 2:
+  if xla and len(points) >= 2:
     b, a = np.polyfit([n for n, _ in points], [f for _, f in points], 1)
     out["xla"] = a / b if b > 0 else float("inf")
   return out
@@ -85,17 +93,18 @@ def count_flops(budget: dict, sizes: dict, vocab: int) -> None:
       row["model_flops"] = None
 
 
-def train_flops(row: dict) -> float | None:
-  """A training step's FLOPs: XLA's count where it is whole (no loops), else 3x the counted
-  forward matrix products (`attnjax/models/flops.py`), else None."""
-  if not row["loops"] and row.get("train_flops"):
+def train_flops(row: dict, xla: bool = True) -> float | None:
+  """A training step's FLOPs: XLA's count where it is whole (no loops, and `xla`: XLA sees the
+  whole program, `xla_counts_all`), else 3x the counted forward matrix products
+  (`attnjax/models/flops.py`), else None."""
+  if xla and not row["loops"] and row.get("train_flops"):
     return row["train_flops"]
   return 3 * row["model_flops"] if row.get("model_flops") else None
 
 
-def rate(row: dict) -> float | None:
+def rate(row: dict, xla: bool = True) -> float | None:
   """Achieved GFLOP/s of the training step."""
-  flops = train_flops(row)
+  flops = train_flops(row, xla)
   return None if flops is None else flops / row["step_s"] / 1e9
 
 
@@ -116,11 +125,11 @@ def rise_point(rows: list[dict], key: str = "us_per_token") -> int | None:
   return next((r["length"] for r in rows[fastest:] if r[key] > RISE * rows[fastest][key]), None)
 
 
-def claims(budget: dict, latency: dict) -> list[list]:
+def claims(budget: dict, latency: dict, xla: bool = True) -> list[list]:
   """One row per claim the measurements can test: what, measured, needed, holds."""
   rows = []
   yes = lambda ok: "yes" if ok else "no"
-  cross = crossover(budget)
+  cross = crossover(budget, xla)
   transformer = _rows(budget, "transformer")
   for name in RNNS:
     rnn = _rows(budget, name)
@@ -200,6 +209,7 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
   s = env["settings"]
   device = env.get("device", env["device_kind"])
   count_flops(budget, sizes, s["vocab"])
+  xla = xla_counts_all(env)
 
   model_rows = [[LABELS[n], f"{sizes[n]['params']:,}",
                  f"{sizes[n]['params'] / sizes['transformer']['params']:.2f}", _size(sizes[n]["model"])]
@@ -214,14 +224,14 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
       if r is None or "skipped" in r:
         row += [r["skipped"] if r else "–", "–", "–", "–"]
       else:
-        row += [_fmt(r["us_per_token"]), _fmt(r["forward_us_per_token"]), _fmt(rate(r)),
+        row += [_fmt(r["us_per_token"]), _fmt(r["forward_us_per_token"]), _fmt(rate(r, xla)),
                 r["sequential_steps_per_layer"]]
     budget_rows.append(row)
   budget_header = ["n", "batch"] + [f"{LABELS[n]}: {what}" for n in names
                                     for what in ("train µs/token", "forward µs/token", "train GFLOP/s",
                                                  "sequential steps")]
 
-  cross = crossover(budget)
+  cross = crossover(budget, xla)
   work_rows = []
   for length in lengths:
     row = [length]
@@ -247,7 +257,7 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
                          for m in names] for m_ in sorted({n for _, n in decode})]
 
   rise = {n: rise_point(_rows(budget, n)) for n in names}
-  claim_rows = claims(budget, latency)
+  claim_rows = claims(budget, latency, xla)
 
   md = report_dir / f"results_{preset}.md"
   budget_png, latency_png, flops_png = (report_dir / f"{what}_{preset}.png"
@@ -275,30 +285,36 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
       "every n; what changes is how it can run: an RNN takes n dependent steps on budget / n "
       "rows, the Transformer a few products over all tokens at once. `sequential steps` is "
       "the longest `while` loop in the compiled forward pass (XLA's trip count): n for an RNN, "
-      "none (1) for the Transformer. `train GFLOP/s` is the rate the step achieves: XLA's count "
-      "for the Transformer, 3x the counted forward products for an RNN (`attnjax/models/flops.py`, "
-      "– where it does not count the model).\n\n"
+      "none (1) for the Transformer. `train GFLOP/s` is the rate the step achieves: "
+      + ("XLA's count for the Transformer, 3x the counted forward products for an RNN "
+         if xla else "3x the counted forward matrix products (XLA's count misses this device's "
+         "library calls, below) ")
+      + "(`attnjax/models/flops.py`, – where it does not count the model).\n\n"
       + common.table(budget_header, budget_rows)
       + f"\n![time per token at a fixed budget]({budget_png.name})\n\n"
-      + _reading(budget, latency, names)
+      + _reading(budget, latency, names, xla)
       + "\n## The work per token (XLA's cost analysis of the compiled training step)\n\n"
       "FLOPs and bytes accessed per target token of the training step. XLA counts a `while` "
       "loop's body once, so the RNNs' figures are one recurrent step plus what lies outside "
       "the loops, not their whole work; the Transformer's program has no loop and its count is "
-      "whole. The last two columns split the Transformer's forward matrix products "
+      + ("whole. " if xla else "whole on a CPU. Not here: on this device the matrix products and "
+         "attention run as library calls (cuBLAS, cuDNN) that XLA's cost analysis does not count, "
+         "so these columns hold what is left (elementwise work, normalisation, the optimiser), and "
+         "no crossover is fitted to them. ")
+      + "The last two columns split the Transformer's forward matrix products "
       "(`attnjax/models/flops.py`).\n\n"
       + common.table(work_header, work_rows)
       + f"\n{cross_text}" + (f"; {rnn_rise}." if cross else "") + "\n"
       + f"\n![FLOPs per token]({flops_png.name})\n"
       + "\n## (b) Latency at batch 1\n\n"
-      "Encoding one sentence of n tokens (ms): the Transformer encodes all positions in one pass, "
-      "an RNN in n dependent steps.\n\n"
-      + common.table(["n"] + [LABELS[n] for n in names], encode_rows)
-      + "\nGreedy decoding of m tokens from a source of m, ms per generated token (encoding "
-      "included, EOS suppressed): each token waits for the one before in every family; the "
-      "Transformer reads its key/value cache.\n\n"
-      + common.table(["m"] + [LABELS[n] for n in names], decode_rows)
-      + f"\n![latency]({latency_png.name})\n"
+      + (("Encoding one sentence of n tokens (ms): the Transformer encodes all positions in one pass, "
+          "an RNN in n dependent steps.\n\n"
+          + common.table(["n"] + [LABELS[n] for n in names], encode_rows)
+          + "\nGreedy decoding of m tokens from a source of m, ms per generated token (encoding "
+          "included, EOS suppressed): each token waits for the one before in every family; the "
+          "Transformer reads its key/value cache.\n\n"
+          + common.table(["m"] + [LABELS[n] for n in names], decode_rows)
+          + f"\n![latency]({latency_png.name})\n") if latency else "Not measured.\n")
       + "\n## (c) Throughput against devices\n\n"
       + _devices_section(devices, s)
       + "\n## Table 1's claims, checked\n\n"
@@ -306,16 +322,18 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
          if claim_rows else "Nothing measured here can test a claim.\n"))
 
   _plot_budget(budget, names, s, device, budget_png)
-  _plot_latency(encode, decode, names, device, latency_png)
-  _plot_flops(budget, names, cross, device, flops_png)
+  if latency:
+    _plot_latency(encode, decode, names, device, latency_png)
+  _plot_flops(budget, names, cross, device, flops_png, xla)
   raw = report_dir / f"measurements_{preset}.json"
   raw.write_text(json.dumps({"models": meta, "budget": budget, "latency": latency, "devices": devices},
                             indent=2) + "\n")
-  print(f"wrote {md}, {budget_png}, {latency_png}, {flops_png} and {raw}")
-  return [md, budget_png, latency_png, flops_png, raw]
+  written = [md, budget_png] + ([latency_png] if latency else []) + [flops_png, raw]
+  print(f"wrote {', '.join(map(str, written[:-1]))} and {raw}")
+  return written
 
 
-def _reading(budget: dict, latency: dict, names) -> str:
+def _reading(budget: dict, latency: dict, names, xla: bool = True) -> str:
   """The table in words: how each family's time per token and achieved rate move with n, and
   what one dependent step costs, computed from the measurements."""
   parts = []
@@ -323,15 +341,15 @@ def _reading(budget: dict, latency: dict, names) -> str:
     rows = _rows(budget, n)
     if len(rows) < 2:
       continue
-    rates = [x for x in (rate(r) for r in rows) if x is not None]
-    text = (f"{LABELS[n]}: {rows[0]['us_per_token']:.0f} µs per token at n = {rows[0]['length']}, "
-            f"{rows[-1]['us_per_token']:.0f} at n = {rows[-1]['length']} "
+    rates = [x for x in (rate(r, xla) for r in rows) if x is not None]
+    text = (f"{LABELS[n]}: {rows[0]['us_per_token']:.3g} µs per token at n = {rows[0]['length']}, "
+            f"{rows[-1]['us_per_token']:.3g} at n = {rows[-1]['length']} "
             f"({rows[-1]['us_per_token'] / rows[0]['us_per_token']:.2f}x)")
     if rates:
       text += f", {min(rates):.0f}-{max(rates):.0f} GFLOP/s"
     parts.append(text)
   t = _rows(budget, "transformer")
-  if len(t) >= 2 and t[0].get("train_bytes") and t[-1].get("train_bytes"):
+  if xla and len(t) >= 2 and t[0].get("train_bytes") and t[-1].get("train_bytes"):
     grow = lambda key: (t[-1][key] / t[-1]["target_tokens"]) / (t[0][key] / t[0]["target_tokens"])
     parts.append(f"from n = {t[0]['length']} to {t[-1]['length']} the Transformer's bytes accessed per "
                  f"token (XLA) grow {grow('train_bytes'):.1f}x and its FLOPs per token "
@@ -403,10 +421,10 @@ def _plot_latency(encode, decode, names, device, path):
   common.save_figure(fig, path)
 
 
-def _plot_flops(budget, names, cross, device, path):
+def _plot_flops(budget, names, cross, device, path, xla=True):
   fig, ax = plt.subplots(figsize=(6.5, 4.4))
   rows = _rows(budget, "transformer")
-  if rows and rows[0]["train_flops"]:
+  if xla and rows and rows[0]["train_flops"]:
     ax.plot([r["length"] for r in rows], [r["train_flops"] / r["target_tokens"] for r in rows],
             marker="o", label="Transformer, XLA, training step")
   if rows:

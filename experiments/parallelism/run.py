@@ -47,6 +47,7 @@ one process, which jobs on several machines could not do.
 """
 
 import argparse
+import concurrent.futures
 import json
 import os
 import pathlib
@@ -257,12 +258,18 @@ def fixed_budget(configs, s, results: dict, save) -> None:
   from attnjax import models
   built = {name: models.build(config.model, s["vocab"], s["vocab"]) for name, config in configs.items()}
   for length in s["lengths"]:
+    todo = [name for name in configs if f"{name}/{length}" not in results]
+    if not todo:
+      continue
+    # The models compile at once, one thread each (XLA compiles outside the GIL): on a many-core
+    # accelerator host compilation, not the timing, is most of a length's wall time.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(todo)) as pool:
+      compiling = {name: pool.submit(compile_budget, built[name], configs[name], s, length)
+                   for name in todo}
     ready = {}
-    for name in configs:
-      if f"{name}/{length}" in results:
-        continue
+    for name, future in compiling.items():
       try:
-        ready[name] = compile_budget(built[name], configs[name], s, length)
+        ready[name] = future.result()
       except Exception as err:  # noqa: BLE001 -- an accelerator's memory is the limit at large n
         if not _out_of_memory(err):
           raise
@@ -426,7 +433,13 @@ def main(argv=None) -> int:
                  "jax": jax.__version__, "preset": args.preset,
                  "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in s.items()}}
   earlier = root / "models.json"  # a resumed run adds its wall time to the earlier sessions'
-  environment["wall_s"] = json.loads(earlier.read_text())["environment"].get("wall_s", 0) if earlier.exists() else 0
+  environment["wall_s"] = 0
+  if earlier.exists():
+    before = json.loads(earlier.read_text())["environment"]
+    if before.get("device") != environment["device"]:
+      raise SystemExit(f"{root}: its results were measured on {before.get('device')}, this is "
+                       f"{environment['device']}; resume there, or give another --out")
+    environment["wall_s"] = before.get("wall_s", 0)
   earlier.write_text(json.dumps({"models": sizes, "environment": environment}, indent=2))
   print("parameters: " + ", ".join(f"{n} {sizes[n]['params']:,}" for n in sizes), flush=True)
 

@@ -54,3 +54,9 @@ def test_a_second_run_into_the_same_folder_appends(tmp_path):
     assert _run(tmp_path, PARTS="decode").returncode == 0
   runs = [json.loads(l) for l in (tmp_path / "bench.jsonl").read_text().splitlines()]
   assert [r["beam"] for r in runs] == [1, 4, 1, 4]
+
+
+def test_the_profile_part_says_where_the_step_time_goes(tmp_path):
+  proc = _run(tmp_path, PARTS="profile")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "ops by time per step" in (tmp_path / "profile.txt").read_text()

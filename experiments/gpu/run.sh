@@ -23,6 +23,9 @@
 #    (`experiments/gpu/flax_wmt.py`), when its source is in $FLAX_WMT (third_party/flax_wmt, never
 #    committed: copy google/flax's examples/wmt there, and carry the folder to the device).
 # 4. Greedy and beam-4 decoding of Transformer-base, into the same file.
+# 5. Where Transformer-base's training step spends its time (`experiments/speed/profile.py`:
+#    kernel time by part of the model, idle time, the longest kernels), $OUT/profile.txt: what
+#    work toward the MFU targets starts from. Not in the default PARTS; name it.
 #
 # Nothing is installed: the repo runs from its checkout (PYTHONPATH=.). A part that fails or runs
 # out of time is said in one line and the next part runs; the exit status is that of the worst.
@@ -78,8 +81,8 @@ bench() {  # bench NAME FLAGS...: one JSON line into bench.jsonl
 
 PARTS=${PARTS:-parallelism bench flax decode}   # run in the order named
 for p in $PARTS; do  # every name checked before anything runs
-  case $p in parallelism|bench|flax|decode) ;;
-    *) echo "unknown part '$p' in PARTS='$PARTS' (parts: parallelism bench flax decode)" >&2; exit 2 ;;
+  case $p in parallelism|bench|flax|decode|profile) ;;
+    *) echo "unknown part '$p' in PARTS='$PARTS' (parts: parallelism bench flax decode profile)" >&2; exit 2 ;;
   esac
 done
 start=$SECONDS
@@ -98,6 +101,8 @@ for p in $PARTS; do
     decode)
       bench greedy --model transformer --task decode $DECODE
       bench beam-4 --model transformer --task decode --beam 4 $DECODE ;;
+    profile)
+      part "$LIMIT_BENCH" profile bash -c '"$0" experiments/speed/profile.py --model transformer --task train --dtype bfloat16 --attention-dropout 0 --top 30 "$@" > "'"$OUT"'/profile.txt"' "$PY" $STEPS $BASE ;;
     flax)
       FLAX_WMT=${FLAX_WMT:-third_party/flax_wmt}
       if [ -f "$FLAX_WMT/models.py" ] && [ -f "$FLAX_WMT/train.py" ]; then

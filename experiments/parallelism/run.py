@@ -48,6 +48,7 @@ one process, which jobs on several machines could not do.
 
 import argparse
 import concurrent.futures
+import functools
 import json
 import os
 import pathlib
@@ -253,6 +254,14 @@ def transformer_work(cfg, vocab: int, batch: int, length: int) -> dict:
   return {"attention_flops": attention, "projection_flops": total - attention}
 
 
+def _at_once(jobs: dict) -> dict:
+  """Each job (no arguments) in a thread of its own, all finished: name -> its Future. The
+  models' programs compile at once (XLA compiles outside the GIL): on a many-core accelerator
+  host compilation, not the timing, is most of a length's wall time."""
+  with concurrent.futures.ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+    return {name: pool.submit(job) for name, job in jobs.items()}
+
+
 def fixed_budget(configs, s, results: dict, save) -> None:
   """At each n, every model's programs compiled, then timed side by side."""
   from attnjax import models
@@ -261,11 +270,8 @@ def fixed_budget(configs, s, results: dict, save) -> None:
     todo = [name for name in configs if f"{name}/{length}" not in results]
     if not todo:
       continue
-    # The models compile at once, one thread each (XLA compiles outside the GIL): on a many-core
-    # accelerator host compilation, not the timing, is most of a length's wall time.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(todo)) as pool:
-      compiling = {name: pool.submit(compile_budget, built[name], configs[name], s, length)
-                   for name in todo}
+    compiling = _at_once({name: functools.partial(compile_budget, built[name], configs[name], s, length)
+                          for name in todo})
     ready = {}
     for name, future in compiling.items():
       try:
@@ -324,8 +330,9 @@ def latency(configs, s, results: dict, save) -> None:
       if not todo:
         continue
       src = random_batch(1, length, 1, s["vocab"])["src"]
-      calls = {name: encoder(name, src) if task == "encode" else decoder(name, src, length)
-               for name in todo}
+      jobs = {name: (functools.partial(encoder, name, src) if task == "encode"
+                     else functools.partial(decoder, name, src, length)) for name in todo}
+      calls = {name: future.result() for name, future in _at_once(jobs).items()}
       seconds = side_by_side(calls, s["warmup"], s["latency_timed"])
       for name in todo:
         row = {"model": name, "task": task, "length": length, "seconds": seconds[name]}

@@ -78,6 +78,9 @@ def parse_args(argv):
   p.add_argument("--attention-dropout", type=float, default=0.1,
                  help="Transformer: dropout on the attention weights (the protocol's 0.1); 0 lets "
                       "training take the fused attention (cuDNN's kernel on a GPU in bfloat16)")
+  p.add_argument("--encoder-impl", choices=["scan", "cudnn"], default="scan",
+                 help="RNNs: the encoder as a scan of LSTM steps, or as jax.experimental.rnn's "
+                      "LSTM (cuDNN's on a GPU; float32 only)")
   p.add_argument("--warmup", type=int, default=3)
   p.add_argument("--steps", type=int, default=10)
   p.add_argument("--threads", type=int, default=0,
@@ -99,6 +102,9 @@ def parse_args(argv):
     p.error(f"--vocab={args.vocab} must exceed the {tokens.FIRST_WORD_ID} reserved token ids")
   if not 0.0 <= args.attention_dropout < 1.0:
     p.error(f"--attention-dropout={args.attention_dropout} must be in [0, 1)")
+  if args.encoder_impl == "cudnn" and (args.model == "transformer" or args.dtype != "float32"):
+    p.error("--encoder-impl=cudnn is for the RNNs in float32 (jax.experimental.rnn's LSTM), not "
+            f"--model={args.model} --dtype={args.dtype}")
   if args.remat and args.task != "train":
     p.error("--remat applies to --task train only")
   if (args.nbest or args.sampling) and args.task != "decode":
@@ -131,6 +137,7 @@ def model_config(args) -> ml_collections.ConfigDict:
   cfg.embed_dim, cfg.hidden_dim = args.emb, args.hidden
   cfg.bidirectional = args.model == "rnn_attention"
   cfg.dropout = 0.0  # the reference's RNNs have none
+  cfg.encoder_impl = args.encoder_impl
   return cfg
 
 
@@ -338,6 +345,7 @@ def run(args) -> dict:
   return {
       "framework": "jax", "version": jax.__version__, "model": args.model, "task": args.task,
       "score": args.score if args.model == "rnn_attention" else None,
+      "encoder_impl": args.encoder_impl if args.model != "transformer" else None,
       "params": int(sum(np.size(x) for x in jax.tree.leaves(params))),
       "batch": args.batch, "src_len": args.src_len, "tgt_len": args.tgt_len,
       "threads": len(os.sched_getaffinity(0)), "step_s_median": median, "step_s_min": fastest,

@@ -122,6 +122,30 @@ def test_transformer_flops_agree_with_xla():
   assert bench.xla_flops(forward) == pytest.approx(bench.forward_flops(args), rel=0.1)
 
 
+def test_the_cudnn_encoder_trains_the_same_loss_as_the_scan(capsys):
+  """--encoder-impl=cudnn: jax.experimental.rnn's LSTM (its reference form on a CPU), with the
+  scan's parameters converted, gives the scan's loss; the JSON line says which ran."""
+  from attnjax.models import rnn
+  built = {}
+  for impl in ("scan", "cudnn"):
+    args = bench.parse_args(["--model", "rnn_attention", "--encoder-impl", impl] + TINY)
+    built[impl] = (args, models.build(bench.model_config(args), args.vocab, args.vocab))
+  args, model = built["scan"]
+  batch = {k: jnp.asarray(v) for k, v in bench.make_batch(args).items()}
+  scan = jax.jit(model.init)(jax.random.PRNGKey(0), batch["src"], batch["tgt_in"])["params"]
+  layers = bench.model_config(args).num_layers
+  cudnn = dict(scan, encoder=rnn.scan_to_cudnn(scan["encoder"], layers, True))
+  params = {"scan": scan, "cudnn": jax.tree.map(jnp.copy, cudnn)}  # each step donates its own
+  losses = {}
+  for impl in ("cudnn", "scan"):
+    args, model = built[impl]
+    _, step, _ = bench.build_train(args, model, params[impl], batch)
+    losses[impl] = float(step()[1]["loss"])
+  assert losses["cudnn"] == pytest.approx(losses["scan"], rel=1e-5)
+  assert bench.main(["--model", "rnn_attention", "--encoder-impl", "cudnn"] + TINY) == 0
+  assert json.loads(capsys.readouterr().out)["encoder_impl"] == "cudnn"
+
+
 def test_flags_that_cannot_work_are_refused():
   with pytest.raises(SystemExit):
     bench.parse_args(["--model", "transformer", "--task", "decode", "--remat"])
@@ -129,6 +153,9 @@ def test_flags_that_cannot_work_are_refused():
     bench.parse_args(["--model", "transformer", "--batch", "0"])
   with pytest.raises(SystemExit):
     bench.parse_args(["--model", "transformer", "--attention-dropout", "1.5"])
+  for flags in (["--model", "transformer"], ["--model", "rnn_attention", "--dtype", "bfloat16"]):
+    with pytest.raises(SystemExit):
+      bench.parse_args(flags + ["--encoder-impl", "cudnn"])
   assert bench.model_config(bench.parse_args(["--model", "transformer", "--attention-dropout", "0"])
                             ).attention_dropout == 0.0
 

@@ -4,6 +4,7 @@ the others."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import pytest
@@ -24,21 +25,25 @@ def test_every_part_writes_its_results(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert f"[flax-wmt] skipped: no {tmp_path / 'no_example'}/{{models,train}}.py" in proc.stderr
   runs = [json.loads(l) for l in (tmp_path / "bench.jsonl").read_text().splitlines()]
-  assert [(r["model"], r["task"], r["beam"]) for r in runs] == [
-      ("transformer", "train", None), ("transformer", "train", None), ("rnn_attention", "train", None),
-      ("rnn_seq2seq", "train", None), ("transformer", "decode", 1), ("transformer", "decode", 4)]
-  assert all(r["dtype"] == "bfloat16" and r["step_s_median"] > 0 for r in runs)
+  assert [(r["model"], r["task"], r["beam"], r["dtype"], r["encoder_impl"]) for r in runs] == [
+      ("transformer", "train", None, "bfloat16", None), ("transformer", "train", None, "bfloat16", None),
+      ("rnn_attention", "train", None, "bfloat16", "scan"), ("rnn_seq2seq", "train", None, "bfloat16", "scan"),
+      ("rnn_attention", "train", None, "float32", "scan"), ("rnn_attention", "train", None, "float32", "cudnn"),
+      ("transformer", "decode", 1, "bfloat16", None), ("transformer", "decode", 4, "bfloat16", None)]
+  assert all(r["step_s_median"] > 0 for r in runs)
   assert runs[1]["params"] > runs[0]["params"]  # big is bigger than base
   budget = json.loads((tmp_path / "runs" / "smoke" / "budget.json").read_text())
   assert {r["model"] for r in budget.values()} >= {"transformer", "rnn_attention", "rnn_attention_cudnn"}
   assert (tmp_path / "parallelism" / "results_smoke.md").exists()
-  assert "MFU" in proc.stdout and "transformer    decode    4" in proc.stdout
+  assert "MFU" in proc.stdout and re.search(r"transformer +bfloat16 +decode +4 ", proc.stdout)
+  assert re.search(r"rnn_attention cudnn +float32 +train ", proc.stdout)
 
 
 def test_a_part_past_its_limit_is_said_and_the_others_run_in_the_order_named(tmp_path):
   proc = _run(tmp_path, PARTS="decode bench", LIMIT_BENCH="1")
   assert proc.returncode == 1
-  names = ("greedy", "beam-4", "transformer-base", "transformer-big", "rnn-attention", "rnn-seq2seq")
+  names = ("greedy", "beam-4", "transformer-base", "transformer-big", "rnn-attention", "rnn-seq2seq",
+           "rnn-attention-f32", "rnn-attention-cudnn")
   said = [proc.stderr.index(f"[{name}] stopped at its limit of 1 s; what it wrote is kept") for name in names]
   assert said == sorted(said)
   assert "no bench results" in proc.stdout and not (tmp_path / "runs").exists()

@@ -18,7 +18,8 @@
 #    attention also with its encoder through cuDNN); its JSON, report and plots in $OUT/parallelism.
 # 2. `attnjax bench` in bfloat16 at 32k target tokens a step: Transformer-base and -big with the
 #    fused attention (attention dropout 0), MFU against the chip's dense bf16 peak; the RNNs at
-#    Luong et al.'s sizes (1,024-wide LSTMs, 32k vocabulary). One JSON line each, $OUT/bench.jsonl.
+#    Luong et al.'s sizes (1,024-wide LSTMs, 32k vocabulary), and the attentive one in float32
+#    with its encoder as a scan and through cuDNN. One JSON line each, $OUT/bench.jsonl.
 # 3. The Flax WMT example's Transformer at Transformer-base's shapes, timed the same way
 #    (`experiments/gpu/flax_wmt.py`), when its source is in $FLAX_WMT (third_party/flax_wmt, never
 #    committed: copy google/flax's examples/wmt there, and carry the folder to the device).
@@ -73,7 +74,7 @@ part() {  # part LIMIT_S NAME COMMAND...: run it, say how it ended
     status=1
   fi
 }
-bench() {  # bench NAME FLAGS...: one JSON line into bench.jsonl
+bench() {  # bench NAME FLAGS...: one JSON line into bench.jsonl (bfloat16 unless FLAGS say)
   local name=$1
   shift
   part "$LIMIT_BENCH" "$name" bash -c '"$0" -m attnjax bench --dtype bfloat16 "$@" >> "'"$OUT"'/bench.jsonl"' "$PY" $STEPS "$@"
@@ -97,7 +98,10 @@ for p in $PARTS; do
       bench transformer-base --model transformer --task train --attention-dropout 0 $BASE
       bench transformer-big --model transformer --task train --attention-dropout 0 $BIG
       bench rnn-attention --model rnn_attention --task train $RNN
-      bench rnn-seq2seq --model rnn_seq2seq --task train $RNN ;;
+      bench rnn-seq2seq --model rnn_seq2seq --task train $RNN
+      # the encoder through cuDNN against the scan, like for like: float32 (cuDNN's LSTM takes no other)
+      bench rnn-attention-f32 --model rnn_attention --task train --dtype float32 $RNN
+      bench rnn-attention-cudnn --model rnn_attention --task train --dtype float32 --encoder-impl cudnn $RNN ;;
     decode)
       bench greedy --model transformer --task decode $DECODE
       bench beam-4 --model transformer --task decode --beam 4 $DECODE ;;

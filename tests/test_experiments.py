@@ -209,7 +209,7 @@ def test_parallelism_report_of_a_gpu_run_counts_the_products_not_xla(tmp_path):
   """The committed H200 sweep (no latency part yet): XLA's GPU count misses the library calls,
   so the rates come from the counted matrix products and no XLA crossover is claimed."""
   from experiments.parallelism import report
-  runs = os.path.join(REPO, "experiments", "gpu", "results", "runs")
+  runs = os.path.join(REPO, "experiments", "gpu", "results", "sweep")
   written = report.write(os.path.join(runs, "full"), "full", tmp_path)
   assert [p.name for p in written] == ["results_full.md", "budget_full.png", "flops_full.png",
                                        "measurements_full.json"]

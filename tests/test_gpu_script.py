@@ -32,7 +32,7 @@ def test_every_part_writes_its_results(tmp_path):
       ("transformer", "decode", 1, "bfloat16", None), ("transformer", "decode", 4, "bfloat16", None)]
   assert all(r["step_s_median"] > 0 for r in runs)
   assert runs[1]["params"] > runs[0]["params"]  # big is bigger than base
-  budget = json.loads((tmp_path / "runs" / "smoke" / "budget.json").read_text())
+  budget = json.loads((tmp_path / "sweep" / "smoke" / "budget.json").read_text())
   assert {r["model"] for r in budget.values()} >= {"transformer", "rnn_attention", "rnn_attention_cudnn"}
   assert (tmp_path / "parallelism" / "results_smoke.md").exists()
   assert "MFU" in proc.stdout and re.search(r"transformer +bfloat16 +decode +4 ", proc.stdout)
@@ -46,12 +46,15 @@ def test_a_part_past_its_limit_is_said_and_the_others_run_in_the_order_named(tmp
            "rnn-attention-f32", "rnn-attention-cudnn")
   said = [proc.stderr.index(f"[{name}] stopped at its limit of 1 s; what it wrote is kept") for name in names]
   assert said == sorted(said)
-  assert "no bench results" in proc.stdout and not (tmp_path / "runs").exists()
+  assert "no bench results" in proc.stdout and not (tmp_path / "sweep").exists()
 
 
 def test_an_unknown_part_is_refused(tmp_path):
   proc = _run(tmp_path, PARTS="bench flux")
   assert proc.returncode == 2 and "unknown part 'flux'" in proc.stderr
+  proc = _run(tmp_path, PARTS=" ")
+  assert proc.returncode == 2 and "PARTS is empty" in proc.stderr
+  assert not (tmp_path / "bench.jsonl").exists()  # refused before anything ran
 
 
 def test_a_second_run_into_the_same_folder_appends(tmp_path):

@@ -3,10 +3,10 @@
 # under its own time limit, every result written as it arrives, so a run cut short keeps what
 # it reached, and a run into the same $OUT resumes: the parallelism sweep skips the rows it
 # holds, bench lines are appended. All parts take about 15 minutes on one H200, compilation
-# included (the sweep alone about 8): on a 10-minute allowance, name the parts in PARTS.
+# included (the sweep alone about 10): on a 10-minute allowance, name the parts in PARTS.
 #
 #   experiments/gpu/run.sh                   # from anywhere; needs jax[cuda12] (or cuda13), flax, optax, ml_collections
-#   SMOKE=1 experiments/gpu/run.sh           # tiny sizes on a CPU: checks this script (make test does)
+#   SMOKE=1 experiments/gpu/run.sh           # tiny sizes on a CPU, into a temporary folder (make check does)
 #   OUT=/tmp/gpu PYTHON=/path/to/python experiments/gpu/run.sh
 #   PARTS='bench flax' LIMIT_BENCH=60 LIMIT_FLAX=120 experiments/gpu/run.sh   # some parts, in this order, other limits (s)
 #
@@ -35,7 +35,11 @@ cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
 export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
 export XLA_PYTHON_CLIENT_PREALLOCATE=${XLA_PYTHON_CLIENT_PREALLOCATE:-false}
-OUT=${OUT:-experiments/gpu/results}
+if [ "${SMOKE:-0}" = 1 ]; then  # never into the committed results
+  OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/attnjax-gpu-smoke.XXXXXX")}
+else
+  OUT=${OUT:-experiments/gpu/results}
+fi
 mkdir -p "$OUT"
 
 if [ "${SMOKE:-0}" = 1 ]; then
@@ -56,7 +60,7 @@ else
   STEPS="--warmup 3 --steps 10"
   # The Flax example stopped at 70-75 s twice on an H200 with its step not yet compiled (ours
   # compiles in 25 s); it says each stage it reaches on stderr.
-  LIMIT_PARALLELISM=${LIMIT_PARALLELISM:-330} LIMIT_BENCH=${LIMIT_BENCH:-90} LIMIT_FLAX=${LIMIT_FLAX:-180}
+  LIMIT_PARALLELISM=${LIMIT_PARALLELISM:-600} LIMIT_BENCH=${LIMIT_BENCH:-90} LIMIT_FLAX=${LIMIT_FLAX:-180}
 fi
 
 status=0
@@ -80,7 +84,11 @@ bench() {  # bench NAME FLAGS...: one JSON line into bench.jsonl (bfloat16 unles
   part "$LIMIT_BENCH" "$name" bash -c '"$0" -m attnjax bench --dtype bfloat16 "$@" >> "'"$OUT"'/bench.jsonl"' "$PY" $STEPS "$@"
 }
 
-PARTS=${PARTS:-parallelism bench flax decode}   # run in the order named
+PARTS=${PARTS-parallelism bench flax decode}   # run in the order named
+if [ -z "${PARTS// /}" ]; then
+  echo "PARTS is empty: name one or more of parallelism bench flax decode profile" >&2
+  exit 2
+fi
 for p in $PARTS; do  # every name checked before anything runs
   case $p in parallelism|bench|flax|decode|profile) ;;
     *) echo "unknown part '$p' in PARTS='$PARTS' (parts: parallelism bench flax decode profile)" >&2; exit 2 ;;
@@ -93,7 +101,7 @@ for p in $PARTS; do
   case $p in
     parallelism)
       part "$LIMIT_PARALLELISM" parallelism "$PY" -m experiments.parallelism.run --preset "$PRESET" \
-        --out "$OUT/runs" --report_dir "$OUT/parallelism" ;;
+        --out "$OUT/sweep" --report_dir "$OUT/parallelism" ;;
     bench)
       bench transformer-base --model transformer --task train --attention-dropout 0 $BASE
       bench transformer-big --model transformer --task train --attention-dropout 0 $BIG

@@ -9,24 +9,31 @@ import sys
 
 
 def table(runs: list[dict], seconds: str = "") -> str:
+  """One table per device and JAX version, in the order first seen (a results file that several
+  runs appended to may hold more than one)."""
   if not runs:
     return "no bench results"
-  first = runs[0]
-  lines = [f"{first['device']}; jax {first['version']}; peak {first['peak_flops'] / 1e12:.3g} TFLOP/s "
-           f"({first['peak_flops_source']})" + (f"; {seconds} s in all" if seconds else ""), "",
-           f"{'model':19} {'dtype':8} {'task':6} {'beam':>4} {'batch':>5} {'src':>5} {'tgt':>5} {'params':>7} "
-           f"{'ms/step':>9} {'tgt tok/s':>10} {'TFLOP/s':>8} {'MFU':>6} {'memory GiB':>10}"]
+  groups: dict[tuple, list[dict]] = {}
   for r in runs:
-    memory = r["device_peak_memory_bytes"] or r["peak_memory_bytes"] or 0
-    model = r["model"] if r.get("framework", "jax") == "jax" else "flax-wmt"
-    if r.get("encoder_impl") == "cudnn":
-      model += " cudnn"
-    lines.append(
-        f"{model:19} {r['dtype']:8} {r['task']:6} {r['beam'] or '':>4} {r['batch']:>5} {r['src_len']:>5} "
-        f"{r['tgt_len']:>5} {r['params'] / 1e6:6.1f}M {r['step_s_median'] * 1e3:9.2f} "
-        f"{r['tgt_tokens_per_s']:10,.0f} {r['model_flops_per_step'] / r['step_s_median'] / 1e12:8.1f} "
-        f"{r['mfu']:6.1%} {memory / 2 ** 30:10.2f}")
-  return "\n".join(lines)
+    groups.setdefault((r["device"], r["version"], r["peak_flops"], r["peak_flops_source"]), []).append(r)
+  out = []
+  for (device, version, peak, source), rows in groups.items():
+    out += [f"{device}; jax {version}; peak {peak / 1e12:.3g} TFLOP/s ({source})"
+            + (f"; {seconds} s in all" if seconds and not out else ""), "",
+            f"{'model':19} {'dtype':8} {'task':6} {'beam':>4} {'batch':>5} {'src':>5} {'tgt':>5} {'params':>7} "
+            f"{'ms/step':>9} {'tgt tok/s':>10} {'TFLOP/s':>8} {'MFU':>6} {'memory GiB':>10}"]
+    for r in rows:
+      memory = r["device_peak_memory_bytes"] or r["peak_memory_bytes"] or 0
+      model = r["model"] if r.get("framework", "jax") == "jax" else "flax-wmt"
+      if r.get("encoder_impl") == "cudnn":
+        model += " cudnn"
+      out.append(
+          f"{model:19} {r['dtype']:8} {r['task']:6} {r['beam'] or '':>4} {r['batch']:>5} {r['src_len']:>5} "
+          f"{r['tgt_len']:>5} {r['params'] / 1e6:6.1f}M {r['step_s_median'] * 1e3:9.2f} "
+          f"{r['tgt_tokens_per_s']:10,.0f} {r['model_flops_per_step'] / r['step_s_median'] / 1e12:8.1f} "
+          f"{r['mfu']:6.1%} {memory / 2 ** 30:10.2f}")
+    out.append("")
+  return "\n".join(out).rstrip()
 
 
 def main(argv) -> int:

@@ -224,7 +224,7 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
       if r is None or "skipped" in r:
         row += [r["skipped"] if r else "–", "–", "–", "–"]
       else:
-        row += [_fmt(r["us_per_token"]), _fmt(r["forward_us_per_token"]), _fmt(rate(r, xla)),
+        row += [_fmt(r["us_per_token"]), _fmt(r["forward_us_per_token"]), _fmt(rate(r, xla), 0 if (rate(r, xla) or 0) >= 1000 else 1),
                 r["sequential_steps_per_layer"]]
     budget_rows.append(row)
   budget_header = ["n", "batch"] + [f"{LABELS[n]}: {what}" for n in names
@@ -346,7 +346,7 @@ def _reading(budget: dict, latency: dict, names, xla: bool = True) -> str:
             f"{rows[-1]['us_per_token']:.3g} at n = {rows[-1]['length']} "
             f"({rows[-1]['us_per_token'] / rows[0]['us_per_token']:.2f}x)")
     if rates:
-      text += f", {min(rates):.0f}-{max(rates):.0f} GFLOP/s"
+      text += f", {min(rates):,.0f}-{max(rates):,.0f} GFLOP/s"
     parts.append(text)
   t = _rows(budget, "transformer")
   if xla and len(t) >= 2 and t[0].get("train_bytes") and t[-1].get("train_bytes"):

@@ -257,7 +257,9 @@ def transformer_work(cfg, vocab: int, batch: int, length: int) -> dict:
 def _at_once(jobs: dict) -> dict:
   """Each job (no arguments) in a thread of its own, all finished: name -> its Future. The
   models' programs compile at once (XLA compiles outside the GIL): on a many-core accelerator
-  host compilation, not the timing, is most of a length's wall time."""
+  host compilation, not the timing, is most of a length's wall time. So each row's `compile_s`
+  is a wall time shared with the other models', and on a GPU XLA's autotuner may time its
+  candidate kernels beside another model's: the timings themselves run one model at a time."""
   with concurrent.futures.ThreadPoolExecutor(max_workers=len(jobs)) as pool:
     return {name: pool.submit(job) for name, job in jobs.items()}
 
@@ -439,11 +441,11 @@ def main(argv=None) -> int:
                  "device": bench.device_name(jax.devices()[0]), "cpu_count": os.cpu_count(),
                  "jax": jax.__version__, "preset": args.preset,
                  "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in s.items()}}
-  earlier = root / "models.json"  # a resumed run adds its wall time to the earlier sessions'
+  earlier = root / "models.json"  # a resumed run adds its wall time to the earlier runs'
   environment["wall_s"] = 0
   if earlier.exists():
     before = json.loads(earlier.read_text())["environment"]
-    if before.get("device") != environment["device"]:
+    if before.get("device", environment["device"]) != environment["device"]:
       raise SystemExit(f"{root}: its results were measured on {before.get('device')}, this is "
                        f"{environment['device']}; resume there, or give another --out")
     environment["wall_s"] = before.get("wall_s", 0)

@@ -67,4 +67,5 @@ def test_a_second_run_into_the_same_folder_appends(tmp_path):
 def test_the_profile_part_says_where_the_step_time_goes(tmp_path):
   proc = _run(tmp_path, PARTS="profile")
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert "ops by time per step" in (tmp_path / "profile.txt").read_text()
+  for name in ("profile.txt", "profile-short.txt"):
+    assert "ops by time per step" in (tmp_path / name).read_text()

@@ -26,7 +26,9 @@
 # 4. Greedy and beam-4 decoding of Transformer-base, into the same file.
 # 5. Where Transformer-base's training step spends its time (`experiments/speed/profile.py`:
 #    kernel time by part of the model, idle time, the longest kernels), $OUT/profile.txt: what
-#    work toward the MFU targets starts from. Not in the default PARTS; name it.
+#    work toward the MFU targets starts from; and at n = 16 (2,048 x 16 tokens),
+#    $OUT/profile-short.txt, where the sweep found it 2.5x slower per token. Not in the default
+#    PARTS; name it.
 #
 # Nothing is installed: the repo runs from its checkout (PYTHONPATH=.). A part that fails or runs
 # out of time is said in one line and the next part runs; the exit status is that of the worst.
@@ -48,6 +50,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
   BIG="--d-model 64 --heads 4 --ff 128 --layers 1 --vocab 64 --batch 4 --src-len 8 --tgt-len 8"
   RNN="--emb 16 --hidden 32 --vocab 64 --batch 4 --src-len 8 --tgt-len 8"
   DECODE="$BASE"
+  SHORT="--d-model 32 --heads 2 --ff 64 --layers 1 --vocab 64 --batch 16 --src-len 2 --tgt-len 2"
   STEPS="--warmup 1 --steps 1"
   LIMIT_PARALLELISM=${LIMIT_PARALLELISM:-600} LIMIT_BENCH=${LIMIT_BENCH:-120} LIMIT_FLAX=${LIMIT_FLAX:-120}
 else
@@ -57,6 +60,7 @@ else
   BIG="--d-model 1024 --heads 16 --ff 4096 --layers 6 --vocab 32000 --batch 512 --src-len 64 --tgt-len 64"
   RNN="--emb 1024 --hidden 1024 --vocab 32000 --batch 512 --src-len 64 --tgt-len 64"
   DECODE="--d-model 512 --heads 8 --ff 2048 --layers 6 --vocab 32000 --batch 64 --src-len 64 --tgt-len 64"
+  SHORT="--d-model 512 --heads 8 --ff 2048 --layers 6 --vocab 32000 --batch 2048 --src-len 16 --tgt-len 16"
   STEPS="--warmup 3 --steps 10"
   # The Flax example stopped at 70-75 s twice on an H200 with its step not yet compiled (ours
   # compiles in 25 s); it says each stage it reaches on stderr.
@@ -114,7 +118,9 @@ for p in $PARTS; do
       bench greedy --model transformer --task decode $DECODE
       bench beam-4 --model transformer --task decode --beam 4 $DECODE ;;
     profile)
-      part "$LIMIT_BENCH" profile bash -c '"$0" experiments/speed/profile.py --model transformer --task train --dtype bfloat16 --attention-dropout 0 --top 30 "$@" > "'"$OUT"'/profile.txt"' "$PY" $STEPS $BASE ;;
+      part "$LIMIT_BENCH" profile bash -c '"$0" experiments/speed/profile.py --model transformer --task train --dtype bfloat16 --attention-dropout 0 --top 30 "$@" > "'"$OUT"'/profile.txt"' "$PY" $STEPS $BASE
+      # the same tokens a step as 4x the sentences of a quarter the length: the sweep's slow n = 16
+      part "$LIMIT_BENCH" profile-short bash -c '"$0" experiments/speed/profile.py --model transformer --task train --dtype bfloat16 --attention-dropout 0 --top 30 "$@" > "'"$OUT"'/profile-short.txt"' "$PY" $STEPS $SHORT ;;
     flax)
       FLAX_WMT=${FLAX_WMT:-third_party/flax_wmt}
       if [ -f "$FLAX_WMT/models.py" ] && [ -f "$FLAX_WMT/train.py" ]; then

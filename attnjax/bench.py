@@ -102,9 +102,13 @@ def parse_args(argv):
     p.error(f"--vocab={args.vocab} must exceed the {tokens.FIRST_WORD_ID} reserved token ids")
   if not 0.0 <= args.attention_dropout < 1.0:
     p.error(f"--attention-dropout={args.attention_dropout} must be in [0, 1)")
-  if args.encoder_impl == "cudnn" and (args.model == "transformer" or args.dtype != "float32"):
-    p.error("--encoder-impl=cudnn is for the RNNs in float32 (jax.experimental.rnn's LSTM), not "
-            f"--model={args.model} --dtype={args.dtype}")
+  if args.encoder_impl == "cudnn" and args.model == "transformer":
+    p.error("--encoder-impl=cudnn is for the RNNs, not --model=transformer")
+  if args.model != "transformer":  # the model section's own checks (e.g. cuDNN's LSTM: float32)
+    try:
+      models.build(model_config(args), args.vocab, args.vocab)
+    except ValueError as err:
+      p.error(str(err))
   if args.remat and args.task != "train":
     p.error("--remat applies to --task train only")
   if (args.nbest or args.sampling) and args.task != "decode":

@@ -82,6 +82,11 @@ part() {  # part LIMIT_S NAME COMMAND...: run it, say how it ended
     status=1
   fi
 }
+profile() {  # profile NAME FLAGS...: where Transformer-base's training step spends its time, into NAME.txt
+  local name=$1
+  shift
+  part "$LIMIT_BENCH" "$name" bash -c '"$0" experiments/speed/profile.py --model transformer --task train --dtype bfloat16 --attention-dropout 0 --top 30 "$@" > "'"$OUT/$name"'.txt"' "$PY" $STEPS "$@"
+}
 bench() {  # bench NAME FLAGS...: one JSON line into bench.jsonl (bfloat16 unless FLAGS say)
   local name=$1
   shift
@@ -118,9 +123,8 @@ for p in $PARTS; do
       bench greedy --model transformer --task decode $DECODE
       bench beam-4 --model transformer --task decode --beam 4 $DECODE ;;
     profile)
-      part "$LIMIT_BENCH" profile bash -c '"$0" experiments/speed/profile.py --model transformer --task train --dtype bfloat16 --attention-dropout 0 --top 30 "$@" > "'"$OUT"'/profile.txt"' "$PY" $STEPS $BASE
-      # the same tokens a step as 4x the sentences of a quarter the length: the sweep's slow n = 16
-      part "$LIMIT_BENCH" profile-short bash -c '"$0" experiments/speed/profile.py --model transformer --task train --dtype bfloat16 --attention-dropout 0 --top 30 "$@" > "'"$OUT"'/profile-short.txt"' "$PY" $STEPS $SHORT ;;
+      profile profile $BASE
+      profile profile-short $SHORT ;;  # the same tokens as 4x the sentences of a quarter the length: the sweep's slow n = 16
     flax)
       FLAX_WMT=${FLAX_WMT:-third_party/flax_wmt}
       if [ -f "$FLAX_WMT/models.py" ] && [ -f "$FLAX_WMT/train.py" ]; then

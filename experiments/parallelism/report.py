@@ -59,7 +59,13 @@ def xla_counts_all(env: dict) -> bool:
   return env.get("platform", "cpu") == "cpu"
 
 
-def crossover(budget: dict, xla: bool = True) -> dict:
+def _xla_whole(row: dict) -> bool:
+  """Whether XLA's count of the row's program is its whole work: no loops (XLA counts a loop's
+  body once) and a device whose work XLA sees (`count_flops` sets `xla_counts_all`)."""
+  return not row.get("loops") and row.get("xla_counts_all", True)
+
+
+def crossover(budget: dict) -> dict:
   """Where the Transformer's attention work passes its projections' work.
 
   analytic: from the matrix-product count, attention per token grows as n and the projections'
@@ -71,21 +77,24 @@ def crossover(budget: dict, xla: bool = True) -> dict:
     return {}
   r = rows[-1]
   out = {"analytic": r["length"] * r["projection_flops"] / r["attention_flops"]}
-  points = [(r["length"], r["forward_flops"] / r["target_tokens"]) for r in rows if r["forward_flops"]]
-  if xla and len(points) >= 2:
+  points = [(r["length"], r["forward_flops"] / r["target_tokens"]) for r in rows
+            if r["forward_flops"] and _xla_whole(r)]
+  if len(points) >= 2:
     b, a = np.polyfit([n for n, _ in points], [f for _, f in points], 1)
     out["xla"] = a / b if b > 0 else float("inf")
   return out
 
 
-def count_flops(budget: dict, sizes: dict, vocab: int) -> None:
+def count_flops(budget: dict, sizes: dict, vocab: int, xla: bool = True) -> None:
   """Each row's forward matrix-product FLOPs (`attnjax/models/flops.py`) as `model_flops`,
-  None for a model it does not count (RNNs of two layers)."""
+  None for a model it does not count (RNNs of two layers); `xla_counts_all`: whether XLA's
+  cost analysis saw the device's whole work (`xla_counts_all(env)`)."""
   import ml_collections
   from attnjax.models import flops
   for row in budget.values():
     if "skipped" in row:
       continue
+    row["xla_counts_all"] = xla
     cfg = ml_collections.ConfigDict(sizes[row["model"]]["model"])
     try:
       row["model_flops"] = flops.forward(cfg, vocab, row["batch"], row["length"], row["length"])
@@ -93,18 +102,17 @@ def count_flops(budget: dict, sizes: dict, vocab: int) -> None:
       row["model_flops"] = None
 
 
-def train_flops(row: dict, xla: bool = True) -> float | None:
-  """A training step's FLOPs: XLA's count where it is whole (no loops, and `xla`: XLA sees the
-  whole program, `xla_counts_all`), else 3x the counted forward matrix products
-  (`attnjax/models/flops.py`), else None."""
-  if xla and not row["loops"] and row.get("train_flops"):
+def train_flops(row: dict) -> float | None:
+  """A training step's FLOPs: XLA's count where it is whole (`_xla_whole`), else 3x the counted
+  forward matrix products (`attnjax/models/flops.py`), else None."""
+  if _xla_whole(row) and row.get("train_flops"):
     return row["train_flops"]
   return 3 * row["model_flops"] if row.get("model_flops") else None
 
 
-def rate(row: dict, xla: bool = True) -> float | None:
+def rate(row: dict) -> float | None:
   """Achieved GFLOP/s of the training step."""
-  flops = train_flops(row, xla)
+  flops = train_flops(row)
   return None if flops is None else flops / row["step_s"] / 1e9
 
 
@@ -125,11 +133,11 @@ def rise_point(rows: list[dict], key: str = "us_per_token") -> int | None:
   return next((r["length"] for r in rows[fastest:] if r[key] > RISE * rows[fastest][key]), None)
 
 
-def claims(budget: dict, latency: dict, xla: bool = True) -> list[list]:
+def claims(budget: dict, latency: dict) -> list[list]:
   """One row per claim the measurements can test: what, measured, needed, holds."""
   rows = []
   yes = lambda ok: "yes" if ok else "no"
-  cross = crossover(budget, xla)
+  cross = crossover(budget)
   transformer = _rows(budget, "transformer")
   for name in RNNS:
     rnn = _rows(budget, name)
@@ -208,8 +216,8 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
   names = [n for n in LABELS if n in sizes]
   s = env["settings"]
   device = env.get("device", env["device_kind"])
-  count_flops(budget, sizes, s["vocab"])
   xla = xla_counts_all(env)
+  count_flops(budget, sizes, s["vocab"], xla)
 
   model_rows = [[LABELS[n], f"{sizes[n]['params']:,}",
                  f"{sizes[n]['params'] / sizes['transformer']['params']:.2f}", _size(sizes[n]["model"])]
@@ -224,14 +232,14 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
       if r is None or "skipped" in r:
         row += [r["skipped"] if r else "–", "–", "–", "–"]
       else:
-        row += [_fmt(r["us_per_token"]), _fmt(r["forward_us_per_token"]), _fmt(rate(r, xla), 0 if (rate(r, xla) or 0) >= 1000 else 1),
+        row += [_fmt(r["us_per_token"]), _fmt(r["forward_us_per_token"]), _fmt(rate(r), 0 if (rate(r) or 0) >= 1000 else 1),
                 r["sequential_steps_per_layer"]]
     budget_rows.append(row)
   budget_header = ["n", "batch"] + [f"{LABELS[n]}: {what}" for n in names
                                     for what in ("train µs/token", "forward µs/token", "train GFLOP/s",
                                                  "sequential steps")]
 
-  cross = crossover(budget, xla)
+  cross = crossover(budget)
   work_rows = []
   for length in lengths:
     row = [length]
@@ -257,7 +265,7 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
                          for m in names] for m_ in sorted({n for _, n in decode})]
 
   rise = {n: rise_point(_rows(budget, n)) for n in names}
-  claim_rows = claims(budget, latency, xla)
+  claim_rows = claims(budget, latency)
 
   md = report_dir / f"results_{preset}.md"
   budget_png, latency_png, flops_png = (report_dir / f"{what}_{preset}.png"
@@ -292,7 +300,7 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
       + "(`attnjax/models/flops.py`, – where it does not count the model).\n\n"
       + common.table(budget_header, budget_rows)
       + f"\n![time per token at a fixed budget]({budget_png.name})\n\n"
-      + _reading(budget, latency, names, xla)
+      + _reading(budget, latency, names)
       + "\n## The work per token (XLA's cost analysis of the compiled training step)\n\n"
       "FLOPs and bytes accessed per target token of the training step. XLA counts a `while` "
       "loop's body once, so the RNNs' figures are one recurrent step plus what lies outside "
@@ -324,7 +332,7 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
   _plot_budget(budget, names, s, device, budget_png)
   if latency:
     _plot_latency(encode, decode, names, device, latency_png)
-  _plot_flops(budget, names, cross, device, flops_png, xla)
+  _plot_flops(budget, names, cross, device, flops_png)
   raw = report_dir / f"measurements_{preset}.json"
   raw.write_text(json.dumps({"models": meta, "budget": budget, "latency": latency, "devices": devices},
                             indent=2) + "\n")
@@ -333,7 +341,7 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
   return written
 
 
-def _reading(budget: dict, latency: dict, names, xla: bool = True) -> str:
+def _reading(budget: dict, latency: dict, names) -> str:
   """The table in words: how each family's time per token and achieved rate move with n, and
   what one dependent step costs, computed from the measurements."""
   parts = []
@@ -341,7 +349,7 @@ def _reading(budget: dict, latency: dict, names, xla: bool = True) -> str:
     rows = _rows(budget, n)
     if len(rows) < 2:
       continue
-    rates = [x for x in (rate(r, xla) for r in rows) if x is not None]
+    rates = [x for x in (rate(r) for r in rows) if x is not None]
     text = (f"{LABELS[n]}: {rows[0]['us_per_token']:.3g} µs per token at n = {rows[0]['length']}, "
             f"{rows[-1]['us_per_token']:.3g} at n = {rows[-1]['length']} "
             f"({rows[-1]['us_per_token'] / rows[0]['us_per_token']:.2f}x)")
@@ -349,7 +357,7 @@ def _reading(budget: dict, latency: dict, names, xla: bool = True) -> str:
       text += f", {min(rates):,.0f}-{max(rates):,.0f} GFLOP/s"
     parts.append(text)
   t = _rows(budget, "transformer")
-  if xla and len(t) >= 2 and t[0].get("train_bytes") and t[-1].get("train_bytes"):
+  if len(t) >= 2 and _xla_whole(t[0]) and t[0].get("train_bytes") and t[-1].get("train_bytes"):
     grow = lambda key: (t[-1][key] / t[-1]["target_tokens"]) / (t[0][key] / t[0]["target_tokens"])
     parts.append(f"from n = {t[0]['length']} to {t[-1]['length']} the Transformer's bytes accessed per "
                  f"token (XLA) grow {grow('train_bytes'):.1f}x and its FLOPs per token "
@@ -421,10 +429,10 @@ def _plot_latency(encode, decode, names, device, path):
   common.save_figure(fig, path)
 
 
-def _plot_flops(budget, names, cross, device, path, xla=True):
+def _plot_flops(budget, names, cross, device, path):
   fig, ax = plt.subplots(figsize=(6.5, 4.4))
   rows = _rows(budget, "transformer")
-  if xla and rows and rows[0]["train_flops"]:
+  if rows and _xla_whole(rows[0]) and rows[0]["train_flops"]:
     ax.plot([r["length"] for r in rows], [r["train_flops"] / r["target_tokens"] for r in rows],
             marker="o", label="Transformer, XLA, training step")
   if rows:

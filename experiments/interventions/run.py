@@ -68,7 +68,7 @@ def measure(workdir: pathlib.Path, preset: str, data_dir: str = "") -> dict:
   from attnjax.config import ConfigError
   from attnjax.data import pipeline
   from attnjax.infer import trained as trained_lib
-  from attnjax.models import Intervention
+  from attnjax.models import Intervention, head_gates
   from experiments.alignments import report as alignments
   model = trained_lib.load(workdir)
   data = model.config.data
@@ -93,10 +93,12 @@ def measure(workdir: pathlib.Path, preset: str, data_dir: str = "") -> dict:
     result[key] = {"mean": report["aer"]["argmax"], "per_head": report["per_head"]["argmax"],
                    "diagonal": report["diagonal"]}
   try:
+    head_gates(model.model)  # the model contract says whether it has heads to gate
+    has_heads = True
+  except ValueError:
+    has_heads = False
+  if has_heads:
     importance = model.head_importance(data, "validation")
-  except ConfigError:  # a model without heads
-    importance = None
-  if importance is not None:
     result["importance"] = {kind: value.tolist() for kind, value in importance.items()}
     heads = [(kind, l, h) for kind, value in importance.items()
              for l in range(value.shape[0]) for h in range(value.shape[1])]

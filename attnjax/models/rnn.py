@@ -25,7 +25,7 @@ from jax.experimental import rnn as cudnn_rnn
 from attnjax.tokens import PAD_ID
 from attnjax.models.attention import Attention
 from attnjax.models.intervention import Intervention
-from attnjax.models.layers import Dense, Dropout
+from attnjax.models.layers import Dense, Dropout, Embed
 
 CELLS = {'lstm': nn.OptimizedLSTMCell, 'gru': nn.GRUCell}
 ENCODER_IMPLS = ('scan', 'cudnn')
@@ -77,7 +77,7 @@ class Encoder(nn.Module):
   def __call__(self, src, train: bool):
     mask = src != PAD_ID  # [B, S]
     lengths = jnp.sum(mask, axis=-1)  # [B]
-    x = nn.Embed(self.vocab_size, self.embed_dim, dtype=self.dtype, name='embed')(src)
+    x = Embed(self.vocab_size, self.embed_dim, dtype=self.dtype, name='embed')(src)
     finals = []
     for layer in range(self.num_layers):
       x = Dropout(self.dropout)(x, deterministic=not train)
@@ -409,7 +409,7 @@ class RNNSeq2Seq(nn.Module):
                            self.num_layers, self.bidirectional, self.dropout, self.dtype,
                            self.encoder_impl)
     self.bridge = Bridge(self.hidden_dim, self.bidirectional, self.dtype)
-    self.tgt_embed = nn.Embed(self.tgt_vocab_size, self.embed_dim, dtype=self.dtype)
+    self.tgt_embed = Embed(self.tgt_vocab_size, self.embed_dim, dtype=self.dtype)
     self.embed_drop = Dropout(self.dropout)
     args = (self.tgt_vocab_size, self.cell, self.hidden_dim, self.num_layers, self.dropout,
             self.dtype)

@@ -273,7 +273,7 @@ class Transformer(nn.Module):
 
   def setup(self):
     embed = functools.partial(
-        nn.Embed, features=self.d_model, dtype=self.dtype,
+        layers.Embed, features=self.d_model, dtype=self.dtype,
         embedding_init=nn.initializers.normal(self.d_model ** -0.5))
     self.src_embed = embed(self.src_vocab_size)
     if not self.share_embeddings:

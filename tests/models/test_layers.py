@@ -1,4 +1,5 @@
-"""The token-flattening dense layers are Flax's layers: same parameters, values and gradients."""
+"""The token-flattening dense layers and the embedding are Flax's layers: same parameters,
+values and gradients."""
 
 import flax.linen as nn
 import jax
@@ -37,6 +38,29 @@ def test_dense_general_is_flax_dense_general(features, axis):
 def test_dense_general_refuses_other_axes(axis):
   with pytest.raises(ValueError, match='trailing axes given as negative indices'):
     layers.DenseGeneral(4, axis=axis).init(jax.random.key(0), X)
+
+
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+def test_embed_is_flax_embed(dtype):
+  """The same parameter and rows; the table's gradient is the same sum, exact in float32 and,
+  in bfloat16, within the rounding of Flax's bfloat16 sum of a repeated id's rows."""
+  ids = jnp.array([[1, 4, 4, 9], [1, 0, 4, 2], [1, 1, 7, 10]])  # repeated ids, as BOS is
+  ours, theirs = layers.Embed(11, 5, dtype=dtype), nn.Embed(11, 5, dtype=dtype)
+  variables = ours.init(jax.random.key(0), ids)
+  jax.tree.map(np.testing.assert_array_equal, variables, theirs.init(jax.random.key(0), ids))
+  out = ours.apply(variables, ids)
+  assert out.dtype == dtype and out.shape == (3, 4, 5)
+  np.testing.assert_array_equal(out, theirs.apply(variables, ids))
+  cot = jax.random.normal(jax.random.key(2), (3, 4, 5)).astype(dtype)
+  grad = lambda module: jax.vjp(lambda v: module.apply(v, ids), variables)[1](cot)[0]
+  ours_grad, theirs_grad = grad(ours), grad(theirs)
+  exact = np.zeros((11, 5), np.float32)
+  np.add.at(exact, np.asarray(ids).reshape(-1), np.asarray(cot, np.float32).reshape(-1, 5))
+  np.testing.assert_allclose(ours_grad['params']['embedding'], exact, rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(theirs_grad['params']['embedding'], exact,
+                             rtol=1e-6 if dtype == jnp.float32 else 2e-2, atol=1e-6 if dtype == jnp.float32 else 2e-2)
+  with pytest.raises(ValueError, match='integer ids'):
+    ours.apply(variables, ids.astype(jnp.float32))
 
 
 def test_attend_is_embed_attend():

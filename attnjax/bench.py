@@ -94,7 +94,14 @@ def parse_args(argv):
                  help="train: recompute the forward pass's activations in the backward pass; "
                       "'nothing' (a bare --remat) keeps only the model's inputs, 'dots' keeps the "
                       "dense layers' outputs and recomputes attention maps, norms and activations")
+  p.add_argument("--loss-chunk", type=int, default=0,
+                 help="train: the output layer and loss over this many target tokens at a time "
+                      "(train.loss_chunk), so no [tokens, vocabulary] logits are kept; 0 = all at once")
   args = p.parse_args(argv)
+  if args.loss_chunk < 0:
+    p.error(f"--loss-chunk={args.loss_chunk} must be 0 (off) or positive")
+  if args.loss_chunk and args.task != "train":
+    p.error("--loss-chunk applies to --task train only")
   for name in ("batch", "src_len", "tgt_len", "steps", "beam", "vocab"):
     if getattr(args, name) < 1:
       p.error(f"--{name.replace('_', '-')}={getattr(args, name)} must be at least 1")
@@ -288,7 +295,7 @@ def build_train(args, model, params, batch):
   state = state_lib.TrainState.create(params, state_lib.make_optimizer(cfg))
   applied = Remat(model, REMAT_POLICIES[args.remat]) if args.remat else model
   step = functools.partial(steps.train_step, model=applied, label_smoothing=cfg.label_smoothing,
-                           grad_accum_steps=cfg.grad_accum_steps)
+                           grad_accum_steps=cfg.grad_accum_steps, loss_chunk=args.loss_chunk)
   rng = jax.random.PRNGKey(1)
   compiled = jax.jit(step, donate_argnums=0).lower(state, batch, rng).compile()
   return compiled, stepper(compiled, state, batch, rng), lambda out: None
@@ -356,7 +363,7 @@ def run(args) -> dict:
       "tgt_tokens_per_s": args.batch * args.tgt_len / median,
       "dtype": args.dtype, "beam": args.beam if args.task == "decode" else None,
       "nbest": args.nbest or None, "sampling": args.sampling,
-      "remat": args.remat, "compile_s": compile_s,
+      "remat": args.remat, "loss_chunk": args.loss_chunk or None, "compile_s": compile_s,
       "model_flops_per_step": float(flops), "xla_flops_per_step": xla_flops(compiled),
       "peak_flops": peak, "peak_flops_source": peak_source, "mfu": flops / median / peak,
       "peak_memory_bytes": memory, "device_peak_memory_bytes": stats.get("peak_bytes_in_use"),

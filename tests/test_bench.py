@@ -93,6 +93,30 @@ def test_remat_recomputes_the_same_loss():
   assert remat_flops > flops  # the backward pass computes the forward again
 
 
+def test_loss_chunk_computes_the_same_loss_and_update(capsys):
+  """--loss-chunk takes the train loop's chunked output layer: the step's loss and gradient
+  norm are the unchunked ones up to rounding (3 chunks of 3 over 8 target tokens, one padded),
+  computed by a loop over the chunks."""
+  results = {}
+  for chunk in (0, 3):
+    args = bench.parse_args(["--model", "transformer", "--loss-chunk", str(chunk)] + TINY)
+    model = models.build(bench.model_config(args), args.vocab, args.vocab)
+    dummy = jnp.ones((1, 8), jnp.int32)
+    params = jax.jit(model.init)(jax.random.PRNGKey(0), dummy, dummy)["params"]
+    batch = {k: jnp.asarray(v) for k, v in bench.make_batch(args).items()}
+    compiled, step, _ = bench.build_train(args, model, params, batch)
+    _, metrics = step()
+    results[chunk] = (float(metrics["loss"]), float(metrics["grad_norm"]))
+    # the chunks' loop (3 trips, forward and backward), and only then
+    assert ('"known_trip_count":{"n":"3"}' in compiled.as_text()) == (chunk > 0)
+  assert results[3] == pytest.approx(results[0], rel=1e-5)
+  assert bench.main(["--model", "rnn_seq2seq", "--loss-chunk", "3"] + TINY) == 0
+  assert json.loads(capsys.readouterr().out)["loss_chunk"] == 3
+  for flags in (["--loss-chunk", "-1"], ["--task", "decode", "--loss-chunk", "4"]):
+    with pytest.raises(SystemExit):
+      bench.parse_args(["--model", "transformer"] + flags)
+
+
 @pytest.mark.parametrize("decoder,bidirectional", [("seq2seq", False), ("seq2seq", True), ("luong", True)])
 def test_rnn_flops_agree_with_xla_over_one_step(decoder, bidirectional):
   """With one source and one target token every recurrent loop runs once, so XLA's count (a
@@ -271,3 +295,32 @@ def test_decode_variants_time_every_step(flags):
 def test_bad_decode_variants_are_refused(flags, capsys):
   with pytest.raises(SystemExit):
     bench.parse_args(["--model", "transformer", "--task", "decode"] + TINY + flags)
+
+
+def _embed_grad():
+  spec = importlib.util.spec_from_file_location("embed_grad", ROOT / "experiments/speed/embed_grad.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_embed_grad_times_every_way_and_they_agree_in_float32(capsys):
+  """Six ways of writing the lookup's gradient are one sum: in float32 they agree to rounding."""
+  embed_grad = _embed_grad()
+  embed_grad.main(["--vocab", "40", "--d-model", "8", "--shapes", "6x5", "3x7", "--dtype", "float32",
+                   "--warmup", "1", "--steps", "2"])
+  captured = capsys.readouterr()
+  rows = [json.loads(line) for line in captured.out.splitlines()]
+  assert [(r["way"], r["batch"], r["length"]) for r in rows] == [
+      (way, b, t) for b, t in [(6, 5), (3, 7)] for way in embed_grad.WAYS]
+  assert all(r["ms_median"] > 0 and r["max_abs_diff"] < 1e-5 for r in rows)
+  assert "way" in captured.err and "6x5" in captured.err
+
+
+@pytest.mark.parametrize("flags,message", [(["--shapes", "6by5"], "a shape is BATCHxLENGTH"),
+                                           (["--shapes", "0x5"], "positive"),
+                                           (["--vocab", "4"], "at least 5")])
+def test_embed_grad_refuses_bad_flags(flags, message, capsys):
+  with pytest.raises(SystemExit):
+    _embed_grad().main(flags)
+  assert message in capsys.readouterr().err

@@ -27,22 +27,25 @@ def test_every_part_writes_its_results(tmp_path):
   runs = [json.loads(l) for l in (tmp_path / "bench.jsonl").read_text().splitlines()]
   assert [(r["model"], r["task"], r["beam"], r["dtype"], r["encoder_impl"]) for r in runs] == [
       ("transformer", "train", None, "bfloat16", None), ("transformer", "train", None, "bfloat16", None),
+      ("transformer", "train", None, "bfloat16", None),
       ("rnn_attention", "train", None, "bfloat16", "scan"), ("rnn_seq2seq", "train", None, "bfloat16", "scan"),
       ("rnn_attention", "train", None, "float32", "scan"), ("rnn_attention", "train", None, "float32", "cudnn"),
       ("transformer", "decode", 1, "bfloat16", None), ("transformer", "decode", 4, "bfloat16", None)]
   assert all(r["step_s_median"] > 0 for r in runs)
-  assert runs[1]["params"] > runs[0]["params"]  # big is bigger than base
+  assert runs[1]["loss_chunk"] == 8 and runs[0]["loss_chunk"] is None
+  assert runs[2]["params"] > runs[0]["params"]  # big is bigger than base
   budget = json.loads((tmp_path / "sweep" / "smoke" / "budget.json").read_text())
   assert {r["model"] for r in budget.values()} >= {"transformer", "rnn_attention", "rnn_attention_cudnn"}
   assert (tmp_path / "parallelism" / "results_smoke.md").exists()
   assert "MFU" in proc.stdout and re.search(r"transformer +bfloat16 +decode +4 ", proc.stdout)
   assert re.search(r"rnn_attention cudnn +float32 +train ", proc.stdout)
+  assert re.search(r"transformer chunk 8 +bfloat16 +train ", proc.stdout)
 
 
 def test_a_part_past_its_limit_is_said_and_the_others_run_in_the_order_named(tmp_path):
-  proc = _run(tmp_path, PARTS="decode bench", LIMIT_BENCH="1")
+  proc = _run(tmp_path, PARTS="decode bench cudnn", LIMIT_BENCH="1")
   assert proc.returncode == 1
-  names = ("greedy", "beam-4", "transformer-base", "transformer-big", "rnn-attention", "rnn-seq2seq",
+  names = ("greedy", "beam-4", "transformer-base", "transformer-base-chunked", "transformer-big", "rnn-attention", "rnn-seq2seq",
            "rnn-attention-f32", "rnn-attention-cudnn")
   said = [proc.stderr.index(f"[{name}] stopped at its limit of 1 s; what it wrote is kept") for name in names]
   assert said == sorted(said)

@@ -17,9 +17,11 @@
 #    RNNs of its size, bfloat16, 65,536 target tokens a step, n = 16 ... 1,024, the RNN with
 #    attention also with its encoder through cuDNN); its JSON, report and plots in $OUT/parallelism.
 # 2. `attnjax bench` in bfloat16 at 32k target tokens a step: Transformer-base and -big with the
-#    fused attention (attention dropout 0), MFU against the chip's dense bf16 peak; the RNNs at
-#    Luong et al.'s sizes (1,024-wide LSTMs, 32k vocabulary), and the attentive one in float32
-#    with its encoder as a scan and through cuDNN. One JSON line each, $OUT/bench.jsonl.
+#    fused attention (attention dropout 0), MFU against the chip's dense bf16 peak, base also with
+#    its output layer and loss over 8,192 tokens at a time (--loss-chunk); the RNNs at
+#    Luong et al.'s sizes (1,024-wide LSTMs, 32k vocabulary). One JSON line each, $OUT/bench.jsonl.
+#    `cudnn`: the attentive RNN at those sizes in float32, its encoder as a scan and through
+#    cuDNN (the encoder target, like for like), into the same file.
 # 3. The Flax WMT example's Transformer at Transformer-base's shapes, timed the same way
 #    (`experiments/gpu/flax_wmt.py`), when its source is in $FLAX_WMT (third_party/flax_wmt, never
 #    committed: copy google/flax's examples/wmt there, and carry the folder to the device).
@@ -52,6 +54,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
   DECODE="$BASE"
   SHORT="--d-model 32 --heads 2 --ff 64 --layers 1 --vocab 64 --batch 16 --src-len 2 --tgt-len 2"
   STEPS="--warmup 1 --steps 1"
+  CHUNK=8
   LIMIT_PARALLELISM=${LIMIT_PARALLELISM:-600} LIMIT_BENCH=${LIMIT_BENCH:-120} LIMIT_FLAX=${LIMIT_FLAX:-120}
 else
   PRESET=full
@@ -62,6 +65,7 @@ else
   DECODE="--d-model 512 --heads 8 --ff 2048 --layers 6 --vocab 32000 --batch 64 --src-len 64 --tgt-len 64"
   SHORT="--d-model 512 --heads 8 --ff 2048 --layers 6 --vocab 32000 --batch 2048 --src-len 16 --tgt-len 16"
   STEPS="--warmup 3 --steps 10"
+  CHUNK=8192  # of the 32,768 target tokens
   # The Flax example stopped at 70-75 s twice on an H200 with its step not yet compiled (ours
   # compiles in 25 s); it says each stage it reaches on stderr.
   LIMIT_PARALLELISM=${LIMIT_PARALLELISM:-600} LIMIT_BENCH=${LIMIT_BENCH:-90} LIMIT_FLAX=${LIMIT_FLAX:-180}
@@ -93,14 +97,14 @@ bench() {  # bench NAME FLAGS...: one JSON line into bench.jsonl (bfloat16 unles
   part "$LIMIT_BENCH" "$name" bash -c '"$0" -m attnjax bench --dtype bfloat16 "$@" >> "'"$OUT"'/bench.jsonl"' "$PY" $STEPS "$@"
 }
 
-PARTS=${PARTS-parallelism bench flax decode}   # run in the order named
+PARTS=${PARTS-parallelism bench cudnn flax decode}   # run in the order named
 if [ -z "${PARTS// /}" ]; then
-  echo "PARTS is empty: name one or more of parallelism bench flax decode profile" >&2
+  echo "PARTS is empty: name one or more of parallelism bench cudnn flax decode profile" >&2
   exit 2
 fi
 for p in $PARTS; do  # every name checked before anything runs
-  case $p in parallelism|bench|flax|decode|profile) ;;
-    *) echo "unknown part '$p' in PARTS='$PARTS' (parts: parallelism bench flax decode profile)" >&2; exit 2 ;;
+  case $p in parallelism|bench|cudnn|flax|decode|profile) ;;
+    *) echo "unknown part '$p' in PARTS='$PARTS' (parts: parallelism bench cudnn flax decode profile)" >&2; exit 2 ;;
   esac
 done
 start=$SECONDS
@@ -113,9 +117,12 @@ for p in $PARTS; do
         --out "$OUT/sweep" --report_dir "$OUT/parallelism" ;;
     bench)
       bench transformer-base --model transformer --task train --attention-dropout 0 $BASE
+      # the output layer and loss a chunk of tokens at a time: no float32 [tokens, vocabulary] logits
+      bench transformer-base-chunked --model transformer --task train --attention-dropout 0 --loss-chunk "$CHUNK" $BASE
       bench transformer-big --model transformer --task train --attention-dropout 0 $BIG
       bench rnn-attention --model rnn_attention --task train $RNN
-      bench rnn-seq2seq --model rnn_seq2seq --task train $RNN
+      bench rnn-seq2seq --model rnn_seq2seq --task train $RNN ;;
+    cudnn)
       # the encoder through cuDNN against the scan, like for like: float32 (cuDNN's LSTM takes no other)
       bench rnn-attention-f32 --model rnn_attention --task train --dtype float32 $RNN
       bench rnn-attention-cudnn --model rnn_attention --task train --dtype float32 --encoder-impl cudnn $RNN ;;

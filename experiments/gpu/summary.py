@@ -27,6 +27,8 @@ def table(runs: list[dict], seconds: str = "") -> str:
       model = r["model"] if r.get("framework", "jax") == "jax" else "flax-wmt"
       if r.get("encoder_impl") == "cudnn":
         model += " cudnn"
+      if r.get("loss_chunk"):
+        model += f" chunk {r['loss_chunk']}"
       out.append(
           f"{model:19} {r['dtype']:8} {r['task']:6} {r['beam'] or '':>4} {r['batch']:>5} {r['src_len']:>5} "
           f"{r['tgt_len']:>5} {r['params'] / 1e6:6.1f}M {r['step_s_median'] * 1e3:9.2f} "

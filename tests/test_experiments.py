@@ -206,10 +206,10 @@ def test_parallelism_claims_follow_the_numbers():
 
 
 def test_parallelism_report_of_a_gpu_run_counts_the_products_not_xla(tmp_path):
-  """The committed H200 sweep (no latency part yet): XLA's GPU count misses the library calls,
+  """The earlier committed H200 sweep (n = 16 to 512, no latency part): XLA's GPU count misses the library calls,
   so the rates come from the counted matrix products and no XLA crossover is claimed."""
   from experiments.parallelism import report
-  runs = os.path.join(REPO, "experiments", "gpu", "results", "sweep")
+  runs = os.path.join(REPO, "experiments", "gpu", "results", "earlier", "sweep")
   written = report.write(os.path.join(runs, "full"), "full", tmp_path)
   assert [p.name for p in written] == ["results_full.md", "budget_full.png", "flops_full.png",
                                        "measurements_full.json"]

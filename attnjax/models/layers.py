@@ -47,23 +47,24 @@ def embed_rows(table: jax.Array, ids: jax.Array, dtype) -> jax.Array:
   """table[ids] cast to `dtype`: the rows taken from the parameter as it is (float32), then cast.
 
   The same values as Flax's `nn.Embed`, which casts the whole table first; but the lookup's
-  gradient is then a float32 scatter-add rather than one in the compute dtype. On an H200 the
-  bfloat16 scatter took 41-94 ms where ids repeat (a BOS in every row of 2,048-4,096 sentences
-  of 16 tokens) against 0.2 ms in float32, and summed the repeated rows coarsely
-  (`experiments/speed/embed_grad.py`, `experiments/gpu/results/README.md`). The ids are
-  flattened to one axis, as the dense layers here flatten their tokens.
+  gradient is then a float32 scatter-add rather than one in the compute dtype, which on a GPU
+  is far slower where ids repeat (a BOS in every row) and sums the repeated rows coarsely
+  (`experiments/speed/embed_grad.py` times both; `experiments/gpu/results/README.md`). The ids
+  are flattened to one axis, as the dense layers here flatten their tokens.
   """
   rows = jnp.take(table, ids.reshape(-1), axis=0).astype(dtype)
   return rows.reshape(ids.shape + table.shape[1:])
 
 
 class Embed(nn.Embed):
-  """`nn.Embed` (the same parameter and initialisation) looking rows up with `embed_rows`."""
+  """`nn.Embed` (the same parameter, initialisation and `attend`) looking rows up with
+  `embed_rows`; without a `dtype` the rows keep the parameter's."""
 
   def __call__(self, inputs: jax.Array) -> jax.Array:
     if not jnp.issubdtype(inputs.dtype, jnp.integer):
       raise ValueError(f'Embed takes integer ids, got {inputs.dtype}')
-    return embed_rows(self.embedding, inputs, self.dtype or self.embedding.dtype)
+    dtype = self.embedding.dtype if self.dtype is None else self.dtype
+    return embed_rows(self.embedding, inputs, dtype)
 
 
 def attend(embed: nn.Embed, query: jax.Array) -> jax.Array:

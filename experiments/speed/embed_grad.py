@@ -94,6 +94,9 @@ def main(argv=None):
   args = parser.parse_args(argv)
   if args.vocab < 5:
     parser.error(f"--vocab {args.vocab}: the ids 0-3 are reserved, so at least 5")
+  for name, least in (("d_model", 1), ("steps", 1), ("warmup", 0)):
+    if getattr(args, name) < least:
+      parser.error(f"--{name.replace('_', '-')} {getattr(args, name)}: at least {least}")
   dtype = jnp.dtype(args.dtype)
   table = jax.random.normal(jax.random.key(0), (args.vocab, args.d_model), jnp.float32)
   rows = []

@@ -77,18 +77,23 @@ def test_decoding_runs_every_step_even_when_eos_wins():
   assert (np.asarray(out.lengths) == 6).all()
 
 
+def _train_step(flags):
+  """One step of bench's compiled Transformer training with these flags: (metrics, XLA's FLOPs)."""
+  args = bench.parse_args(["--model", "transformer"] + flags + TINY)
+  model = models.build(bench.model_config(args), args.vocab, args.vocab)
+  dummy = jnp.ones((1, 8), jnp.int32)
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), dummy, dummy)["params"]
+  batch = {k: jnp.asarray(v) for k, v in bench.make_batch(args).items()}
+  compiled, step, _ = bench.build_train(args, model, params, batch)
+  return step()[1], bench.xla_flops(compiled)
+
+
 def test_remat_recomputes_the_same_loss():
   results = {}
   for remat in ([], ["--remat"]):
-    args = bench.parse_args(["--model", "transformer"] + remat + TINY)
-    model = models.build(bench.model_config(args), args.vocab, args.vocab)
-    dummy = jnp.ones((1, 8), jnp.int32)
-    params = jax.jit(model.init)(jax.random.PRNGKey(0), dummy, dummy)["params"]
-    batch = {k: jnp.asarray(v) for k, v in bench.make_batch(args).items()}
-    compiled, step, _ = bench.build_train(args, model, params, batch)
-    _, metrics = step()
-    results[args.remat] = (float(metrics["loss"]), bench.xla_flops(compiled))
-  (loss, flops), (remat_loss, remat_flops) = results[None], results["nothing"]
+    metrics, flops = _train_step(remat)
+    results[bool(remat)] = (float(metrics["loss"]), flops)
+  (loss, flops), (remat_loss, remat_flops) = results[False], results[True]
   assert remat_loss == pytest.approx(loss, rel=1e-5)
   assert remat_flops > flops  # the backward pass computes the forward again
 
@@ -99,15 +104,8 @@ def test_loss_chunk_computes_the_same_loss_and_update(capsys):
   computed by a loop over the chunks."""
   results, programs = {}, {}
   for chunk in (0, 3):
-    args = bench.parse_args(["--model", "transformer", "--loss-chunk", str(chunk)] + TINY)
-    model = models.build(bench.model_config(args), args.vocab, args.vocab)
-    dummy = jnp.ones((1, 8), jnp.int32)
-    params = jax.jit(model.init)(jax.random.PRNGKey(0), dummy, dummy)["params"]
-    batch = {k: jnp.asarray(v) for k, v in bench.make_batch(args).items()}
-    compiled, step, _ = bench.build_train(args, model, params, batch)
-    _, metrics = step()
+    metrics, programs[chunk] = _train_step(["--loss-chunk", str(chunk)])
     results[chunk] = (float(metrics["loss"]), float(metrics["grad_norm"]))
-    programs[chunk] = bench.xla_flops(compiled)
   assert results[3] == pytest.approx(results[0], rel=1e-5)
   assert programs[3] != programs[0]  # another program: the loop over chunks (XLA counts its body once)
   assert bench.main(["--model", "rnn_seq2seq", "--loss-chunk", "3"] + TINY) == 0
@@ -196,8 +194,9 @@ def test_bench_imports_nothing_beyond_jax_flax_optax_numpy_ml_collections():
   assert out.stdout.strip() == "[]"
 
 
-def _report_module():
-  spec = importlib.util.spec_from_file_location("report", ROOT / "experiments/speed/report.py")
+def _script(name):
+  """experiments/speed/NAME.py, imported as a module."""
+  spec = importlib.util.spec_from_file_location(name, ROOT / f"experiments/speed/{name}.py")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -221,7 +220,7 @@ def test_report_quotes_the_ratio_of_medians_and_checks_targets(tmp_path):
     records += [record("beam", "cost<=3", "A", pair, 4.0), record("beam", "cost<=3", "B", pair, 1.0)]
   runs = tmp_path / "runs.jsonl"
   runs.write_text("\n".join(json.dumps(x) for x in [{"machine": machine}] + records + [{"end": end}]) + "\n")
-  text = _report_module().write(runs, tmp_path / "results.md").read_text()
+  text = _script("report").write(runs, tmp_path / "results.md").read_text()
   fast = next(l for l in text.splitlines() if l.startswith("| fast |"))
   beam = next(l for l in text.splitlines() if l.startswith("| beam |"))
   assert "speedup 2.00x" in fast and "| met |" in fast
@@ -232,14 +231,12 @@ def test_report_quotes_the_ratio_of_medians_and_checks_targets(tmp_path):
   for r in records:
     r["result"]["huge_pages"] = r["result"]["framework"] == "jax"
   runs.write_text("\n".join(json.dumps(x) for x in [{"machine": machine}] + records + [{"end": end}]) + "\n")
-  text = _report_module().write(runs, tmp_path / "results.md").read_text()
+  text = _script("report").write(runs, tmp_path / "results.md").read_text()
   assert "huge pages (`attnjax/hugepages.py`): attnjax on, the PyTorch peer off." in text
 
 
 def test_profile_names_the_ops_of_the_compiled_step_and_their_threads(capsys, tmp_path):
-  spec = importlib.util.spec_from_file_location("profile", ROOT / "experiments/speed/profile.py")
-  profile = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(profile)
+  profile = _script("profile")
   hlo = tmp_path / "step.hlo"
   argv = ["--model", "rnn_seq2seq", "--profile-steps", "2", "--bucket-ms", "1", "--top", "5",
           "--hlo", str(hlo)] + TINY
@@ -259,9 +256,7 @@ def test_profile_names_the_ops_of_the_compiled_step_and_their_threads(capsys, tm
 
 def test_profile_gpu_summary_splits_kernel_time_by_part(monkeypatch):
   """The GPU summary on a made-up trace of 2 steps: busy and idle time, parts from op names."""
-  spec = importlib.util.spec_from_file_location("profile", ROOT / "experiments/speed/profile.py")
-  profile = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(profile)
+  profile = _script("profile")
   ms = 1_000_000
   kernels = [("Stream #7(Compute)", 0, 4 * ms, "nvjet_sm90_tst_128x128"),        # cuBLAS, no op name
              ("Stream #7(Compute)", 4 * ms, 2 * ms, "loop_add_fusion_3"),        # feed-forward bias
@@ -299,16 +294,9 @@ def test_bad_decode_variants_are_refused(flags, capsys):
     bench.parse_args(["--model", "transformer", "--task", "decode"] + TINY + flags)
 
 
-def _embed_grad():
-  spec = importlib.util.spec_from_file_location("embed_grad", ROOT / "experiments/speed/embed_grad.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def test_embed_grad_times_every_way_and_they_agree_in_float32(capsys):
   """Six ways of writing the lookup's gradient are one sum: in float32 they agree to rounding."""
-  embed_grad = _embed_grad()
+  embed_grad = _script("embed_grad")
   embed_grad.main(["--vocab", "40", "--d-model", "8", "--shapes", "6x5", "3x7", "--dtype", "float32",
                    "--warmup", "1", "--steps", "2"])
   captured = capsys.readouterr()
@@ -325,5 +313,5 @@ def test_embed_grad_times_every_way_and_they_agree_in_float32(capsys):
                                            (["--steps", "0"], "--steps 0: at least 1")])
 def test_embed_grad_refuses_bad_flags(flags, message, capsys):
   with pytest.raises(SystemExit):
-    _embed_grad().main(flags)
+    _script("embed_grad").main(flags)
   assert message in capsys.readouterr().err

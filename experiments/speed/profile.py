@@ -150,10 +150,14 @@ def _covered(intervals, lo, hi):
 
 
 def timeline(events, bucket_ms):
-  """Rows (start ms, busy fraction per thread, top ops) over the last step."""
-  step = [e for e in events if e[3].startswith("ThunkExecutor::Execute (wait")][-1]
-  start, end = step[1], step[1] + step[2]
-  work = [e for e in events if _is_work(e) and start <= e[1] < end]
+  """Rows (start ms, busy fraction per thread, top ops) over the last step in which the worker
+  threads did anything (a small step can run wholly on the calling thread)."""
+  steps = [e for e in events if e[3].startswith("ThunkExecutor::Execute (wait")]
+  for step in reversed(steps):
+    start, end = step[1], step[1] + step[2]
+    work = [e for e in events if _is_work(e) and start <= e[1] < end]
+    if work:
+      break
   threads = sorted({e[0] for e in work})
   width = bucket_ms * 1e6
   rows, lo = [], start

@@ -211,15 +211,14 @@ def test_parallelism_report_of_a_gpu_run_counts_the_products_not_xla(tmp_path):
   """The earlier committed H200 sweep (n = 16 to 512, no latency part): XLA's GPU count misses the library calls,
   so the rates come from the counted matrix products and no XLA crossover is claimed."""
   from experiments.parallelism import report
-  runs = os.path.join(REPO, "experiments", "gpu", "results", "earlier", "sweep")
-  written = report.write(os.path.join(runs, "full"), "full", tmp_path)
-  assert [p.name for p in written] == ["results_full.md", "budget_full.png", "flops_full.png",
-                                       "measurements_full.json"]
+  runs = os.path.join(REPO, "experiments", "gpu", "results", "earlier", "runs_full")
+  written = report.write(runs, "full", tmp_path)
+  assert [p.name for p in written] == ["results_full.md", "budget_full.png", "flops_full.png"]
   md = (tmp_path / "results_full.md").read_text()
   assert "## (b) Latency at batch 1\n\nNot measured." in md and "XLA's cost analysis does not count" in md
   assert "against" not in "".join(r[2] for r in _table(md.split("## Table 1's claims, checked")[1], "model")
                                    if "XLA" in r[1])
-  budget = json.loads(open(os.path.join(runs, "full", "budget.json")).read())
+  budget = json.loads(open(os.path.join(runs, "budget.json")).read())
   t = budget["transformer/128"]
   row = _table(md, "n")[[r[0] for r in _table(md, "n")].index("128")]
   gflops = float(row[-2].replace(",", ""))

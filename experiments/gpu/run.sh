@@ -15,7 +15,9 @@
 #
 # 1. Chapter 3 at scale: the parallelism experiment's `full` preset (Transformer-base against
 #    RNNs of its size, bfloat16, 65,536 target tokens a step, n = 16 ... 1,024, the RNN with
-#    attention also with its encoder through cuDNN); its JSON, report and plots in $OUT/parallelism.
+#    attention also with its encoder through cuDNN); rows measured in $OUT/sweep, resumed from the
+#    experiment's kept rows (experiments/parallelism/runs_full/), which a finished run replaces,
+#    with the report and plots beside them ($OUT/parallelism under SMOKE).
 # 2. `attnjax bench` in bfloat16 at 32k target tokens a step: Transformer-base and -big with the
 #    fused attention (attention dropout 0), MFU against the chip's dense bf16 peak, base also with
 #    its output layer and loss over 8,192 tokens at a time (--loss-chunk); the RNNs at
@@ -113,8 +115,15 @@ for p in $PARTS; do
   # shellcheck disable=SC2086  # the size variables hold several flags
   case $p in
     parallelism)
+      REPORT=$OUT/parallelism
+      if [ "${SMOKE:-0}" != 1 ]; then  # the experiment's own folder, resuming its kept rows
+        REPORT=experiments/parallelism
+        if [ ! -e "$OUT/sweep/$PRESET" ] && [ -d "$REPORT/runs_$PRESET" ]; then
+          mkdir -p "$OUT/sweep/$PRESET" && cp "$REPORT/runs_$PRESET"/*.json "$OUT/sweep/$PRESET/"
+        fi
+      fi
       part "$LIMIT_PARALLELISM" parallelism "$PY" -m experiments.parallelism.run --preset "$PRESET" \
-        --out "$OUT/sweep" --report_dir "$OUT/parallelism" ;;
+        --out "$OUT/sweep" --report_dir "$REPORT" ;;
     bench)
       bench transformer-base --model transformer --task train --attention-dropout 0 $BASE
       # the output layer and loss a chunk of tokens at a time: no float32 [tokens, vocabulary] logits

@@ -3,13 +3,16 @@ work side, devices, and Table 1's claims checked in numbers.
 
     python -m experiments.parallelism.report --preset cpu
 
-Reads `<out>/<preset>/{models,budget,latency,devices}.json` and writes `results_<preset>.md`,
-`budget_<preset>.png`, `latency_<preset>.png`, `flops_<preset>.png` and the raw
-`measurements_<preset>.json` into the report folder. Each claim is stated with what was
-measured and what it needs, and says whether it holds, whatever the numbers are.
+Reads the run's raw files kept in `<report_dir>/runs_<preset>/` ({models,budget,latency,devices}.json,
+which `run.py` copies there) and writes `results_<preset>.md`, `budget_<preset>.png`,
+`latency_<preset>.png` and `flops_<preset>.png` into the report folder: a pure function of the
+kept files. Times are medians over the side-by-side rounds, with the rounds' range in brackets
+where the rows keep them. Each claim is stated with what was measured and what it needs, and
+says whether it holds, whatever the numbers are.
 """
 
 import json
+import math
 import pathlib
 import sys
 
@@ -30,6 +33,11 @@ MIN_RNN_RISE = 2.0         # an RNN's time per token, longest n over shortest n
 MAX_FLAT = 1.5             # the Transformer's time per token below the crossover, max over min
 RISE = 1.25                # time per token "starts to rise" past this factor over its minimum
 MAX_CROSSOVER_GAP = 2.0    # XLA's crossover against the analytic one, either way
+
+
+def results_dir(report_dir, preset: str) -> pathlib.Path:
+  """Where a finished run keeps its raw files, and the report reads them."""
+  return pathlib.Path(report_dir) / f"runs_{preset}"
 
 
 def _read(root, name):
@@ -205,6 +213,24 @@ def _fmt(x, digits=1):
   return "–" if x is None else f"{x:,.{digits}f}"
 
 
+def _sig(x: float) -> str:
+  """Three significant figures, without an exponent (0.953, 12.4, 895, 1,234)."""
+  if x == 0:
+    return "0"
+  digits = max(0, 2 - math.floor(math.log10(abs(x))))
+  return f"{x:,.{digits}f}"
+
+
+def _timed(median: float, rounds: list | None, scale: float) -> str:
+  """A median time, scaled, with the range of its side-by-side rounds where kept."""
+  if median is None:
+    return "–"
+  text = _sig(scale * median)
+  if rounds and len(rounds) > 1:
+    text += f" ({_sig(scale * min(rounds))}-{_sig(scale * max(rounds))})"
+  return text
+
+
 def write(root, preset: str, report_dir) -> list[pathlib.Path]:
   root, report_dir = pathlib.Path(root), pathlib.Path(report_dir)
   meta, budget, latency, devices = (_read(root, n) for n in ("models", "budget", "latency", "devices"))
@@ -232,7 +258,10 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
       if r is None or "skipped" in r:
         row += [r["skipped"] if r else "–", "–", "–", "–"]
       else:
-        row += [_fmt(r["us_per_token"]), _fmt(r["forward_us_per_token"]), _fmt(rate(r), 0 if (rate(r) or 0) >= 1000 else 1),
+        per_token = 1e6 / r["target_tokens"]
+        row += [_timed(r["step_s"], r.get("step_rounds_s"), per_token),
+                _timed(r["forward_s"], r.get("forward_rounds_s"), per_token),
+                _fmt(rate(r), 0 if (rate(r) or 0) >= 1000 else 1),
                 r["sequential_steps_per_layer"]]
     budget_rows.append(row)
   budget_header = ["n", "batch"] + [f"{LABELS[n]}: {what}" for n in names
@@ -259,9 +288,9 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
 
   encode = {(r["model"], r["length"]): r for r in latency.values() if r["task"] == "encode"}
   decode = {(r["model"], r["length"]): r for r in latency.values() if r["task"] == "decode"}
-  encode_rows = [[n_] + [_fmt(1000 * encode[(m, n_)]["seconds"], 2) if (m, n_) in encode else "–"
+  encode_rows = [[n_] + [_timed(encode[(m, n_)]["seconds"], encode[(m, n_)].get("rounds_s"), 1000) if (m, n_) in encode else "–"
                          for m in names] for n_ in sorted({n for _, n in encode})]
-  decode_rows = [[m_] + [_fmt(decode[(m, m_)]["ms_per_token"], 3) if (m, m_) in decode else "–"
+  decode_rows = [[m_] + [_timed(decode[(m, m_)]["seconds"], decode[(m, m_)].get("rounds_s"), 1000 / m_) if (m, m_) in decode else "–"
                          for m in names] for m_ in sorted({n for _, n in decode})]
 
   rise = {n: rise_point(_rows(budget, n)) for n in names}
@@ -333,11 +362,8 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
   if latency:
     _plot_latency(encode, decode, names, device, latency_png)
   _plot_flops(budget, names, cross, device, flops_png)
-  raw = report_dir / f"measurements_{preset}.json"
-  raw.write_text(json.dumps({"models": meta, "budget": budget, "latency": latency, "devices": devices},
-                            indent=2) + "\n")
-  written = [md, budget_png] + ([latency_png] if latency else []) + [flops_png, raw]
-  print(f"wrote {', '.join(map(str, written[:-1]))} and {raw}")
+  written = [md, budget_png] + ([latency_png] if latency else []) + [flops_png]
+  print(f"wrote {', '.join(map(str, written))}")
   return written
 
 
@@ -456,7 +482,9 @@ def _plot_flops(budget, names, cross, device, path):
 
 
 def main(argv=None) -> int:
-  return common.report_main("parallelism", __doc__, write, argv)
+  args = common.parser("parallelism", __doc__, runs=False).parse_args(argv)
+  write(results_dir(args.report_dir, args.preset), args.preset, args.report_dir)
+  return 0
 
 
 if __name__ == "__main__":

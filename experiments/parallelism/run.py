@@ -41,7 +41,8 @@ Presets:
          attentive RNN with its encoder through cuDNN (`model.encoder_impl=cudnn`, float32);
          1, 2, 4 and 8 devices at n = 64 where present. Budget rows first.
 Results already in `<out>/<preset>/` are kept, so an interrupted run resumes where it stopped;
-each measurement is written as it arrives. The experiment reads no corpus (its batches are
+each measurement is written as it arrives. A finished run copies its four JSON files to
+`<report_dir>/runs_<preset>/`, from which the report is rebuilt. The experiment reads no corpus (its batches are
 random tokens of its own vocabulary) and is one run: its models are compared side by side in
 one process, which jobs on several machines could not do.
 """
@@ -62,6 +63,7 @@ from attnjax.tokens import random_batch
 from experiments import common
 
 MODELS = ("rnn_seq2seq", "rnn_attention", "transformer")
+PARTS = ("models", "budget", "latency", "devices")  # the raw files, kept beside the report
 CUDNN = "rnn_attention_cudnn"  # rnn_attention with model.encoder_impl=cudnn (float32), where asked
 SETTINGS = {
     "smoke": dict(transformer="tiny", vocab=64, rnn_layers=1, budget=64, lengths=(8, 16),
@@ -194,8 +196,9 @@ def timed(call, warmup: int, count: int) -> float:
 
 
 def side_by_side(calls: dict, warmup: int, rounds: int) -> dict:
-  """{name: median seconds} of `calls` ({name: call}) timed in alternating rounds, one call
-  of each per round, so that a slow spell of a shared machine falls on all of them alike."""
+  """{name: [seconds of each round]} of `calls` ({name: call}) timed in alternating rounds, one
+  call of each per round, so that a slow spell of a shared machine falls on all of them alike.
+  The rows keep every round: the report gives the median and the range."""
   from attnjax import bench
   for call in calls.values():
     bench.time_steps(call, warmup, 0)
@@ -203,7 +206,7 @@ def side_by_side(calls: dict, warmup: int, rounds: int) -> dict:
   for _ in range(rounds):
     for name, call in calls.items():
       seconds[name] += bench.time_steps(call, 0, 1)[0]
-  return {name: statistics.median(s) for name, s in seconds.items()}
+  return seconds
 
 
 def _out_of_memory(err: Exception) -> bool:
@@ -289,8 +292,10 @@ def fixed_budget(configs, s, results: dict, save) -> None:
     forward = side_by_side({name: r["forward"] for name, r in ready.items()}, s["warmup"], s["timed"])
     for name, r in ready.items():
       row, tokens = r["row"], r["row"]["target_tokens"]
-      row.update(step_s=train[name], tokens_per_s=tokens / train[name], us_per_token=1e6 * train[name] / tokens,
-                 forward_s=forward[name], forward_us_per_token=1e6 * forward[name] / tokens)
+      step_s, forward_s = statistics.median(train[name]), statistics.median(forward[name])
+      row.update(step_s=step_s, tokens_per_s=tokens / step_s, us_per_token=1e6 * step_s / tokens,
+                 forward_s=forward_s, forward_us_per_token=1e6 * forward_s / tokens,
+                 step_rounds_s=train[name], forward_rounds_s=forward[name])
       results[f"{name}/{length}"] = {"model": name, **row}
       print(f"  (a) {name:19s} n={length:4d} batch {row['batch']:4d}: train "
             f"{row['us_per_token']:8.1f} us/token ({row['tokens_per_s']:8.0f} tokens/s), forward "
@@ -337,11 +342,12 @@ def latency(configs, s, results: dict, save) -> None:
       calls = {name: future.result() for name, future in _at_once(jobs).items()}
       seconds = side_by_side(calls, s["warmup"], s["latency_timed"])
       for name in todo:
-        row = {"model": name, "task": task, "length": length, "seconds": seconds[name]}
+        row = {"model": name, "task": task, "length": length,
+               "seconds": statistics.median(seconds[name]), "rounds_s": seconds[name]}
         if task == "decode":
-          row["ms_per_token"] = 1000 * seconds[name] / length
+          row["ms_per_token"] = 1000 * row["seconds"] / length
         results[f"{name}/{task}/{length}"] = row
-        per = f"{row['ms_per_token']:8.3f} ms/token" if task == "decode" else f"{1000 * seconds[name]:8.2f} ms"
+        per = f"{row['ms_per_token']:8.3f} ms/token" if task == "decode" else f"{1000 * row['seconds']:8.2f} ms"
         print(f"  (b) {name:19s} {task} n={length:4d}: {per}", flush=True)
       save()
 
@@ -467,7 +473,12 @@ def main(argv=None) -> int:
   (root / "models.json").write_text(json.dumps(meta, indent=2))
   print(f"measured in {seconds:.0f} s", flush=True)
   from experiments.parallelism import report
-  report.write(root, args.preset, args.report_dir)
+  kept = report.results_dir(args.report_dir, args.preset)
+  kept.mkdir(parents=True, exist_ok=True)
+  for part in PARTS:
+    if (root / f"{part}.json").exists():
+      (kept / f"{part}.json").write_bytes((root / f"{part}.json").read_bytes())
+  report.write(kept, args.preset, args.report_dir)
   return 0
 
 

@@ -1,0 +1,77 @@
+"""Every published figure traceable: the committed reports are rebuilt from the runs kept beside
+them, byte for byte, and every number in README.md's results tables is found in a results file
+that the table's paragraph cites."""
+
+import importlib
+import pathlib
+import re
+import shutil
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+# (experiment, preset, report folder): each report's markdown and the kept runs it reads
+REPORTS = [
+    ("parallelism", "cpu", "experiments/parallelism"),
+    ("parallelism", "full", "experiments/parallelism"),
+    ("parallelism", "full", "experiments/gpu/results/earlier"),
+    ("scores", "cpu", "experiments/scores"),
+    ("interventions", "cpu", "experiments/interventions"),
+]
+
+
+@pytest.mark.parametrize("experiment,preset,folder", REPORTS, ids=[f"{e}-{p}-{f.split('/')[-1]}" for e, p, f in REPORTS])
+def test_a_committed_report_is_rebuilt_from_its_kept_runs(tmp_path, experiment, preset, folder):
+  kept = REPO / folder / f"runs_{preset}"
+  assert kept.is_dir(), f"{folder}: no kept runs for its {preset} report"
+  shutil.copytree(kept, tmp_path / kept.name)
+  report = importlib.import_module(f"experiments.{experiment}.report")
+  assert report.main(["--preset", preset, "--report_dir", str(tmp_path)]) == 0
+  name = f"results_{preset}.md"
+  assert (tmp_path / name).read_text() == (REPO / folder / name).read_text(), (
+      f"{folder}/{name} is not what its kept runs give: rerun `python -m experiments.{experiment}.report "
+      f"--preset {preset}` and commit it")
+
+
+def _tables(markdown: str):
+  """(the text before each table back to the previous table or heading, the table's data rows)."""
+  lines = markdown.splitlines()
+  tables, start = [], 0
+  i = 0
+  while i < len(lines):
+    if lines[i].startswith("#"):
+      start = i
+    if lines[i].startswith("|") and i + 1 < len(lines) and re.fullmatch(r"\|[-:| ]+\|", lines[i + 1]):
+      end = i
+      while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+      tables.append(("\n".join(lines[start:i]), lines[i + 2:end]))
+      start = i = end
+      continue
+    i += 1
+  return tables
+
+
+NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+
+
+def _numbers(text: str) -> set[str]:
+  return {n.replace(",", "") for n in NUMBER.findall(text)}
+
+
+def test_every_number_in_the_readme_results_tables_is_in_a_file_it_cites():
+  readme = (REPO / "README.md").read_text()
+  results = readme[readme.index("## Results"):readme.index("## Layout")]
+  speed = readme[readme.index("## Speed"):readme.index("## Failure behaviour")]
+  checked = 0
+  for before, rows in _tables(results) + _tables(speed):
+    cited = re.findall(r"`((?:experiments)/[^`\s]+\.md)`", before)
+    assert cited, f"README table {rows[0][:60]!r}: the paragraph above it cites no results file"
+    found = set().union(*(_numbers((REPO / path).read_text()) for path in cited))
+    for row in rows:
+      cells = row.strip("|").split("|")[1:]  # the first cell names the row
+      missing = [n for cell in cells for n in NUMBER.findall(cell) if n.replace(",", "") not in found]
+      assert not missing, f"README row {row[:50]!r}: {missing} not in {', '.join(cited)}"
+      checked += 1
+  assert checked >= 20

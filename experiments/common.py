@@ -6,6 +6,9 @@ Every experiment is a list of named runs (`--list`); `--only` and `--shard I/N` 
 them, so that the runs of one preset can go to several jobs of a cluster at once, each into
 its own folder under the shared `--out` (a workdir's lock keeps two jobs off one run). The
 report script assembles whatever has finished and names what has not.
+
+The scripts fail as the `attnjax` command does: an attnjax error or an OSError (a folder that
+cannot be written, a file missing) is one line on stderr and exit status 1, not a traceback.
 """
 
 import argparse
@@ -19,6 +22,22 @@ import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PRESETS = ("smoke", "cpu", "full")
+
+
+def _fail_in_one_line(kind, err, tb, traceback_hook=sys.excepthook):
+  """`sys.excepthook` for the scripts that import this module: a failure the user can fix (an
+  attnjax error, an OSError) becomes `python -m experiments.X.run: error: ...`, one line,
+  where the script ran as a command; anything else is a bug and keeps its traceback."""
+  from attnjax.errors import Error
+  if not issubclass(kind, (Error, OSError)):
+    traceback_hook(kind, err, tb)
+    return
+  spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+  prog = f"python -m {spec.name}" if spec else pathlib.Path(sys.argv[0]).name
+  print(f"{prog}: error: {' '.join(str(err).split()) or kind.__name__}", file=sys.stderr)
+
+
+sys.excepthook = _fail_in_one_line
 
 
 def parser(name: str, doc: str, runs: bool = True) -> argparse.ArgumentParser:
@@ -36,7 +55,8 @@ def parser(name: str, doc: str, runs: bool = True) -> argparse.ArgumentParser:
   p.add_argument("--report_dir", default=str(REPO / "experiments" / name),
                  help="where the report's tables and plots go (default: the experiment's folder)")
   if runs:
-    p.add_argument("--list", action="store_true", help="print the preset's runs, one name a line, and exit")
+    p.add_argument("--list", action="store_true",
+                   help="print the runs --only and --shard pick (all by default), one name a line, and exit")
     p.add_argument("--only", default="", metavar="NAME[,NAME]", help="do only these runs (names from --list)")
     p.add_argument("--shard", default="", metavar="I/N",
                    help="do every N-th run from the I-th (0 <= I < N): one task of a job array")
@@ -114,10 +134,10 @@ def select(names: list[str], args) -> list[str]:
 def run_all(experiment: str, names: list[str], do, args, write_report) -> int:
   """--list, or `do(name)` for each selected run, then the report (unless a subset was asked
   for: the jobs of a sweep leave the report to a job that runs after them all)."""
-  if args.list:
-    print("\n".join(names))
-    return 0
   chosen = select(names, args)
+  if args.list:
+    print("\n".join(chosen))
+    return 0
   for i, name in enumerate(chosen, 1):
     print(f"[{i}/{len(chosen)}] {name}", flush=True)
     do(name)

@@ -77,10 +77,10 @@ def main(argv=None) -> int:
   p.add_argument("--gold", help="gold alignments of the corpus's test split, a Pharaoh line per pair")
   args = common.parse(p, argv)
   own = {} if args.workdirs else own_runs(args)
-  if args.list:
-    print("\n".join(own))
-    return 0
   chosen = common.select(list(own), args)
+  if args.list:
+    print("\n".join(chosen))
+    return 0
   if args.only or args.shard:  # cluster jobs train; the report comes after them all
     for name in chosen:
       common.train(own[name], common.runs_dir(args) / name, progress=args.preset != "smoke")

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO   := runs/demo
 DEMO_SENTENCE := the old man did not see the red car of his daughter .
 
-.PHONY: install demo test check clean
+.PHONY: install demo test check check-cluster clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,12 +26,17 @@ demo: install
 	$(BIN)/attnjax eval --workdir $(DEMO) --split test --alignment
 	$(BIN)/attnjax align --workdir $(DEMO) --src "$(DEMO_SENTENCE)" --out $(DEMO)/alignment.png
 
-# Every property at its smallest sizes, in minutes; `make check` adds the tests marked slow.
+# Every property at its smallest sizes, in minutes; `make check` adds the tests marked slow and
+# the cluster tests, which run jobs on a one-node SLURM when SLURM_CONF names one and skip
+# otherwise (.ci/run brings one up: experiments/cluster/local_slurm.sh).
 test: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow and not cluster"
 
 check: install
 	$(BIN)/python -m pytest -q
+
+check-cluster: install
+	$(BIN)/python -m pytest -q -m cluster
 
 clean:
 	rm -rf $(VENV) runs

@@ -163,16 +163,67 @@ RESULT_FILES = ("config.json", "train_done.json", "metrics.jsonl", "experiment_t
                 "experiment_attention.json")
 
 
-def keep_results(workdir: pathlib.Path, store: pathlib.Path) -> pathlib.Path:
+def keep_results(workdir: pathlib.Path, store: pathlib.Path, cell: dict | None = None) -> pathlib.Path:
   """A finished run's result files (no checkpoints: a few hundred kB) copied to
   `store/<run name>/`, the experiment's own folder, so that its report can be rebuilt on any
-  machine and across sessions from what is committed."""
+  machine and across sessions from what is committed; with them `provenance.json`: the run's
+  grid cell (`cell`: what the report needs to know of the run), the command, commit, package
+  versions and machine (`provenance`)."""
   kept = store / workdir.name
   kept.mkdir(parents=True, exist_ok=True)
   for name in RESULT_FILES:
     if (workdir / name).exists():
       (kept / name).write_bytes((workdir / name).read_bytes())
+  (kept / "provenance.json").write_text(json.dumps({"cell": cell or {}, **provenance()}, indent=2) + "\n")
   return kept
+
+
+def provenance() -> dict:
+  """What a kept result was made with: the command, the commit (and whether the tree had
+  changes), the package versions and the machine (a CPU's model and cores, or the device)."""
+  import subprocess
+  from importlib import metadata
+  import jax
+  from attnjax import bench
+
+  def git(*args):
+    try:
+      return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                            timeout=10).stdout.strip() or None
+    except OSError:
+      return None
+  versions = {"python": sys.version.split()[0]}
+  for package in ("jax", "jaxlib", "flax", "optax", "numpy", "sacrebleu"):
+    try:
+      versions[package] = metadata.version(package)
+    except metadata.PackageNotFoundError:
+      versions[package] = None
+  commit = git("rev-parse", "HEAD")
+  return {"command": " ".join(["python", "-m", _command_module()] + sys.argv[1:]),
+          "commit": commit, "tree_changed": bool(git("status", "--porcelain", "--untracked-files=no"))
+          if commit else None, "versions": versions, "machine": bench.device_name(jax.devices()[0])}
+
+
+def _command_module() -> str:
+  main = sys.modules.get("__main__")
+  spec = getattr(main, "__spec__", None)
+  return spec.name if spec and spec.name else pathlib.Path(sys.argv[0]).name
+
+
+def machines(kept_runs) -> str:
+  """The machines that kept runs name in their provenance, for a report's header; runs kept
+  without it are counted as such."""
+  named, unnamed = [], 0
+  for run in kept_runs:
+    path = pathlib.Path(run) / "provenance.json"
+    if path.exists():
+      named.append(json.loads(path.read_text())["machine"])
+    else:
+      unnamed += 1
+  parts = [f"{m} ({named.count(m)} run{'s' if named.count(m) > 1 else ''})" for m in dict.fromkeys(named)]
+  if unnamed:
+    parts.append(f"not recorded ({unnamed} run{'s' if unnamed > 1 else ''} kept before provenance was)")
+  return "; ".join(parts)
 
 
 def load_config(spec: str):
@@ -188,7 +239,7 @@ def make_tiny(config, data_dir: str, steps: int):
   """The smoke preset of any config: numbers:fr, a tiny model of the same family, `steps` steps."""
   config.data.update(name="numbers:fr", data_dir=data_dir, vocab_size=64, max_src_len=16,
                      max_tgt_len=16, batch_size=8, prefetch=0)
-  if config.model.family == "rnn":
+  if config.model.family in ("rnn", "minrnn"):
     config.model.update(embed_dim=16, hidden_dim=16)
   else:
     config.model.update(d_model=16, num_heads=2, d_ff=32, num_encoder_layers=1,

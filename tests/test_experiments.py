@@ -55,11 +55,28 @@ def test_bottleneck_reports_bleu_for_every_length_bin_and_model(bottleneck_run, 
   names = [f"{m}-{c}" for m, c in bottleneck.RUNS["smoke"]]
   rows = _table(md, "source words")
   assert [row[0] for row in rows] == [f"{b * 5}-{b * 5 + 4}" for b in bins]
+  interval = r"(\d+\.\d\d) \((\d+\.\d\d)-(\d+\.\d\d)\)"
   for row in rows:
-    assert len(row) == 2 + len(names) and all(re.fullmatch(r"\d+\.\d\d", x) for x in row[2:]), row
+    assert len(row) == 2 + len(names), row
+    for cell in row[2:]:  # BLEU within its interval; a bin too small to read in parentheses
+      if int(row[1]) >= 20:
+        bleu, low, high = map(float, re.fullmatch(interval, cell).groups())
+        assert low <= bleu <= high
+      else:
+        assert re.fullmatch(r"\(\d+\.\d\d\)", cell), cell
   assert sum(int(row[1]) for row in rows) == len(sources)
-  assert [row[0] for row in _table(md, "model")] == names
+  # the model without attention first; each kept with its grid cell and provenance
+  assert [row[0] for row in _table(md, "model")] == ["encdec-30", "bahdanau-50"]
   assert _is_png(report / "bleu_by_length_smoke.png")
+  kept = report / "runs_smoke"
+  assert sorted(p.name for p in kept.iterdir() if p.is_dir()) == sorted(names)
+  cell = json.loads((kept / "encdec-30" / "provenance.json").read_text())
+  assert cell["cell"]["attends"] is False and cell["cell"]["family"] == "rnn" and cell["machine"].startswith("cpu")
+  assert md.count("Machine: cpu") == 1
+  # the report is rebuilt from the kept files alone
+  from experiments.bottleneck import report as bottleneck_report
+  assert bottleneck_report.main(["--preset", "smoke", "--report_dir", str(report)]) == 0
+  assert (report / "results_smoke.md").read_text() == md
 
 
 def test_alignments_draw_a_heatmap_per_sentence_for_attentive_models(bottleneck_run, data_dir, tmp_path):
@@ -234,27 +251,41 @@ def test_parallelism_refuses_to_resume_another_devices_results(tmp_path, data_di
     parallelism.main(_args(tmp_path, data_dir))
 
 
-def test_bottleneck_claims_are_computed_from_the_hypotheses():
+def test_bottleneck_claims_are_relative_to_each_models_own_scores():
   from experiments.bottleneck import report
-  short = " ".join(["word"] * 5)
-  long = " ".join(["word"] * 55)
   ref = "le vieil homme a vu la voiture rouge de sa fille ."
-  encdec = [(short, ref, ref)] * 4 + [(long, ref, "rien")] * 4  # 100 short, 0 long
-  bahdanau = [(short, ref, ref)] * 4 + [(long, ref, ref)] * 4
-  runs = {"encdec-50": {"triples": encdec, "test": {"by_length": []}},
-          "bahdanau-50": {"triples": bahdanau,
-                          "test": {"by_length": [{"min_len": 5, "max_len": 9, "bleu": 100.0, "sentences": 4},
-                                                 {"min_len": 45, "max_len": 49, "bleu": 85.0, "sentences": 4},
-                                                 {"min_len": 50, "max_len": 54, "bleu": 20.0, "sentences": 4}]}}}
-  assert report.bleu_between(encdec, 0, 9) == pytest.approx(100.0)
-  assert report.bleu_between(encdec, 50, 99) == 0.0
-  assert report.bleu_between(encdec, 10, 20) is None
-  assert report.claims(runs) == []  # 4 sentences a span: too few to read at the default minimum
-  rows = {(r[0], r[1].split(" (")[0]): (r[2], r[4]) for r in report.claims(runs, min_count=4)}
-  assert rows[("encdec-50", "BLEU on 0-9-word sources")] == ("100.00", "yes")
-  assert rows[("encdec-50", "drop from 0-9 to 50+ words")] == ("100.00", "yes")
-  # the 50-54 bin is past the 50-word limit of the claim; 45-49 is the worst inside it
-  assert rows[("bahdanau-50", "largest decline below 50 words")] == ("15.00", "no")
+  half = "le vieil homme a vu la voiture"
+  sources = [" ".join(["word"] * n) for n in range(1, 51)]  # fifths: 1-10 and 41-50 words
+
+  def run(attends, hypothesis, family="rnn", by_length=()):
+    return {"cell": {"attends": attends, "family": family, "corpus": "50", "max_train_words": 50},
+            "triples": [(src, ref, hypothesis(len(src.split()))) for src in sources],
+            "test": {"by_length": list(by_length)}}
+  # without attention: perfect on short sources, half a sentence on long ones
+  encdec = run(False, lambda n: ref if n <= 25 else half)
+  bins = [{"min_len": 11, "max_len": 25, "bleu": 100.0, "sentences": 15},
+          {"min_len": 26, "max_len": 50, "bleu": 95.0, "sentences": 25}]
+  bahdanau = run(True, lambda n: ref, by_length=bins)
+  other_family = run(True, lambda n: ref, family="transformer")
+  runs = {"encdec-50": encdec, "bahdanau-50": bahdanau, "transformer-50": other_family}
+  assert report.fifths(encdec["triples"]) == ((1, 10), (41, 50))
+  rows = {(r[0], r[1].split(":")[0]): r for r in report.claims(runs, min_count=10)}
+  long_bleu = report.bleu_between(encdec["triples"], 41, 50)
+  assert long_bleu[1] <= long_bleu[0] <= long_bleu[2] < 50
+  assert rows[("encdec-50", "the bottleneck")][4] == ("yes" if long_bleu[2] <= 50 else "no")
+  # the attentive model of the same family leads on the longest fifth; the Transformer is not paired
+  lead = rows[("bahdanau-50 / encdec-50", "attention rescues")]
+  assert lead[4] == "yes" and float(lead[2].split()[0]) == pytest.approx(100 - long_bleu[0], abs=0.005)
+  assert not any(r[0].startswith("transformer-50 /") for r in report.claims(runs, min_count=10))
+  # attention holds: the 15-sentence bin is below the minimum; 26-50 is 5% under 100
+  assert rows[("bahdanau-50", "attention holds")][2] == "95.00 against 100.00, 5.0% lower"
+  assert rows[("bahdanau-50", "attention holds")][4] == "yes"
+  # a model that loses as much with attention fails both
+  flat = run(True, lambda n: ref if n <= 25 else half, by_length=[dict(bins[1], bleu=40.0)])
+  rows = {(r[0], r[1].split(":")[0]): r for r in report.claims({"encdec-50": encdec, "flat-50": flat}, min_count=10)}
+  assert rows[("flat-50 / encdec-50", "attention rescues")][4] == "no"
+  assert rows[("flat-50", "attention holds")][4] == "no"
+  assert report.claims(runs) == []  # 10 sentences a fifth: below MIN_BIN
 
 
 # ---------------------------------------------------------------- any corpus, any number of jobs

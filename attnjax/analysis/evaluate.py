@@ -57,6 +57,44 @@ def _paired(systems, references, test_type: str, samples: int):
   return str(signatures["BLEU"]), rows
 
 
+def _sentence_stats(hypotheses: list[str], references: list[str]):
+  """sacreBLEU's per-sentence n-gram statistics, [sentences, stats]: corpus BLEU is a function
+  of their sum, so a bootstrap resample is a sum over drawn rows, not a rescoring of text."""
+  import numpy as np
+  bleu = sacrebleu.metrics.BLEU()
+  return bleu, np.asarray(bleu._extract_corpus_statistics(hypotheses, [references]), dtype=np.int64)
+
+
+def bleu_interval(hypotheses: list[str], references: list[str], samples: int = 1000,
+                  seed: int = 12345, level: float = 0.95) -> tuple[float, float, float]:
+  """Corpus BLEU and its percentile bootstrap interval over the sentences (Koehn 2004):
+  (bleu, low, high). The interval says how the score would move on another test set drawn
+  like this one, e.g. within one source-length bin; it says nothing of another training run."""
+  import numpy as np
+  bleu, stats = _sentence_stats(hypotheses, references)
+  score = lambda rows: bleu._compute_score_from_stats(rows.sum(axis=0).tolist()).score
+  draws = np.random.default_rng(seed).integers(0, len(stats), size=(samples, len(stats)))
+  scores = np.array([score(stats[d]) for d in draws])
+  tail = 100 * (1 - level) / 2
+  return score(stats), float(np.percentile(scores, tail)), float(np.percentile(scores, 100 - tail))
+
+
+def bleu_difference_interval(first: list[str], second: list[str], references: list[str],
+                             samples: int = 1000, seed: int = 12345,
+                             level: float = 0.95) -> tuple[float, float, float]:
+  """BLEU(first) - BLEU(second) over the same references, and its paired percentile bootstrap
+  interval (both systems scored on the same resampled sentences): (difference, low, high)."""
+  import numpy as np
+  bleu, a = _sentence_stats(first, references)
+  _, b = _sentence_stats(second, references)
+  score = lambda rows: bleu._compute_score_from_stats(rows.sum(axis=0).tolist()).score
+  draws = np.random.default_rng(seed).integers(0, len(a), size=(samples, len(a)))
+  differences = np.array([score(a[d]) - score(b[d]) for d in draws])
+  tail = 100 * (1 - level) / 2
+  return (score(a) - score(b), float(np.percentile(differences, tail)),
+          float(np.percentile(differences, 100 - tail)))
+
+
 def length_buckets(sources: list[str], hypotheses: list[str], references: list[str],
                    width: int = 10) -> list[dict]:
   """BLEU per bucket of source length in whitespace tokens: [0, width), [width, 2*width), ..."""

@@ -30,6 +30,7 @@ Presets:
   full   every model, 20,000 steps each (a GPU).
 """
 
+import json
 import sys
 
 from experiments import common
@@ -41,6 +42,10 @@ MODELS = {
     "luong": "configs/rnn_luong.py:score=general",
     "transformer": "configs/transformer.py:size=small",
 }
+# What each model is, kept with its results (the report reads it there, not here).
+LABELS = {"encdec": "RNNencdec", "bahdanau": "RNNsearch", "seq2seq_reversed": "seq2seq (reversed)",
+          "luong": "Luong", "transformer": "Transformer"}
+NO_ATTENTION = ("encdec", "seq2seq_reversed")
 CORPORA = {"30": "en_fr_synth:long30", "50": "en_fr_synth:long50"}
 FIGURE_2 = [("bahdanau", "50"), ("encdec", "50"), ("encdec", "30"), ("bahdanau", "30")]
 RUNS = {"smoke": [("encdec", "30"), ("bahdanau", "50")], "cpu": FIGURE_2,
@@ -101,14 +106,28 @@ def main(argv=None) -> int:
   test_data = make_config("bahdanau", OWN if own else "50", args.preset, args.data).data
   from experiments.bottleneck import report
 
+  kept = report.results_dir(args.report_dir, args.preset)
+
   def do(name):
     workdir = root / name
-    common.train(make_config(*cells[name], args.preset, args.data), workdir, progress=args.preset != "smoke")
+    config = make_config(*cells[name], args.preset, args.data)
+    common.train(config, workdir, progress=args.preset != "smoke")
     common.score_test(workdir, BUCKET_WIDTH, batch_size=256 if args.preset == "smoke" else 64,
                       test_data=test_data)
+    kept.mkdir(parents=True, exist_ok=True)
+    (kept / "grid.json").write_text(json.dumps({"runs": list(cells)}, indent=2) + "\n")
+    common.keep_results(workdir, kept, cell(*cells[name], config))
 
   return common.run_all("bottleneck", list(cells), do, args,
-                        lambda: report.write(root, args.preset, args.report_dir))
+                        lambda: report.write(kept, args.preset, args.report_dir))
+
+
+def cell(model: str, corpus: str, config) -> dict:
+  """What the report needs to know of a run: the model, whether it attends, its family and
+  training corpus (runs compared for 'attention rescues' share both), its longest source."""
+  return {"model": model, "label": LABELS[model], "attends": model not in NO_ATTENTION,
+          "family": config.model.family, "corpus": corpus,
+          "max_train_words": int(corpus) if corpus.isdigit() else None}
 
 
 if __name__ == "__main__":

@@ -119,7 +119,8 @@ def main(argv=None) -> int:
     common.train(make_config(*cells[name], args.preset, args.data), workdir, progress=args.preset != "smoke")
     common.score_test(workdir, width=10, batch_size=256 if args.preset == "smoke" else 100)
     measure_attention(workdir, args.data_dir)
-    common.keep_results(workdir, report.results_dir(args.report_dir, args.preset))
+    common.keep_results(workdir, report.results_dir(args.report_dir, args.preset),
+                        dict(zip(("score", "local", "feed", "seed"), cells[name])))
 
   return common.run_all("scores", list(cells), do, args, lambda: report.write(
       report.results_dir(args.report_dir, args.preset), args.preset, args.report_dir))

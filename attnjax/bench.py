@@ -2,6 +2,7 @@ r"""The speed protocol: one model family, one task, one fixed batch, one JSON li
 
     attnjax bench --model transformer --task train
     attnjax bench --model rnn_attention --task decode --beam 4
+    attnjax bench --model minrnn_attention --cell gru --scan associative
     attnjax bench --model transformer --src-len 512 --tgt-len 512 --batch 8 --remat
 
 The flags and their defaults are those of the PyTorch reference (`torch_reference.py`,
@@ -41,13 +42,13 @@ from attnjax.infer import decode as decode_lib
 from attnjax import hugepages
 from attnjax import models
 from attnjax import tokens
-from attnjax.config import rnn_model, transformer_model
+from attnjax.config import min_rnn_model, rnn_model, transformer_model
 from attnjax.models import flops as flops_lib
 from attnjax.infer.sampling import Sampling
 from attnjax.train import state as state_lib
 from attnjax.train import steps
 
-MODELS = ("transformer", "rnn_attention", "rnn_seq2seq")
+MODELS = ("transformer", "rnn_attention", "rnn_seq2seq", "minrnn_attention", "minrnn")
 
 # Dense bfloat16 peaks (FLOP/s, without sparsity) by `device_kind` substring.
 ACCELERATOR_PEAKS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
@@ -64,7 +65,11 @@ def parse_args(argv):
   p.add_argument("--model", choices=MODELS, required=True)
   p.add_argument("--task", choices=["train", "decode"], default="train")
   p.add_argument("--score", choices=["dot", "general", "concat"], default="general",
-                 help="Luong score of rnn_attention")
+                 help="Luong score of rnn_attention and minrnn_attention")
+  p.add_argument("--cell", choices=["gru", "lstm"], default="gru",
+                 help="minrnn models: minGRU or minLSTM (one layer; bidirectional encoder)")
+  p.add_argument("--scan", choices=["auto", "associative", "sequential"], default="auto",
+                 help="minrnn models: how time is walked (auto: sequential on a CPU only)")
   p.add_argument("--vocab", type=int, default=8000, help="source and target vocabulary each")
   p.add_argument("--batch", type=int, default=64)
   p.add_argument("--src-len", type=int, default=32)
@@ -97,7 +102,17 @@ def parse_args(argv):
   p.add_argument("--loss-chunk", type=int, default=0,
                  help="train: the output layer and loss over this many target tokens at a time "
                       "(train.loss_chunk), so no [tokens, vocabulary] logits are kept; 0 = all at once")
+  p.add_argument("--prng-impl", choices=steps.PRNG_IMPLS, default=steps.PRNG_IMPLS[0],
+                 help="train: the generator of the step's key, from which dropout's keys are "
+                      "derived (train.prng_impl)")
+  p.add_argument("--fused-residual", action="store_true",
+                 help="Transformer: each sublayer's bias, dropout and residual in one "
+                      "elementwise pass (the model's fused_residual)")
   args = p.parse_args(argv)
+  if args.prng_impl != steps.PRNG_IMPLS[0] and args.task != "train":
+    p.error("--prng-impl applies to --task train only")
+  if args.fused_residual and args.model != "transformer":
+    p.error(f"--fused-residual is for the Transformer, not --model={args.model}")
   if args.loss_chunk < 0:
     p.error(f"--loss-chunk={args.loss_chunk} must be 0 (off) or positive")
   if args.loss_chunk and args.task != "train":
@@ -109,8 +124,8 @@ def parse_args(argv):
     p.error(f"--vocab={args.vocab} must exceed the {tokens.FIRST_WORD_ID} reserved token ids")
   if not 0.0 <= args.attention_dropout < 1.0:
     p.error(f"--attention-dropout={args.attention_dropout} must be in [0, 1)")
-  if args.encoder_impl == "cudnn" and args.model == "transformer":
-    p.error("--encoder-impl=cudnn is for the RNNs, not --model=transformer")
+  if args.encoder_impl == "cudnn" and args.model not in ("rnn_attention", "rnn_seq2seq"):
+    p.error(f"--encoder-impl=cudnn is for the LSTM RNNs, not --model={args.model}")
   if args.model != "transformer":  # the model section's own checks (e.g. cuDNN's LSTM: float32)
     try:
       models.build(model_config(args), args.vocab, args.vocab)
@@ -142,6 +157,11 @@ def model_config(args) -> ml_collections.ConfigDict:
                num_encoder_layers=args.layers, num_decoder_layers=args.layers,
                attention_dropout=args.attention_dropout, norm="post", share_embeddings=False,
                max_len=max(cfg.max_len, args.src_len, args.tgt_len))
+    return cfg
+  if args.model.startswith("minrnn"):  # one layer, as the protocol's RNNs
+    cfg = min_rnn_model(args.cell, "luong" if args.model == "minrnn_attention" else "none")
+    cfg.update(dtype=args.dtype, embed_dim=args.emb, hidden_dim=args.hidden, num_layers=1,
+               dropout=0.0, score=args.score, scan=args.scan)
     return cfg
   cfg = rnn_model(decoder="luong" if args.model == "rnn_attention" else "seq2seq", score=args.score)
   cfg.dtype = args.dtype
@@ -296,7 +316,7 @@ def build_train(args, model, params, batch):
   applied = Remat(model, REMAT_POLICIES[args.remat]) if args.remat else model
   step = functools.partial(steps.train_step, model=applied, label_smoothing=cfg.label_smoothing,
                            grad_accum_steps=cfg.grad_accum_steps, loss_chunk=args.loss_chunk)
-  rng = jax.random.PRNGKey(1)
+  rng = steps.rng_key(1, args.prng_impl)
   compiled = jax.jit(step, donate_argnums=0).lower(state, batch, rng).compile()
   return compiled, stepper(compiled, state, batch, rng), lambda out: None
 
@@ -330,6 +350,8 @@ def _use_threads(threads: int) -> None:
 def setup(args):
   """The model, its initial parameters and the fixed batch on the first device."""
   model = models.build(model_config(args), args.vocab, args.vocab)
+  if args.fused_residual:
+    model = model.clone(fused_residual=True)
   params = models.init_params(model, seed=0)
   batch = {k: jax.device_put(v, jax.devices()[0]) for k, v in make_batch(args).items()}
   return model, params, batch
@@ -355,8 +377,10 @@ def run(args) -> dict:
   stats = device.memory_stats() or {}
   return {
       "framework": "jax", "version": jax.__version__, "model": args.model, "task": args.task,
-      "score": args.score if args.model == "rnn_attention" else None,
-      "encoder_impl": args.encoder_impl if args.model != "transformer" else None,
+      "score": args.score if args.model in ("rnn_attention", "minrnn_attention") else None,
+      "encoder_impl": args.encoder_impl if args.model in ("rnn_attention", "rnn_seq2seq") else None,
+      "cell": args.cell if args.model.startswith("minrnn") else None,
+      "scan": args.scan if args.model.startswith("minrnn") else None,
       "params": int(sum(np.size(x) for x in jax.tree.leaves(params))),
       "batch": args.batch, "src_len": args.src_len, "tgt_len": args.tgt_len,
       "threads": len(os.sched_getaffinity(0)), "step_s_median": median, "step_s_min": fastest,
@@ -364,6 +388,8 @@ def run(args) -> dict:
       "dtype": args.dtype, "beam": args.beam if args.task == "decode" else None,
       "nbest": args.nbest or None, "sampling": args.sampling,
       "remat": args.remat, "loss_chunk": args.loss_chunk or None, "compile_s": compile_s,
+      "prng_impl": args.prng_impl if args.task == "train" else None,
+      "fused_residual": args.fused_residual or None,
       "model_flops_per_step": float(flops), "xla_flops_per_step": xla_flops(compiled),
       "peak_flops": peak, "peak_flops_source": peak_source, "mfu": flops / median / peak,
       "peak_memory_bytes": memory, "device_peak_memory_bytes": stats.get("peak_bytes_in_use"),

@@ -62,6 +62,7 @@ def base() -> ml_collections.ConfigDict:
   config.train.clip_norm = 1.0
   config.train.label_smoothing = 0.1
   config.train.loss_chunk = 0              # target tokens per output-layer chunk; 0 = all at once
+  config.train.prng_impl = "threefry2x32"  # dropout's key generator: threefry2x32 | rbg | unsafe_rbg
   config.train.grad_accum_steps = 1
   config.train.log_every = 50
   config.train.eval_every = 500
@@ -103,6 +104,24 @@ def rnn_model(decoder: str = "luong", score: str = "general") -> ml_collections.
   model.local_window = 10        # luong, local: D, the window [p_t - D, p_t + D]
   model.reverse_source = False   # seq2seq, encdec: read the source words last to first
   model.encoder_impl = "scan"    # scan | cudnn (jax.experimental.rnn: cuDNN's LSTM on a GPU)
+  return model
+
+
+def min_rnn_model(cell: str = "gru", attention: str = "luong") -> ml_collections.ConfigDict:
+  """The minGRU / minLSTM family's model section (see attnjax/models/minrnn.py)."""
+  model = ml_collections.ConfigDict()
+  model.family = "minrnn"
+  model.dtype = "float32"
+  model.cell = cell              # gru (minGRU) | lstm (minLSTM), Feng et al. 2024
+  model.embed_dim = 128          # the residual stream's width D
+  model.hidden_dim = 256         # the state's size H per layer (both directions together)
+  model.num_layers = 2           # encoder and decoder each
+  model.bidirectional = True
+  model.dropout = 0.1
+  model.attention = attention    # luong (general score, no input feeding) | none (the bottleneck)
+  model.score = "general"        # luong: dot | general | concat | additive | scaled_dot
+  model.log_space = False        # walk log h (Feng et al.'s log-space form) instead of h
+  model.scan = "auto"            # associative | sequential | auto (sequential on a CPU only)
   return model
 
 
@@ -176,6 +195,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _check(t.clip_norm >= 0, f"train.clip_norm={t.clip_norm} must be 0 (off) or positive")
   _check(0 <= t.label_smoothing < 1, f"train.label_smoothing={t.label_smoothing} must be in [0, 1)")
   _check(t.loss_chunk >= 0, f"train.loss_chunk={t.loss_chunk} must be 0 (off) or positive")
+  from attnjax.train.steps import PRNG_IMPLS
+  _one_of(config, "train.prng_impl", PRNG_IMPLS)
   _check(t.grad_accum_steps >= 1, f"train.grad_accum_steps={t.grad_accum_steps} must be at least 1")
   _check(d.batch_size % t.grad_accum_steps == 0,
          f"data.batch_size={d.batch_size} is not divisible by train.grad_accum_steps={t.grad_accum_steps}")

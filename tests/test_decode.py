@@ -17,6 +17,9 @@ def tiny(family, decoder="luong"):
   if family == "rnn":
     cfg = config_lib.rnn_model(decoder=decoder)
     cfg.update(embed_dim=8, hidden_dim=8, dropout=0.0)
+  elif family == "minrnn":
+    cfg = config_lib.min_rnn_model(attention=decoder)
+    cfg.update(embed_dim=8, hidden_dim=8, num_layers=1, dropout=0.0)
   else:
     cfg = config_lib.transformer_model("tiny")
     cfg.update(d_model=8, d_ff=16, num_decoder_layers=2, dropout=0.0, max_len=32)
@@ -27,6 +30,7 @@ def tiny(family, decoder="luong"):
 
 
 FAMILIES = [pytest.param("rnn", "seq2seq", marks=pytest.mark.slow), ("rnn", "bahdanau"), ("rnn", "luong"),
+            ("minrnn", "luong"), pytest.param("minrnn", "none", marks=pytest.mark.slow),
             ("transformer", None)]
 
 
@@ -70,7 +74,7 @@ def test_beam_hypotheses_are_well_formed_and_scored(family, decoder):
     assert EOS_ID not in tokens[row, :length - 1]
 
 
-@pytest.mark.parametrize("family,decoder", [("rnn", "bahdanau"), ("transformer", None)])
+@pytest.mark.parametrize("family,decoder", [("rnn", "bahdanau"), ("minrnn", "luong"), ("transformer", None)])
 def test_alignment_rows_are_distributions_over_real_source_tokens(family, decoder):
   model, params, src = tiny(family, decoder)
   out = decode.decode(model, params, src, max_len=5, beam_size=3)
@@ -81,8 +85,9 @@ def test_alignment_rows_are_distributions_over_real_source_tokens(family, decode
     assert np.all(align[row, :, :, :, src_len[row]:] == 0.0)
 
 
-def test_models_without_attention_have_no_alignment():
-  model, params, src = tiny("rnn", "seq2seq")
+@pytest.mark.parametrize("family,decoder", [("rnn", "seq2seq"), ("minrnn", "none")])
+def test_models_without_attention_have_no_alignment(family, decoder):
+  model, params, src = tiny(family, decoder)
   assert decode.greedy(model, params, src, max_len=4).alignment is None
 
 
@@ -152,7 +157,8 @@ def test_decoding_in_phases_matches_one_phase(family, decoder, beam_size, monkey
     np.testing.assert_allclose(np.asarray(phased.alignment), np.asarray(whole.alignment), atol=1e-6)
 
 
-@pytest.mark.parametrize("family,decoder,loops", [("rnn", "luong", 1), ("transformer", None, 3)])
+@pytest.mark.parametrize("family,decoder,loops", [("rnn", "luong", 1), ("minrnn", "luong", 1),
+                                                  ("transformer", None, 3)])
 def test_only_a_growing_state_is_decoded_in_phases(family, decoder, loops):
   """An RNN's state does not depend on max_len, so it gets one loop, not three copies."""
   model, params, src = tiny(family, decoder)

@@ -23,14 +23,16 @@ import ml_collections
 from attnjax.models.attention import LOCALS, SCORES
 from attnjax.models.intervention import Intervention
 from attnjax.models.intervention import gates as intervention_gates
+from attnjax.models.minrnn import MIN_ATTENTIONS, MIN_CELLS, SCANS, MinRNNSeq2Seq
 from attnjax.models.rnn import ATTENTIVE, CELLS, DECODERS, ENCODER_IMPLS, RNNSeq2Seq
 from attnjax.models.transformer import NORMS, POSITIONS, Transformer
 from attnjax.tokens import UNK_ID
 
-FAMILIES = ('rnn', 'transformer')
+FAMILIES = ('rnn', 'transformer', 'minrnn')
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
-__all__ = ['build', 'init_params', 'intervene', 'Intervention', 'RNNSeq2Seq', 'Transformer']
+__all__ = ['build', 'init_params', 'intervene', 'Intervention', 'MinRNNSeq2Seq', 'RNNSeq2Seq',
+           'Transformer']
 
 
 def _get(cfg, field):
@@ -104,6 +106,28 @@ def _build_rnn(cfg, src_vocab_size, tgt_vocab_size, dtype):
       **luong)
 
 
+def _build_minrnn(cfg, src_vocab_size, tgt_vocab_size, dtype):
+  hidden_dim = _positive(cfg, 'hidden_dim')
+  bidirectional = bool(_get(cfg, 'bidirectional'))
+  if bidirectional and hidden_dim < 2:
+    raise ValueError(f'model.hidden_dim={hidden_dim} must be at least 2 with '
+                     'model.bidirectional=True (each direction gets hidden_dim // 2).')
+  attention = _choice(cfg, 'attention', MIN_ATTENTIONS)
+  return MinRNNSeq2Seq(
+      src_vocab_size, tgt_vocab_size,
+      cell=_choice(cfg, 'cell', MIN_CELLS),
+      embed_dim=_positive(cfg, 'embed_dim'),
+      hidden_dim=hidden_dim,
+      num_layers=_positive(cfg, 'num_layers'),
+      bidirectional=bidirectional,
+      dropout=_rate(cfg, 'dropout'),
+      attention=attention,
+      score=_choice(cfg, 'score', SCORES) if attention == 'luong' else 'general',
+      log_space=bool(_get(cfg, 'log_space')),
+      scan=_choice(cfg, 'scan', SCANS),
+      dtype=dtype)
+
+
 def _build_transformer(cfg, src_vocab_size, tgt_vocab_size, dtype):
   d_model, num_heads = _positive(cfg, 'd_model'), _positive(cfg, 'num_heads')
   if d_model % num_heads:
@@ -142,6 +166,8 @@ def build(cfg: ml_collections.ConfigDict, src_vocab_size: int, tgt_vocab_size: i
   dtype = DTYPES[_choice(cfg, 'dtype', tuple(DTYPES))]
   if family == 'rnn':
     return _build_rnn(cfg, src_vocab_size, tgt_vocab_size, dtype)
+  if family == 'minrnn':
+    return _build_minrnn(cfg, src_vocab_size, tgt_vocab_size, dtype)
   return _build_transformer(cfg, src_vocab_size, tgt_vocab_size, dtype)
 
 
@@ -158,7 +184,9 @@ def intervene(model: nn.Module, intervention: Intervention | None) -> nn.Module:
     return model.clone(intervention=None)
   if isinstance(model, RNNSeq2Seq) and model.decoder not in ATTENTIVE:
     raise ValueError(f'model.decoder={model.decoder!r} has no attention to intervene on')
-  if isinstance(model, RNNSeq2Seq) and intervention.layers:
+  if isinstance(model, MinRNNSeq2Seq) and model.attention == 'none':
+    raise ValueError("model.attention='none' has no attention to intervene on")
+  if isinstance(model, (RNNSeq2Seq, MinRNNSeq2Seq)) and intervention.layers:
     raise ValueError('an RNN has one attention: intervention layers are for the Transformer')
   if isinstance(model, Transformer) and any(not 0 <= l < model.num_decoder_layers for l in intervention.layers):
     raise ValueError(f'intervention layers {intervention.layers}: the model has '

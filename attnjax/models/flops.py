@@ -6,7 +6,10 @@ softmaxes, elementwise gates. A training step is about three forward passes (for
 and a backward pass twice as dear). Covers the Transformer (encoder and decoder layers of
 one count), the RNN without attention (`seq2seq`, one direction or both) and the Luong RNN
 (bidirectional encoder, general score, input feeding), one layer each: the models of the
-speed protocol (`attnjax/bench.py`) and of the parallelism experiment.
+speed protocol (`attnjax/bench.py`) and of the parallelism experiment. And the minGRU /
+minLSTM family at any depth, with or without attention (`attnjax/models/minrnn.py`): per
+layer and token, the gates' Linear maps D -> G H (G = 2 for minGRU, 3 for minLSTM) and W_down
+H -> D; its walk through time is elementwise, not counted.
 """
 
 
@@ -25,9 +28,31 @@ def _check_transformer(cfg) -> None:
     raise ValueError("the Transformer's FLOP count needs as many encoder as decoder layers")
 
 
+def _min_rnn(cfg, b: int, s: int, t: int, v: int, per_sentence: int) -> tuple[float, float]:
+  """minGRU / minLSTM: (the source side, once for `b` sentences; the target side for `t` tokens
+  of `per_sentence` rows each): encoder layers, key projection, decoder layers, attention
+  (scores, weighted sums and W_c), output layer. The top encoder layer of the bottleneck
+  variant has no W_down, and its c enters the decoder through W_c, once per sentence."""
+  d, h, layers = cfg.embed_dim, cfg.hidden_dim, cfg.num_layers
+  gates = 2 if cfg.cell == "gru" else 3
+  layer = lambda tokens: 2 * tokens * (d * gates * h + h * d)           # gates, W_down
+  if cfg.attention == "luong":
+    keys = 0 if cfg.score in ("dot", "scaled_dot") else 2 * b * s * d * d  # W_a h_j (U_a h_j)
+    source = layers * layer(b * s) + keys
+    step = 2 * 2 * s * d + 2 * 2 * d * d                                 # scores and sums, W_c
+    if cfg.score in ("concat", "additive"):
+      step += 2 * d * d                                                  # W_a s_t; v_a as a score
+    target = layers * layer(per_sentence * t) + per_sentence * t * (step + 2 * d * v)
+    return source, target
+  source = layers * layer(b * s) - 2 * b * s * h * d + 2 * b * h * d
+  return source, layers * layer(per_sentence * t) + 2 * per_sentence * t * d * v
+
+
 def forward(cfg, vocab: int, batch: int, src_len: int, tgt_len: int) -> float:
   """One teacher-forced forward pass over a [batch, src_len] source and [batch, tgt_len] target."""
   b, s, t, v = batch, src_len, tgt_len, vocab
+  if cfg.family == "minrnn":
+    return sum(_min_rnn(cfg, b, s, t, v, b))
   if cfg.family == "transformer":
     _check_transformer(cfg)
     d, f, n = cfg.d_model, cfg.d_ff, cfg.num_encoder_layers
@@ -54,6 +79,8 @@ def decode(cfg, vocab: int, batch: int, beam: int, src_len: int, tgt_len: int) -
   """Decoding tgt_len tokens for `batch` sources with `beam` hypotheses each (1 = greedy)."""
   b, k, s, t, v = batch, beam, src_len, tgt_len, vocab
   bk = b * k
+  if cfg.family == "minrnn":
+    return sum(_min_rnn(cfg, b, s, t, v, bk))
   if cfg.family == "transformer":
     _check_transformer(cfg)
     d, f, n = cfg.d_model, cfg.d_ff, cfg.num_encoder_layers

@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from attnjax.config import rnn_model, transformer_model
+from attnjax.config import min_rnn_model, rnn_model, transformer_model
 from attnjax.models import build
 from tests.helpers import random_variables
 
@@ -24,6 +24,7 @@ RNN = {**rnn_model(decoder='seq2seq').to_dict(), 'embed_dim': 8, 'hidden_dim': 1
 TRANSFORMER = {**transformer_model('tiny').to_dict(), 'd_model': 16, 'd_ff': 24,
                'num_decoder_layers': 2, 'attention_dropout': 0.1, 'share_embeddings': False,
                'max_len': 16}
+MIN = {**min_rnn_model().to_dict(), 'embed_dim': 8, 'hidden_dim': 10, 'num_layers': 1}
 CONFIGS = {
     'seq2seq-bigru-2layers': {**RNN, 'cell': 'gru', 'bidirectional': True, 'num_layers': 2},
     'seq2seq-reversed-lstm': {**RNN, 'reverse_source': True},
@@ -42,6 +43,12 @@ CONFIGS = {
                               'input_feeding': False, 'bidirectional': True},
     'luong-local-m-concat-gru': {**RNN, 'decoder': 'luong', 'score': 'concat', 'cell': 'gru',
                                  'local': 'm', 'local_window': 2, 'input_feeding': False},
+    'mingru-luong-bi-2layers-associative': {**MIN, 'num_layers': 2, 'scan': 'associative'},
+    'minlstm-none-log-associative': {**MIN, 'cell': 'lstm', 'attention': 'none',
+                                     'bidirectional': False, 'log_space': True,
+                                     'scan': 'associative'},
+    'minlstm-luong-dot-bi-log': {**MIN, 'cell': 'lstm', 'score': 'dot', 'log_space': True},
+    'mingru-none-bi-2layers': {**MIN, 'attention': 'none', 'num_layers': 2},
     'transformer-pre': TRANSFORMER,
     'transformer-post-learned-shared': {**TRANSFORMER, 'norm': 'post', 'positions': 'learned',
                                         'share_embeddings': True},
@@ -62,7 +69,8 @@ def cross_entropy(logits):
 
 
 SLOW = ('seq2seq-reversed-lstm', 'encdec-reversed-gru-2layers', 'luong-feeding-concat-gru-2layers',
-        'luong-local-m-concat-gru', 'luong-dot-bilstm-odd', 'luong-local-p-general')  # variations that `make check` adds
+        'luong-local-m-concat-gru', 'luong-dot-bilstm-odd', 'luong-local-p-general',
+        'minlstm-luong-dot-bi-log', 'mingru-none-bi-2layers')  # variations that `make check` adds
 
 
 @pytest.fixture(scope='module', params=[pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name
@@ -108,11 +116,11 @@ def test_step_decoding_reproduces_teacher_forcing(run):
 
 
 def test_step_cross_attention_equals_teacher_forced(run):
-  if run.cfg.family == 'rnn' and run.cfg.decoder in ('seq2seq', 'encdec'):
+  if run.cfg.get('decoder') in ('seq2seq', 'encdec') or run.cfg.get('attention') == 'none':
     assert run.intermediates == {} and run.step_cross is None  # no alignment to show
     return
   cross = run.intermediates['cross_attention'][0]  # [B, T, L, H, S]
-  layers, heads = ((1, 1) if run.cfg.family == 'rnn'
+  layers, heads = ((1, 1) if run.cfg.family != 'transformer'
                    else (run.cfg.num_decoder_layers, run.cfg.num_heads))
   assert cross.shape == (B, T, layers, heads, S)
   np.testing.assert_allclose(run.step_cross, cross, atol=1e-5)
@@ -141,7 +149,8 @@ def test_gradients_are_finite_and_nonzero_for_every_parameter(run):
 
 
 @pytest.mark.parametrize('run', ['seq2seq-bigru-2layers', 'bahdanau-bilstm-2layers',
-                                 'luong-dot-bilstm-odd', 'transformer-pre'], indirect=True)
+                                 'luong-dot-bilstm-odd', 'mingru-luong-bi-2layers-associative',
+                                 'transformer-pre'], indirect=True)
 def test_bfloat16_compute_stays_close_to_float32(run):  # one config per decoder, for speed
   model = build(ml_collections.ConfigDict({**run.cfg, 'dtype': 'bfloat16'}),
                 *vocab_sizes(run.cfg))
@@ -151,7 +160,8 @@ def test_bfloat16_compute_stays_close_to_float32(run):  # one config per decoder
   assert error < 0.05
 
 
-@pytest.mark.parametrize('run', ['luong-feeding-concat-gru-2layers', 'transformer-pre'],
+@pytest.mark.parametrize('run', ['luong-feeding-concat-gru-2layers',
+                                 'mingru-luong-bi-2layers-associative', 'transformer-pre'],
                          indirect=True)
 def test_dropout_only_in_training(run):  # one config per family, for speed
   apply = jax.jit(lambda key: run.model.apply(run.variables, SRC, TGT_IN, train=True,
@@ -163,9 +173,9 @@ def test_dropout_only_in_training(run):  # one config per family, for speed
   assert not np.allclose(apply(key(1)), train_logits)
 
 
-@pytest.mark.parametrize('family', ['rnn', 'transformer'])
+@pytest.mark.parametrize('family', ['rnn', 'transformer', 'minrnn'])
 def test_parameters_stay_float32_under_bfloat16(family):
-  cfg = {**(RNN if family == 'rnn' else TRANSFORMER), 'dtype': 'bfloat16'}
+  cfg = {**{'rnn': RNN, 'transformer': TRANSFORMER, 'minrnn': MIN}[family], 'dtype': 'bfloat16'}
   model = build(ml_collections.ConfigDict(cfg), 17, 17)
   shapes = jax.eval_shape(model.init, jax.random.key(0), SRC, TGT_IN)
   assert {leaf.dtype for leaf in jax.tree.leaves(shapes)} == {jnp.dtype(jnp.float32)}
@@ -191,6 +201,13 @@ def test_parameters_stay_float32_under_bfloat16(family):
     ({**TRANSFORMER, 'positions': 'rotary'}, (13, 17), 'model.positions'),
     ({**TRANSFORMER, 'share_embeddings': True}, (13, 17), 'model.share_embeddings'),
     (TRANSFORMER, (3, 17), 'source vocabulary'),
+    ({**MIN, 'cell': 'rnn'}, (13, 17), 'model.cell'),
+    ({**MIN, 'attention': 'bahdanau'}, (13, 17), 'model.attention'),
+    ({**MIN, 'scan': 'parallel'}, (13, 17), 'model.scan'),
+    ({**MIN, 'score': 'cosine'}, (13, 17), 'model.score'),
+    ({**MIN, 'num_layers': 0}, (13, 17), 'model.num_layers'),
+    ({key: value for key, value in MIN.items() if key != 'log_space'}, (13, 17),
+     'model.log_space'),
 ])
 def test_build_rejects_impossible_configs(overrides, vocab, field):
   with pytest.raises(ValueError, match=field.replace('.', r'\.')):

@@ -16,16 +16,18 @@ from attnjax.models import intervention as intervention_lib
 from tests.helpers import random_variables
 from tests.models.test_contract import CONFIGS, SRC, TGT_IN, vocab_sizes
 
-ATTENTIVE = ['luong-feeding-general-bilstm', 'transformer-pre',
+ATTENTIVE = ['luong-feeding-general-bilstm', 'transformer-pre', 'mingru-luong-bi-2layers-associative',
              *(pytest.param(name, marks=pytest.mark.slow)
                for name in ('bahdanau-bilstm-2layers', 'luong-dot-bilstm-odd', 'luong-local-p-general'))]
 # decoding equals teacher forcing under each kind: one family each in `make test`, all in `make check`
 FAST_DECODED = [('bahdanau-bilstm-2layers', 'permute'), ('transformer-pre', 'permute'),
-                ('luong-feeding-general-bilstm', 'uniform')]
+                ('luong-feeding-general-bilstm', 'uniform'),
+                ('mingru-luong-bi-2layers-associative', 'permute')]
 DECODED = [*FAST_DECODED,
            *(pytest.param(name, kind, marks=pytest.mark.slow)
              for name in ('bahdanau-bilstm-2layers', 'luong-feeding-general-bilstm', 'luong-dot-bilstm-odd',
-                          'luong-local-p-general', 'transformer-pre')
+                          'luong-local-p-general', 'mingru-luong-bi-2layers-associative',
+                          'transformer-pre')
              for kind in ('uniform', 'permute') if (name, kind) not in FAST_DECODED)]
 REAL = np.asarray(SRC != 0)  # [B, S]
 B, S = SRC.shape
@@ -181,9 +183,10 @@ def test_a_head_zeroed_in_the_parameters_has_no_importance():
 
 
 def test_interventions_are_refused_where_there_is_no_attention():
-  model, _ = make('seq2seq-reversed-lstm')
-  with pytest.raises(ValueError, match='no attention'):
-    intervene(model, Intervention('uniform'))
+  for name in ('seq2seq-reversed-lstm', 'minlstm-none-log-associative'):
+    model, _ = make(name)
+    with pytest.raises(ValueError, match='no attention'):
+      intervene(model, Intervention('uniform'))
   with pytest.raises(ValueError, match='not one of'):
     Intervention('shuffle')
   assert dataclasses.replace(Intervention('permute'), seed=2).seed == 2

@@ -15,7 +15,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
   echo "usage: $0 up|down|status DIR"
 }
 
@@ -32,8 +32,7 @@ case "$1" in
 esac
 [ $# -eq 2 ] || die "$1 needs the folder that holds the cluster's config and state, e.g. $0 $1 runs/slurm"
 COMMAND=$1
-mkdir -p "$2"
-DIR=$(cd "$2" && pwd)
+DIR=$(realpath -m "$2")
 export SLURM_CONF=$DIR/slurm.conf
 NODE=$(hostname -s)
 DAEMONS=(slurmd slurmctld munged)   # the order they stop in; they start in the reverse one
@@ -65,7 +64,9 @@ write_config() {
   local memory
   memory=$(slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
   mkdir -p "$DIR/run" "$DIR/log" "$DIR/state" "$DIR/spool"
-  install -d -m 755 "$DIR/munge"   # munged wants its socket's folder open to all
+  # munged wants every folder above its socket open to all (mktemp -d makes one that is not)
+  chmod go+x "$DIR"
+  install -d -m 755 "$DIR/munge"
   if [ ! -s "$DIR/munge/munge.key" ]; then
     mungekey --create --keyfile="$DIR/munge/munge.key"
     chmod 400 "$DIR/munge/munge.key"
@@ -112,6 +113,14 @@ up() {
   fi
   [ -n "$(pid_of slurmctld)" ] || slurmctld -f "$SLURM_CONF"
   [ -n "$(pid_of slurmd)" ] || slurmd -f "$SLURM_CONF"
+  for _ in $(seq 100); do   # the daemons' children write their pid files
+    [ -s "$DIR/run/slurmctld.pid" ] && [ -s "$DIR/run/slurmd.pid" ] && break
+    sleep 0.1
+  done
+  sleep 1
+  for daemon in munged slurmctld slurmd; do   # one that stopped at once (a port in use, a bad key)
+    [ -n "$(pid_of "$daemon")" ] || die "$daemon did not stay up; see $DIR/log/$daemon.log"
+  done
   local state=""
   for _ in $(seq 60); do
     state=$(sinfo -h -n "$NODE" -o %T 2>/dev/null || true)

@@ -73,12 +73,25 @@ def _environment(**extra) -> dict:
               **extra)
 
 
+_submitted: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _cancel_what_is_left():
+  """A test that fails leaves no job behind to hold the node's CPUs from the next one."""
+  yield
+  if _submitted:
+    subprocess.run(["scancel", *_submitted], capture_output=True, timeout=60)
+    _submitted.clear()
+
+
 def _sbatch(args: list[str], cwd: Path, env: dict) -> str:
   """Submit; the job's id."""
   done = subprocess.run(["sbatch", "--parsable", *args], cwd=cwd, env=env, capture_output=True, text=True,
                         timeout=60)
   assert done.returncode == 0, f"sbatch {' '.join(args)}: {done.stderr}"
-  return done.stdout.strip().split(";")[0]
+  _submitted.append(done.stdout.strip().split(";")[0])
+  return _submitted[-1]
 
 
 def _records(job: str) -> list[dict]:

@@ -175,6 +175,8 @@ def test_parallelism_measures_a_fixed_token_budget_latency_and_the_loops(tmp_pat
     if row["model"] == "transformer":
       assert row["loops"] == [] and row["sequential_steps_per_layer"] == 1
       assert row["attention_flops"] > 0 and row["projection_flops"] > row["attention_flops"]
+    elif row["model"].startswith("mingru"):  # the associative scan: no loop over time
+      assert row["loops"] == [] and row["sequential_steps_per_layer"] == 1
     else:  # encoder forward and backward, decoder: each a loop of n steps
       assert [l["trip_count"] for l in row["loops"]] == [row["length"]] * 3, row["loops"]
       assert row["sequential_steps_per_layer"] == row["length"]
@@ -307,9 +309,9 @@ def _files_corpus(tmp_path):
 def test_list_only_and_shard_pick_runs_and_refuse_unknown_ones(tmp_path, capsys):
   assert scores.main(["--preset", "cpu", "--list"]) == 0
   names = capsys.readouterr().out.split()
-  assert names == scores.run_names("cpu") and len(names) == 36 == len(set(names))
+  assert names == scores.run_names("cpu") and len(names) == 39 == len(set(names))
   assert bottleneck.main(["--preset", "cpu", "--list", "--config.data.name=files"]) == 0
-  assert capsys.readouterr().out.split() == ["bahdanau-own", "encdec-own"]
+  assert capsys.readouterr().out.split() == ["bahdanau-own", "encdec-own", "mingru-own", "mingru_luong-own"]
   from experiments import common
   args = common.parse(common.parser("scores", ""), ["--shard", "1/3", "--only", ",".join(names[:5])])
   assert common.select(names, args) == [names[1], names[4]]

@@ -25,7 +25,9 @@ import numpy as np  # noqa: E402
 from experiments import common  # noqa: E402
 
 LABELS = {"rnn_seq2seq": "RNN, no attention", "rnn_attention": "RNN + attention",
-          "rnn_attention_cudnn": "RNN + attention, cuDNN encoder", "transformer": "Transformer"}
+          "rnn_attention_cudnn": "RNN + attention, cuDNN encoder",
+          "mingru": "minGRU, no attention", "mingru_attention": "minGRU + attention",
+          "transformer": "Transformer"}
 RNNS = ("rnn_seq2seq", "rnn_attention", "rnn_attention_cudnn")
 
 # What the claims need (Vaswani et al. 2017, Table 1, read at a fixed token budget).
@@ -49,6 +51,9 @@ def _size(model: dict) -> str:
   if model["family"] == "transformer":
     return (f"d_model {model['d_model']}, {model['num_heads']} heads, d_ff {model['d_ff']}, "
             f"{model['num_encoder_layers']}+{model['num_decoder_layers']} layers")
+  if model["family"] == "minrnn":
+    return (f"min{model['cell'].upper()} hidden {model['hidden_dim']}, embed {model['embed_dim']}, "
+            f"{model['num_layers']} layer(s), attention {model['attention']}, {model['scan']} scan")
   encoder = ", cuDNN encoder" if model.get("encoder_impl") == "cudnn" else ""
   return (f"{model['cell'].upper()} hidden {model['hidden_dim']}, embed {model['embed_dim']}, "
           f"{model['num_layers']} layer(s), decoder {model['decoder']}{encoder}")

@@ -3,9 +3,11 @@ machine at hand (Vaswani et al. 2017, Table 1).
 
     python -m experiments.parallelism.run --preset cpu     # then: python -m experiments.parallelism.report
 
-Three models of matched parameter counts (within 10 %): an RNN without attention
+Five models of matched parameter counts (within 10 %): an RNN without attention
 (`configs/rnn_seq2seq.py`), an RNN with attention (`configs/rnn_luong.py`, general score, input
-feeding) and the Transformer (`configs/transformer.py`); the RNNs embed with d_model and their
+feeding), the same two as minGRUs (`configs/rnn_min.py:attention=none|luong`: a recurrence
+linear in its state, walked by an associative scan, so no loop of n steps; Feng et al. 2024)
+and the Transformer (`configs/transformer.py`); the RNNs embed with d_model and their
 hidden size is solved for so that their parameter count matches the Transformer's.
 
 (a) budget.json, at a fixed budget of target tokens per step (batch x n = T, source = target
@@ -62,7 +64,13 @@ import time
 from attnjax.tokens import random_batch
 from experiments import common
 
-MODELS = ("rnn_seq2seq", "rnn_attention", "transformer")
+MODELS = ("rnn_seq2seq", "rnn_attention", "mingru", "mingru_attention", "transformer")
+RNN_SPECS = {  # each recurrent model's config; the minGRUs walk time by the associative scan
+    "rnn_seq2seq": "configs/rnn_seq2seq.py",
+    "rnn_attention": "configs/rnn_luong.py:score=general",
+    "mingru": "configs/rnn_min.py:cell=gru,attention=none",
+    "mingru_attention": "configs/rnn_min.py:cell=gru,attention=luong",
+}
 PARTS = ("models", "budget", "latency", "devices")  # the raw files, kept beside the report
 CUDNN = "rnn_attention_cudnn"  # rnn_attention with model.encoder_impl=cudnn (float32), where asked
 SETTINGS = {
@@ -109,29 +117,37 @@ def count_params(model_cfg, vocab: int) -> int:
 
 
 def _rnn_config(name: str, hidden: int, s):
-  spec = "configs/rnn_seq2seq.py" if name == "rnn_seq2seq" else "configs/rnn_luong.py:score=general"
-  config = common.load_config(spec)
+  config = common.load_config(RNN_SPECS[name])
   d_model = _transformer_config(s).model.d_model
   config.model.update(embed_dim=d_model, hidden_dim=hidden, num_layers=s["rnn_layers"],
                       dtype=s["dtype"])
+  if config.model.family == "minrnn":
+    config.model.scan = "associative"  # the parallel walk on every device (no loop of n steps)
   return config
 
 
-def matched_configs(s) -> dict:
-  """{model: config}; each RNN's hidden size (a multiple of 8) solved for the Transformer's count.
+def solve_hidden(probes, counts, target) -> int:
+  """The hidden size (a multiple of 8) at which a count measured at `probes` reaches `target`.
 
-  The count is quadratic in the hidden size, so three counts fix it.
+  Counts are at most quadratic in the hidden size (an LSTM's recurrent weights), linear where
+  gates read only the input (the minGRU): a quadratic fit and its smallest positive root, as
+  a fit to a line has a leading coefficient of rounding size and a spurious root far out.
   """
   import numpy as np
+  a, b, c = np.polyfit(probes, counts, 2)
+  roots = [r.real for r in np.roots([a, b, c - target]) if abs(r.imag) < 1e-9 and r.real > 0]
+  return max(8, int(round(min(roots) / 8)) * 8) if roots else 8
+
+
+def matched_configs(s) -> dict:
+  """{model: config}; each RNN's hidden size (a multiple of 8) solved for the Transformer's
+  count (`solve_hidden`: three counts fix it)."""
   configs = {"transformer": _transformer_config(s)}
   target = count_params(configs["transformer"].model, s["vocab"])
-  for name in ("rnn_seq2seq", "rnn_attention"):
+  for name in RNN_SPECS:
     probes = (64, 128, 256)
     counts = [count_params(_rnn_config(name, h, s).model, s["vocab"]) for h in probes]
-    a, b, c = np.polyfit(probes, counts, 2)
-    roots = [r.real for r in np.roots([a, b, c - target]) if abs(r.imag) < 1e-9 and r.real > 0]
-    hidden = max(8, int(round(max(roots) / 8)) * 8) if roots else 8
-    configs[name] = _rnn_config(name, hidden, s)
+    configs[name] = _rnn_config(name, solve_hidden(probes, counts, target), s)
   if s["cudnn"]:  # the same RNN, its encoder as one jax.experimental.rnn call per layer
     configs[CUDNN] = _rnn_config("rnn_attention", configs["rnn_attention"].model.hidden_dim, s)
     configs[CUDNN].model.update(encoder_impl="cudnn", dtype="float32")

@@ -28,7 +28,9 @@ Presets:
          (every variant's seed 0 first), so a run cut short still compares every variant.
          6-8 minutes a run on 2 cores (training, then about 30 s of decoding and aligning
          1,000 test sentences), about 4 hours in all: `--only` splits them across sessions.
-  full   3,000 steps, seeds 0-4: 60 runs (a GPU).
+         Then minGRU with Luong's general score after its cells (`configs/rnn_min.py`, no
+         input feeding: `mingru_general-feed0-seed<s>`), the same steps and seeds: 3 runs.
+  full   3,000 steps, seeds 0-4: 60 runs and 5 of minGRU (a GPU).
 """
 
 import json
@@ -39,10 +41,13 @@ from experiments import common
 SCORES = ("dot", "general", "concat", "scaled_dot")
 VARIANTS = [(score, "") for score in SCORES] + [("general", "m"), ("general", "p")]  # (score, local)
 SEEDS = {"cpu": (0, 1, 2), "full": (0, 1, 2, 3, 4)}
-GRID = {  # (score, local, input feeding, seed)
+# Other models with Luong's global attention, named as a score so that their runs group and
+# compare as the variants do: minGRU with the general score, read after the cells (no feeding).
+MODELS = {"mingru_general": "configs/rnn_min.py:cell=gru,attention=luong"}
+GRID = {  # (score, local, input feeding, seed); the other models after Luong's, seed-major too
     "smoke": [("dot", "", 1, 0), ("dot", "", 1, 1), ("general", "", 0, 0), ("general", "p", 1, 0)],
     **{preset: [(score, local, feed, seed) for seed in seeds for score, local in VARIANTS
-                for feed in (1, 0)]
+                for feed in (1, 0)] + [(model, "", 0, seed) for seed in seeds for model in MODELS]
        for preset, seeds in SEEDS.items()},
 }
 STEPS = {"smoke": 3, "cpu": 1000, "full": 3000}
@@ -51,7 +56,8 @@ EVALS = 5  # validation perplexity measured this many times along a run
 
 def make_config(score: str, local: str, feed: int, seed: int, preset: str, data: dict | None = None):
   """The run's config; `data`: overrides of its data section (another corpus)."""
-  config = common.load_config(f"configs/rnn_luong.py:score={score},feed={feed},local={local or 'global'}")
+  config = common.load_config(MODELS[score] if score in MODELS else
+                              f"configs/rnn_luong.py:score={score},feed={feed},local={local or 'global'}")
   config.seed = seed
   steps = STEPS[preset]
   if preset == "smoke":

@@ -102,7 +102,17 @@ def parse_args(argv):
   p.add_argument("--loss-chunk", type=int, default=0,
                  help="train: the output layer and loss over this many target tokens at a time "
                       "(train.loss_chunk), so no [tokens, vocabulary] logits are kept; 0 = all at once")
+  p.add_argument("--prng-impl", choices=steps.PRNG_IMPLS, default=steps.PRNG_IMPLS[0],
+                 help="train: the generator of the step's key, from which dropout's keys are "
+                      "derived (train.prng_impl)")
+  p.add_argument("--fused-residual", action="store_true",
+                 help="Transformer: each sublayer's bias, dropout and residual in one "
+                      "elementwise pass (the model's fused_residual)")
   args = p.parse_args(argv)
+  if args.prng_impl != steps.PRNG_IMPLS[0] and args.task != "train":
+    p.error("--prng-impl applies to --task train only")
+  if args.fused_residual and args.model != "transformer":
+    p.error(f"--fused-residual is for the Transformer, not --model={args.model}")
   if args.loss_chunk < 0:
     p.error(f"--loss-chunk={args.loss_chunk} must be 0 (off) or positive")
   if args.loss_chunk and args.task != "train":
@@ -306,7 +316,7 @@ def build_train(args, model, params, batch):
   applied = Remat(model, REMAT_POLICIES[args.remat]) if args.remat else model
   step = functools.partial(steps.train_step, model=applied, label_smoothing=cfg.label_smoothing,
                            grad_accum_steps=cfg.grad_accum_steps, loss_chunk=args.loss_chunk)
-  rng = jax.random.PRNGKey(1)
+  rng = steps.rng_key(1, args.prng_impl)
   compiled = jax.jit(step, donate_argnums=0).lower(state, batch, rng).compile()
   return compiled, stepper(compiled, state, batch, rng), lambda out: None
 
@@ -340,6 +350,8 @@ def _use_threads(threads: int) -> None:
 def setup(args):
   """The model, its initial parameters and the fixed batch on the first device."""
   model = models.build(model_config(args), args.vocab, args.vocab)
+  if args.fused_residual:
+    model = model.clone(fused_residual=True)
   params = models.init_params(model, seed=0)
   batch = {k: jax.device_put(v, jax.devices()[0]) for k, v in make_batch(args).items()}
   return model, params, batch
@@ -376,6 +388,8 @@ def run(args) -> dict:
       "dtype": args.dtype, "beam": args.beam if args.task == "decode" else None,
       "nbest": args.nbest or None, "sampling": args.sampling,
       "remat": args.remat, "loss_chunk": args.loss_chunk or None, "compile_s": compile_s,
+      "prng_impl": args.prng_impl if args.task == "train" else None,
+      "fused_residual": args.fused_residual or None,
       "model_flops_per_step": float(flops), "xla_flops_per_step": xla_flops(compiled),
       "peak_flops": peak, "peak_flops_source": peak_source, "mfu": flops / median / peak,
       "peak_memory_bytes": memory, "device_peak_memory_bytes": stats.get("peak_bytes_in_use"),

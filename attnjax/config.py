@@ -62,6 +62,7 @@ def base() -> ml_collections.ConfigDict:
   config.train.clip_norm = 1.0
   config.train.label_smoothing = 0.1
   config.train.loss_chunk = 0              # target tokens per output-layer chunk; 0 = all at once
+  config.train.prng_impl = "threefry2x32"  # dropout's key generator: threefry2x32 | rbg | unsafe_rbg
   config.train.grad_accum_steps = 1
   config.train.log_every = 50
   config.train.eval_every = 500
@@ -194,6 +195,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _check(t.clip_norm >= 0, f"train.clip_norm={t.clip_norm} must be 0 (off) or positive")
   _check(0 <= t.label_smoothing < 1, f"train.label_smoothing={t.label_smoothing} must be in [0, 1)")
   _check(t.loss_chunk >= 0, f"train.loss_chunk={t.loss_chunk} must be 0 (off) or positive")
+  from attnjax.train.steps import PRNG_IMPLS
+  _one_of(config, "train.prng_impl", PRNG_IMPLS)
   _check(t.grad_accum_steps >= 1, f"train.grad_accum_steps={t.grad_accum_steps} must be at least 1")
   _check(d.batch_size % t.grad_accum_steps == 0,
          f"data.batch_size={d.batch_size} is not divisible by train.grad_accum_steps={t.grad_accum_steps}")

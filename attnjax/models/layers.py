@@ -1,6 +1,7 @@
 """Layers with a cheaper implementation than Flax's: dense layers that see one token axis,
-an embedding whose gradient is a float32 scatter along one axis, and dropout whose mask comes
-from a counter-based hash.
+an embedding whose gradient is a float32 scatter along one axis, dropout whose mask comes
+from a counter-based hash, and a dense layer that hands its bias to the residual connection
+after it (`DenseApart`, `Dropout.residual`).
 
 `Dense` and `DenseGeneral` are Flax's, with the same parameters and initialisation, applied
 to the input with its leading (token) axes flattened into one: x [B, T, ..., D] runs as
@@ -41,6 +42,38 @@ class DenseGeneral(nn.DenseGeneral):
                        f'(e.g. axis=(-2, -1)), got axis={self.axis}.')
     y = super().__call__(_flat(inputs, len(axis)))
     return y.reshape(inputs.shape[:inputs.ndim - len(axis)] + y.shape[1:])
+
+
+class DenseApart(nn.DenseGeneral):
+  """A dense layer over trailing axes that returns its product and its bias apart: (x W, b).
+
+  The parameters (names, shapes, initialisation) are those of `Dense` (axis=-1) or
+  `DenseGeneral` over the same axes, so a model reads the same checkpoint either way. The
+  caller adds b where it fuses best: `Dropout.residual` adds it inside the one elementwise
+  pass of bias, dropout and residual after the sublayer (Megatron-LM's `skip_bias_add` and
+  `bias_dropout_add`), instead of beside the product, where XLA may add it in the matrix
+  product's epilogue and write the biased output out for a second pass.
+  """
+
+  @nn.compact
+  def __call__(self, inputs: jax.Array) -> tuple[jax.Array, jax.Array]:
+    axis = self.axis if isinstance(self.axis, Sequence) else (self.axis,)
+    if sorted(axis) != list(range(-len(axis), 0)) or self.batch_dims:
+      raise ValueError(f'DenseApart contracts trailing axes given as negative indices '
+                       f'(e.g. axis=(-2, -1)) and takes no batch_dims, got axis={self.axis}.')
+    features = tuple(self.features) if isinstance(self.features, Sequence) else (self.features,)
+    x = _flat(inputs, len(axis))  # [N, *contracted]
+    contracted = x.shape[1:]
+    # Initialised as DenseGeneral does: on the flattened [fan_in, fan_out] matrix, then reshaped.
+    flat_init = lambda init, flat: lambda rng, shape, dtype: init(rng, flat, dtype).reshape(shape)
+    kernel = self.param('kernel', flat_init(self.kernel_init, (math.prod(contracted), math.prod(features))),
+                        contracted + features, self.param_dtype)
+    bias = self.param('bias', flat_init(self.bias_init, (math.prod(features),)), features,
+                      self.param_dtype)
+    x, kernel, bias = self.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    contract = tuple(range(1, x.ndim)), tuple(range(len(contracted)))
+    y = jax.lax.dot_general(x, kernel, (contract, ((), ())), precision=self.precision)
+    return y.reshape(inputs.shape[:inputs.ndim - len(axis)] + features), bias
 
 
 def embed_rows(table: jax.Array, ids: jax.Array, dtype) -> jax.Array:
@@ -111,13 +144,8 @@ class Dropout(nn.Dropout):
   (`experiments/speed/README.md` compares the two).
   """
 
-  @nn.compact
-  def __call__(self, inputs, deterministic: bool | None = None, rng=None):
-    deterministic = nn.merge_param('deterministic', self.deterministic, deterministic)
-    if self.rate == 0.0 or deterministic:
-      return inputs
-    if self.rate == 1.0:
-      return jnp.zeros_like(inputs)
+  def _keep(self, inputs, rng):
+    """The kept units of `inputs`, scaled by 1/keep, and zeros elsewhere (0 < rate < 1)."""
     keep = 1.0 - self.rate
     if rng is None:
       rng = self.make_rng(self.rng_collection)
@@ -125,3 +153,25 @@ class Dropout(nn.Dropout):
                   for axis, size in enumerate(inputs.shape))  # the mask's shape
     mask = hashed_bits(rng, shape) < jnp.uint32(min(round(keep * 2 ** 32), 2 ** 32 - 1))
     return jnp.where(mask, inputs / jnp.asarray(keep, inputs.dtype), jnp.zeros_like(inputs))
+
+  @nn.compact
+  def __call__(self, inputs, deterministic: bool | None = None, rng=None):
+    deterministic = nn.merge_param('deterministic', self.deterministic, deterministic)
+    if self.rate == 0.0 or deterministic:
+      return inputs
+    if self.rate == 1.0:
+      return jnp.zeros_like(inputs)
+    return self._keep(inputs, rng)
+
+  def residual(self, x, y, bias, deterministic: bool | None = None, rng=None):
+    """x + Dropout(y + bias), with y and bias from `DenseApart`: the sublayer's bias, dropout
+    and residual as one elementwise expression, which XLA fuses into one pass over the tokens.
+    The mask is the one `__call__` would draw in its place (the same rng stream), so the values
+    are those of `x + self(y + bias)`."""
+    deterministic = nn.merge_param('deterministic', self.deterministic, deterministic)
+    y = y + bias
+    if self.rate == 0.0 or deterministic:
+      return x + y
+    if self.rate == 1.0:
+      return x
+    return x + self._keep(y, rng)

@@ -6,7 +6,10 @@ Where nothing asks for the maps (the 'intermediates' collection is not mutable) 
 dropout falls on them, attention goes through `jax.nn.dot_product_attention` instead:
 the same function, fused (cuDNN's kernel on a GPU in bfloat16), weights never written out.
 `norm='post'` is the paper's LayerNorm(x + Dropout(sublayer(x))); `norm='pre'` is
-x + Dropout(sublayer(LayerNorm(x))) with a final LayerNorm on each stack.
+x + Dropout(sublayer(LayerNorm(x))) with a final LayerNorm on each stack. With
+`fused_residual`, each sublayer's last dense layer leaves its bias to the residual
+connection, which adds bias, dropout and residual in one elementwise pass
+(`layers.DenseApart`, `layers.Dropout.residual`): the same function and parameters.
 """
 
 import functools
@@ -83,9 +86,16 @@ class _Attention(nn.Module):
   num_heads: int
   attention_dropout: float
   dtype: Any = jnp.float32
+  fused_residual: bool = False
 
   def _dense(self, features, axis=-1):
     return layers.DenseGeneral(features, axis=axis, dtype=self.dtype)
+
+  def _out(self):
+    """The output projection [.., H, Dh] -> [.., d_model]; with `fused_residual` it returns
+    (product, bias) for `_Layer.after` to add."""
+    dense = layers.DenseApart if self.fused_residual else layers.DenseGeneral
+    return dense(self.d_model, axis=(-2, -1), dtype=self.dtype)
 
   def _heads(self, *leading):
     return (*leading, self.num_heads, self.d_model // self.num_heads)
@@ -109,7 +119,7 @@ class SelfAttention(_Attention):
 
   def setup(self):
     self.qkv = self._dense(self._heads(3))
-    self.out = self._dense(self.d_model, axis=(-2, -1))
+    self.out = self._out()
     self.drop = layers.Dropout(self.attention_dropout)
 
   def __call__(self, x, mask, train: bool):
@@ -140,7 +150,7 @@ class CrossAttention(_Attention):
   def setup(self):
     self.query = self._dense(self._heads())
     self.kv = self._dense(self._heads(2))
-    self.out = self._dense(self.d_model, axis=(-2, -1))
+    self.out = self._out()
     self.drop = layers.Dropout(self.attention_dropout)
 
   def keys_values(self, memory):
@@ -168,21 +178,30 @@ class _Layer(nn.Module):
   attention_dropout: float
   norm: str
   dtype: Any = jnp.float32
+  fused_residual: bool = False
 
   def _sublayers(self, count):
     """For setup: `count` LayerNorms, residual dropout and the feed-forward sublayer."""
     self.norms = [nn.LayerNorm(dtype=self.dtype) for _ in range(count)]
     self.drop = layers.Dropout(self.dropout)
     self.ff_in = layers.Dense(self.d_ff, dtype=self.dtype)
-    self.ff_out = layers.Dense(self.d_model, dtype=self.dtype)
+    out = layers.DenseApart if self.fused_residual else layers.Dense
+    self.ff_out = out(self.d_model, dtype=self.dtype)
+
+  def _attention_args(self):
+    return (self.d_model, self.num_heads, self.attention_dropout, self.dtype, self.fused_residual)
 
   def before(self, x, i):
     """The sublayer's input: LayerNorm(x) for pre-LN, x for post-LN."""
     return self.norms[i](x) if self.norm == 'pre' else x
 
   def after(self, x, y, i, train):
-    """x + Dropout(y) for pre-LN, LayerNorm(x + Dropout(y)) for post-LN."""
-    x = x + self.drop(y, deterministic=not train)
+    """x + Dropout(y) for pre-LN, LayerNorm(x + Dropout(y)) for post-LN; with
+    `fused_residual`, y is the sublayer's (product, bias)."""
+    if self.fused_residual:
+      x = self.drop.residual(x, *y, deterministic=not train)
+    else:
+      x = x + self.drop(y, deterministic=not train)
     return x if self.norm == 'pre' else self.norms[i](x)
 
   def feed_forward(self, x, i, train):
@@ -194,8 +213,7 @@ class EncoderLayer(_Layer):
 
   def setup(self):
     self._sublayers(2)
-    self.self_attention = SelfAttention(self.d_model, self.num_heads, self.attention_dropout,
-                                        self.dtype)
+    self.self_attention = SelfAttention(*self._attention_args())
 
   def __call__(self, x, mask, train):
     """x [B, S, d_model], mask [B, 1, 1, S] -> x, weights [B, H, S, S]."""
@@ -209,7 +227,7 @@ class DecoderLayer(_Layer):
 
   def setup(self):
     self._sublayers(3)
-    args = (self.d_model, self.num_heads, self.attention_dropout, self.dtype)
+    args = self._attention_args()
     self.self_attention = SelfAttention(*args)
     self.cross_attention = CrossAttention(*args, intervention=self.intervention)
 
@@ -270,6 +288,7 @@ class Transformer(nn.Module):
   max_len: int = 256
   dtype: Any = jnp.float32
   intervention: Intervention | None = None
+  fused_residual: bool = False
 
   def setup(self):
     embed = functools.partial(
@@ -284,7 +303,7 @@ class Transformer(nn.Module):
       self.tgt_positions = embed(self.max_len)
     self.embed_drop = layers.Dropout(self.dropout)
     layer = (self.d_model, self.num_heads, self.d_ff, self.dropout, self.attention_dropout,
-             self.norm, self.dtype)
+             self.norm, self.dtype, self.fused_residual)
     self.encoder_layers = [EncoderLayer(*layer) for _ in range(self.num_encoder_layers)]
     self.decoder_layers = [
         DecoderLayer(*layer, intervention=self.intervention

@@ -157,7 +157,8 @@ def _train(config, workdir: pathlib.Path, progress: bool) -> dict:
             f"(optimizer, learning-rate schedule and data position restored)")
   state = runner.put_state(state)
   start = int(jax.device_get(runner.checkpointable(state).step))
-  dropout_rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
+  # a train section from before train.prng_impl: JAX's default generator, as those runs had
+  dropout_rng = jax.random.fold_in(steps.rng_key(config.seed, t_cfg.get("prng_impl", "threefry2x32")), 1)
 
   def save(step, bleu=None):
     checkpoint.save(mngr, step, runner.checkpointable(state), train_iter.get_state(),

@@ -16,6 +16,26 @@ from attnjax.tokens import PAD_ID
 from attnjax.train.state import TrainState
 
 
+# The pseudo-random number generators JAX offers for the step's key (`train.prng_impl`).
+PRNG_IMPLS = ("threefry2x32", "rbg", "unsafe_rbg")
+
+
+def rng_key(seed: int, impl: str = "threefry2x32") -> jax.Array:
+  """The key `train_step` takes: a typed key of JAX's `impl` generator.
+
+  Dropout's masks hash the words of per-layer keys (`layers.hashed_bits`); the generator
+  decides how those keys are derived from this one each step (Flax's `make_rng` folds in
+  each layer's name and call count, `train_step` the step number): threefry2x32 (JAX's
+  default) by its hash rounds; rbg by threefry on each half of a 4-word key whose halves are
+  the seed's threefry key, so that the masks are threefry's and only the cost differs;
+  unsafe_rbg by XLA's RngBitGenerator, without JAX's guarantee of independent streams. The
+  same seed and generator give the same keys, so the same updates.
+  """
+  if impl not in PRNG_IMPLS:
+    raise ValueError(f"prng_impl={impl!r} is not one of {', '.join(PRNG_IMPLS)}")
+  return jax.random.key(seed, impl=impl)
+
+
 def _psum(x, axis_name):
   return x if axis_name is None else jax.lax.psum(x, axis_name)
 

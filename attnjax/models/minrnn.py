@@ -13,18 +13,21 @@ Both are h_t = a_t * h_{t-1} + b_t, with (a_t, b_t) computed from x_1..x_T at on
 compose associatively, (a1, b1) then (a2, b2) = (a1 a2, a2 b1 + b2), so `scan='associative'`
 (`jax.lax.associative_scan`: O(log T) depth) gives the same h_t as `scan='sequential'`
 (`lax.scan`: T dependent steps) up to rounding. `'auto'` takes the sequential walk on a CPU,
-the associative one on a GPU or TPU: on 2 CPU cores the log depth has nothing to run in
-parallel and costs its extra work (forward and backward of one minGRU layer, D = 128,
-H = 256, 4,096 tokens a step: the associative walk took 1.3-2.6 times as long as the
-sequential one at n = 32 to 1,024; `experiments/speed/minrnn_scan.py`).
+the associative one on a GPU or TPU. On 2 CPU cores the log depth has nothing to run in
+parallel and costs its extra work: forward and backward of one layer (D = 128, H = 256,
+4,096 tokens a step, the variants timed side by side), the associative walk took 1.1-1.3
+times as long as the sequential one, minGRU and minLSTM alike, at n = 32 to 1,024
+(`experiments/speed/minrnn_scan.md`). On an accelerator the associative walk is the
+point: Feng et al. measured it 175 times faster than the sequential form at length 512 on a GPU.
 
 Two forms of the same function: the plain one walks (a_t, b_t); `log_space=True` walks
 (log a_t, log b_t) with the combine (la1 + la2, logaddexp(la2 + lb1, lb2)), i.e. a
 log-cumsum-exp (Feng et al.'s appendix, after Heinsen 2023). The plain form is the default:
 its walk never divides by a running product of gates (the instability that Heinsen's
 cumulative-product form has and the log-space form removes), its combine is a multiply-add
-where the log-space one needs an exp and a log per element and step, and it was faster in
-`experiments/speed/minrnn_scan.py`. Both walk in float32 whatever the compute dtype.
+where the log-space one needs an exp and a log per element and step: under the associative
+walk the log-space form took 1.8-2.7 times as long as the plain one
+(`experiments/speed/minrnn_scan.md`). Both walk in float32 whatever the compute dtype.
 
 The stack (Feng et al. 2024, sec. 4 and appendix: up/down projections, residual, norm): each
 layer is x + Dropout(W_down h(LayerNorm(x))), where the gates' Linear maps project the

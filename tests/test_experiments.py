@@ -1,6 +1,7 @@
 """Each experiment's smoke preset end to end (run, then report): the reports hold what they promise."""
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -166,7 +167,8 @@ def test_parallelism_measures_a_fixed_token_budget_latency_and_the_loops(tmp_pat
   s = parallelism.SETTINGS["smoke"]
   runs = tmp_path / "runs" / "smoke"
   budget = json.loads((runs / "budget.json").read_text())
-  models = (*parallelism.MODELS, parallelism.CUDNN)
+  rnns = [m for m in parallelism.MODELS if m != "transformer"]
+  models = (*parallelism.MODELS, parallelism.CUDNN, *(m + parallelism.WORK for m in rnns))
   assert {(r["model"], r["length"]) for r in budget.values()} == {(m, n) for m in models for n in s["lengths"]}
   for row in budget.values():
     # batch x n is the budget at every n; the work per step is costed by XLA
@@ -186,6 +188,12 @@ def test_parallelism_measures_a_fixed_token_budget_latency_and_the_loops(tmp_pat
       | {(m, "decode", n) for m in models for n in s["decode_lengths"]})
   sizes = json.loads((runs / "models.json").read_text())["models"]
   assert sizes[parallelism.CUDNN]["model"]["encoder_impl"] == "cudnn"
+  # equal work: each RNN's counted training FLOPs per token within 10% of the Transformer's at
+  # the reference n (a hidden size in steps of 8 cannot hit it exactly)
+  target = sizes["transformer"]["train_flops_per_token"]
+  for m in rnns:
+    assert sizes[m + parallelism.WORK]["train_flops_per_token"] == pytest.approx(target, rel=0.1)
+    assert sizes[m]["train_flops_per_token"] < target  # at equal parameters the RNNs do less
   # the same model, but for cuDNN's second bias: 4 x hidden per direction and layer
   model = sizes["rnn_attention"]["model"]
   extra = 4 * (model["hidden_dim"] // 2) * 2 * model["num_layers"]
@@ -198,6 +206,16 @@ def test_parallelism_measures_a_fixed_token_budget_latency_and_the_loops(tmp_pat
   claims = _table(md.split("## Table 1's claims, checked")[1], "model")
   assert len(claims) >= len(models) and all(r[4] in ("yes", "no") for r in claims)
   assert {r[0] for r in claims} >= {"RNN, no attention", "RNN + attention", "Transformer"}
+  # time per token taken apart: time ratio = FLOP ratio / rate ratio, row by row
+  split = _table(md.split("## Time per token = FLOPs per token")[1], "n")
+  assert {r[1] for r in split} >= {"RNN, no attention, equal work", "RNN + attention, equal work"}
+  for row in split:
+    time_ratio, flop_ratio, rate_ratio = (float(x.rstrip("x")) for x in row[5:8])
+    assert time_ratio == pytest.approx(flop_ratio / rate_ratio, abs=0.02)
+    assert row[8] == ("FLOPs" if abs(math.log(flop_ratio)) >= abs(math.log(rate_ratio)) else "FLOP/s")
+  # the training times keep every side-by-side round: median (min-max)
+  assert all(len(r["step_rounds_s"]) == s["timed"] for r in budget.values())
+  assert re.fullmatch(r"[\d.,]+ \([\d.,]+-[\d.,]+\)", _table(md, "n")[0][2])
   for name in ("budget_smoke.png", "latency_smoke.png", "flops_smoke.png"):
     assert _is_png(report / name)
 

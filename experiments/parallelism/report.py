@@ -23,12 +23,36 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from experiments import common  # noqa: E402
+from experiments.parallelism import work  # noqa: E402
 
-LABELS = {"rnn_seq2seq": "RNN, no attention", "rnn_attention": "RNN + attention",
-          "rnn_attention_cudnn": "RNN + attention, cuDNN encoder",
-          "mingru": "minGRU, no attention", "mingru_attention": "minGRU + attention",
-          "transformer": "Transformer"}
-RNNS = ("rnn_seq2seq", "rnn_attention", "rnn_attention_cudnn")
+WORK = "_work"  # the suffix of a model sized to the Transformer's FLOPs per token (run.py)
+
+
+class _Labels(dict):
+  """A model's name in the tables; `<name>_work` is `<name>` sized to equal work."""
+
+  def __missing__(self, name):
+    if name.endswith(WORK) and name[:-len(WORK)] in self:
+      return f"{self[name[:-len(WORK)]]}, equal work"
+    return name
+
+
+LABELS = _Labels({"rnn_seq2seq": "RNN, no attention", "rnn_attention": "RNN + attention",
+                  "rnn_attention_cudnn": "RNN + attention, cuDNN encoder",
+                  "mingru": "minGRU, no attention", "mingru_attention": "minGRU + attention",
+                  "transformer": "Transformer"})
+
+
+def _order(name: str) -> tuple:
+  """Equal-parameter models, then equal-work ones, each in LABELS' order; the Transformer last."""
+  base = name[:-len(WORK)] if name.endswith(WORK) else name
+  keys = list(dict.__iter__(LABELS))
+  return (name == "transformer", name.endswith(WORK), keys.index(base) if base in keys else len(keys), name)
+
+
+def recurrent(budget: dict) -> list[str]:
+  """The models in `budget` other than the Transformer, in table order."""
+  return sorted({r["model"] for r in budget.values() if r.get("model") != "transformer"}, key=_order)
 
 # What the claims need (Vaswani et al. 2017, Table 1, read at a fixed token budget).
 MIN_RNN_RISE = 2.0         # an RNN's time per token, longest n over shortest n
@@ -152,7 +176,7 @@ def claims(budget: dict, latency: dict) -> list[list]:
   yes = lambda ok: "yes" if ok else "no"
   cross = crossover(budget)
   transformer = _rows(budget, "transformer")
-  for name in RNNS:
+  for name in recurrent(budget):
     rnn = _rows(budget, name)
     if len(rnn) < 2:
       continue
@@ -175,7 +199,7 @@ def claims(budget: dict, latency: dict) -> list[list]:
                    f"{cross['xla']:.0f} against {cross['analytic']:.0f}",
                    f"within {MAX_CROSSOVER_GAP:.0f}x", yes(gap <= MAX_CROSSOVER_GAP)])
   by_n = {r["length"]: r for r in transformer}
-  for name in ("rnn_attention", "rnn_seq2seq"):
+  for name in recurrent(budget):
     pairs = [(r, by_n[r["length"]]) for r in _rows(budget, name) if r["length"] in by_n]
     if cross:
       pairs = [(a, b) for a, b in pairs if a["length"] < cross["analytic"]] or pairs
@@ -192,7 +216,7 @@ def claims(budget: dict, latency: dict) -> list[list]:
   if len(lengths) >= 2 and ("transformer", lengths[0]) in encode:
     lo, hi = lengths[0], lengths[-1]
     growth = lambda m: encode[(m, hi)] / encode[(m, lo)]
-    for name in RNNS:
+    for name in recurrent(budget):
       if (name, lo) in encode and (name, hi) in encode and ("transformer", hi) in encode:
         rows.append([f"{LABELS[name]} against Transformer", f"encoding one sentence, n = {hi} over "
                      f"n = {lo} (n dependent steps against one parallel pass)",
@@ -200,7 +224,7 @@ def claims(budget: dict, latency: dict) -> list[list]:
                      yes(growth(name) > growth("transformer"))])
   decode = {(r["model"], r["length"]): r["ms_per_token"] for r in latency.values() if r["task"] == "decode"}
   train = {(r["model"], r["length"]): r["us_per_token"] for r in budget.values() if "skipped" not in r}
-  for name in RNNS:
+  for name in recurrent(budget):
     common_m = [m for (model, m) in decode if model == name and ("transformer", m) in decode
                 and (name, m) in train and ("transformer", m) in train]
     if not common_m:
@@ -244,15 +268,22 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
                      f"--preset {preset}` first")
   report_dir.mkdir(parents=True, exist_ok=True)
   env, sizes = meta["environment"], meta["models"]
-  names = [n for n in LABELS if n in sizes]
+  names = sorted(sizes, key=_order)
   s = env["settings"]
   device = env.get("device", env["device_kind"])
   xla = xla_counts_all(env)
   count_flops(budget, sizes, s["vocab"], xla)
 
-  model_rows = [[LABELS[n], f"{sizes[n]['params']:,}",
-                 f"{sizes[n]['params'] / sizes['transformer']['params']:.2f}", _size(sizes[n]["model"])]
+  ref = s.get("work_length")
+  flops_at_ref = lambda n: sizes[n].get("train_flops_per_token")
+  model_rows = [[LABELS[n], "work" if n.endswith(WORK) else "parameters", f"{sizes[n]['params']:,}",
+                 f"{sizes[n]['params'] / sizes['transformer']['params']:.2f}",
+                 _fmt(flops_at_ref(n) and flops_at_ref(n) / 1e6, 2),
+                 _fmt(flops_at_ref(n) and flops_at_ref("transformer") and flops_at_ref(n) / flops_at_ref("transformer"), 2),
+                 _size(sizes[n]["model"])]
                 for n in names]
+  uncounted = [LABELS[n] for n in names if n != "transformer" and not n.endswith(WORK)
+               and f"{n}{WORK}" not in sizes and n != "rnn_attention_cudnn"]
 
   lengths = sorted({r["length"] for r in budget.values()})
   budget_rows = []
@@ -312,15 +343,25 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
                 + ". Time per token starts to rise (past "
                 f"{RISE:.2f}x its minimum) at n = {rise.get('transformer') or 'none measured'} for the "
                 "Transformer" if cross else "")
-  rnn_rise = "; ".join(f"{LABELS[n]} at n = {rise[n] or 'none measured'}" for n in names if n in RNNS)
+  rnn_rise = "; ".join(f"{LABELS[n]} at n = {rise[n] or 'none measured'}" for n in names if n != "transformer")
   md.write_text(
       f"# RNN against Transformer: parallelism, measured ({preset} preset)\n\n"
       f"Device: {device}; JAX {env['jax']}; {s['dtype']}{wall}. At each length the models are "
       f"timed side by side: after {s['warmup']} warm-up call(s), {s['timed']} rounds "
       f"({s['latency_timed']} for latency) in which each model runs one call in turn, ended by "
       "`block_until_ready`; each figure is the median over the rounds.\n\n"
-      "## Models (parameter counts matched to the Transformer's)\n\n"
-      + common.table(["model", "parameters", "/ Transformer", "size"], model_rows)
+      "## Models\n\n"
+      + (("Two matchings to the Transformer: the same parameter count, and the same work, that is "
+          f"the same training FLOPs per target token at n = {ref} by the project's count "
+          "(3x the forward matrix products, `attnjax/models/flops.py`); at other n the work per "
+          "token of an RNN stays the same while the Transformer's attention grows with n.\n\n"
+          + common.table(["model", "matched on", "parameters", "/ Transformer",
+                          f"train MFLOP/token at n = {ref} (counted)", "/ Transformer", "size"], model_rows)
+          + (f"\nNo equal-work model for {', '.join(uncounted)}: the count does not cover it.\n"
+             if uncounted else ""))
+         if ref else "Parameter counts matched to the Transformer's (this run has no equal-work "
+         "models).\n\n" + common.table(["model", "parameters", "/ Transformer", "size"],
+                                         [[r[0], r[2], r[3], r[6]] for r in model_rows]))
       + f"\n## (a) A fixed budget of {s['budget']:,} target tokens per step (batch × n, source = target = n)\n\n"
       "Time per target token of one training step (forward, backward, clipping, Adam) and of the "
       "teacher-forced forward pass alone. The work of the projections per token is the same at "
@@ -335,6 +376,7 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
       + common.table(budget_header, budget_rows)
       + f"\n![time per token at a fixed budget]({budget_png.name})\n\n"
       + _reading(budget, latency, names)
+      + _work_section(budget, names, lengths)
       + "\n## The work per token (XLA's cost analysis of the compiled training step)\n\n"
       "FLOPs and bytes accessed per target token of the training step. XLA counts a `while` "
       "loop's body once, so the RNNs' figures are one recurrent step plus what lies outside "
@@ -394,13 +436,63 @@ def _reading(budget: dict, latency: dict, names) -> str:
                  f"token (XLA) grow {grow('train_bytes'):.1f}x and its FLOPs per token "
                  f"{grow('train_flops'):.1f}x, its time per token "
                  f"{t[-1]['us_per_token'] / t[0]['us_per_token']:.1f}x")
-  costs = [(n, step_cost(latency, n)) for n in names if n in RNNS]
+  costs = [(n, step_cost(latency, n)) for n in names if n != "transformer"]
   costs = [f"{LABELS[n]} {1e6 * c:.1f} µs" for n, c in costs if c is not None]
   text = "Measured: " + "; ".join(parts) + "." if parts else ""
   if costs:
     text += (" One dependent encoder step at batch 1 (the slope of encoding time over n, part (b)) "
              "costs " + ", ".join(costs) + ".")
   return text + "\n" if text else ""
+
+
+def _work_section(budget: dict, names, lengths) -> str:
+  """Each RNN against the Transformer at each n, its time per token taken apart into FLOPs per
+  token and achieved FLOP/s (`work.split`), and the factor that differs more."""
+  rows, turns = [], {}
+  for length in lengths:
+    for n in names:
+      if n == "transformer":
+        continue
+      part = work.split(budget, n, length)
+      if part is None:
+        continue
+      rows.append([length, LABELS[n], _sig(part["us"]), _fmt(part["mflops"], 2), _fmt(part["gflops_s"], 1),
+                   f"{part['time_ratio']:.2f}x", f"{part['flop_ratio']:.2f}x", f"{part['rate_ratio']:.2f}x",
+                   part["factor"]])
+      turns.setdefault(n, []).append((length, part))
+  if not rows:
+    return ""
+  check = [(length, work.xla_check(budget, length)) for length in lengths]
+  check = [f"n = {length}: {ratio:.2f}" for length, ratio in check if ratio is not None]
+  reading = []
+  for n, parts in turns.items():
+    slower = [length for length, p in parts if p["time_ratio"] > 1]
+    reading.append(f"{LABELS[n]}: " + (f"slower per token than the Transformer at n = "
+                   f"{', '.join(map(str, slower))}" if slower else "faster per token at every n")
+                   + f"; the larger factor is {_spans(parts)}")
+  return ("\n## Time per token = FLOPs per token / achieved FLOP/s\n\n"
+          "Each RNN against the Transformer at the same n (ratios: the RNN's over the "
+          "Transformer's; time = FLOPs / rate exactly). FLOPs are the project's count for every "
+          "model, so the rates compare like with like; 'larger factor' names the ratio further from "
+          "1, what the difference in time per token is mostly made of: more (or less) arithmetic, "
+          "or arithmetic run at another rate."
+          + (f" XLA's count of the Transformer's whole training step over the project's: "
+             f"{'; '.join(check)} (XLA adds the softmaxes, norms and optimiser the count leaves out)."
+             if check else "") + "\n\n"
+          + common.table(["n", "model", "µs/token", "MFLOP/token", "GFLOP/s", "time / Transformer",
+                          "FLOPs / Transformer", "FLOP/s / Transformer", "larger factor"], rows)
+          + "\n" + "; ".join(reading) + ".\n")
+
+
+def _spans(parts) -> str:
+  """'FLOPs at n = 8-64, FLOP/s at n = 128-1024': runs of lengths with the same larger factor."""
+  spans, start = [], 0
+  for i in range(1, len(parts) + 1):
+    if i == len(parts) or parts[i][1]["factor"] != parts[start][1]["factor"]:
+      lo, hi = parts[start][0], parts[i - 1][0]
+      spans.append(f"{parts[start][1]['factor']} at n = {lo if lo == hi else f'{lo}-{hi}'}")
+      start = i
+  return ", ".join(spans)
 
 
 def _devices_section(devices: dict, s: dict) -> str:

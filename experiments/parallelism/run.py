@@ -8,7 +8,10 @@ Five models of matched parameter counts (within 10 %): an RNN without attention
 feeding), the same two as minGRUs (`configs/rnn_min.py:attention=none|luong`: a recurrence
 linear in its state, walked by an associative scan, so no loop of n steps; Feng et al. 2024)
 and the Transformer (`configs/transformer.py`); the RNNs embed with d_model and their
-hidden size is solved for so that their parameter count matches the Transformer's.
+hidden size is solved for so that their parameter count matches the Transformer's. Beside them,
+each RNN sized to the same work instead (`<name>_work`): its hidden size solved for the
+Transformer's training FLOPs per target token at n = work_length (the project's count,
+`attnjax/models/flops.py`), so that the report can tell "more arithmetic" from "less parallel".
 
 (a) budget.json, at a fixed budget of target tokens per step (batch x n = T, source = target
     = n): the time of one training step (`attnjax.train.steps.train_step`, state donated) and
@@ -72,23 +75,25 @@ RNN_SPECS = {  # each recurrent model's config; the minGRUs walk time by the ass
     "mingru_attention": "configs/rnn_min.py:cell=gru,attention=luong",
 }
 PARTS = ("models", "budget", "latency", "devices")  # the raw files, kept beside the report
+WORK = "_work"  # a model sized to the Transformer's FLOPs per target token (`work_matched`)
 CUDNN = "rnn_attention_cudnn"  # rnn_attention with model.encoder_impl=cudnn (float32), where asked
 SETTINGS = {
     "smoke": dict(transformer="tiny", vocab=64, rnn_layers=1, budget=64, lengths=(8, 16),
                   encode_lengths=(8, 16), decode_lengths=(8,), warmup=1, timed=2, latency_timed=2,
                   devices=(1, 2), device_length=8, device_batch=2, device_models=("transformer",),
-                  dtype="float32", cudnn=True),
+                  dtype="float32", cudnn=True, work_length=8),
     "cpu": dict(transformer="small", vocab=2000, rnn_layers=1, budget=4096,
                 lengths=(8, 16, 32, 64, 128, 256, 512, 1024),
                 encode_lengths=(8, 32, 128, 512, 1024), decode_lengths=(16, 64, 256), warmup=1,
                 timed=5, latency_timed=15, devices=(1, 2, 4), device_length=32, device_batch=8,
-                device_models=("rnn_attention", "transformer"), dtype="float32", cudnn=False),
+                device_models=("rnn_attention", "transformer"), dtype="float32", cudnn=False,
+                work_length=64),
     "full": dict(transformer="base", vocab=8000, rnn_layers=2, budget=65536,
                  lengths=(16, 32, 64, 128, 256, 512, 1024),
                  encode_lengths=(16, 64, 256, 1024), decode_lengths=(16, 64, 256), warmup=2,
                  timed=5, latency_timed=10, devices=(1, 2, 4, 8), device_length=64,
                  device_batch=64, device_models=("rnn_seq2seq", "rnn_attention", "transformer"),
-                 dtype="bfloat16", cudnn=True),
+                 dtype="bfloat16", cudnn=True, work_length=64),
 }
 
 
@@ -152,6 +157,37 @@ def matched_configs(s) -> dict:
     configs[CUDNN] = _rnn_config("rnn_attention", configs["rnn_attention"].model.hidden_dim, s)
     configs[CUDNN].model.update(encoder_impl="cudnn", dtype="float32")
   return configs
+
+
+def train_flops_per_token(model_cfg, s, length: int) -> float | None:
+  """A training step's FLOPs per target token at n = `length` on the budget: 3x the counted
+  forward matrix products (`attnjax/models/flops.py`); None for a model it does not count."""
+  from attnjax.models import flops
+  batch = max(1, s["budget"] // length)
+  try:
+    return 3 * flops.forward(model_cfg, s["vocab"], batch, length, length) / (batch * length)
+  except ValueError:
+    return None
+
+
+def work_matched(configs: dict, s) -> dict:
+  """{name + WORK: config}: each RNN of `configs` with its hidden size (a multiple of 8) solved
+  for the Transformer's training FLOPs per target token at n = s['work_length'], by the
+  project's count, so that a difference in time per token is not a difference in arithmetic.
+  Three counts fix it (`solve_hidden`). A model the count does not cover is left out (said in
+  the report's model table)."""
+  n = s["work_length"]
+  target = train_flops_per_token(configs["transformer"].model, s, n)
+  out = {}
+  for name in configs:
+    if name in ("transformer", CUDNN):
+      continue
+    probes = (64, 128, 256)
+    counts = [train_flops_per_token(_rnn_config(name, h, s).model, s, n) for h in probes]
+    if target is None or None in counts:
+      continue
+    out[name + WORK] = _rnn_config(name, solve_hidden(probes, counts, target), s)
+  return out
 
 
 # ---------------------------------------------------------------- what a compiled program says
@@ -457,7 +493,9 @@ def main(argv=None) -> int:
   import jax
   from attnjax import bench
   configs = matched_configs(s)
-  sizes = {name: {"params": count_params(config.model, s["vocab"]), "model": config.model.to_dict()}
+  configs.update(work_matched(configs, s))
+  sizes = {name: {"params": count_params(config.model, s["vocab"]), "model": config.model.to_dict(),
+                  "train_flops_per_token": train_flops_per_token(config.model, s, s["work_length"])}
            for name, config in configs.items()}
   environment = {"platform": jax.devices()[0].platform, "device_kind": jax.devices()[0].device_kind,
                  "device": bench.device_name(jax.devices()[0]), "cpu_count": os.cpu_count(),

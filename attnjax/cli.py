@@ -320,13 +320,14 @@ def _translate(fv, positional, progress) -> int:
 
 def _align(fv, positional, progress) -> int:
   from attnjax.analysis import alignment, viz
+  from attnjax.models import attention_setting
   trained = _load(fv, "align")
   if not fv["src"].value.strip():
     raise UsageError("--src is empty: give the sentence to translate and draw")
   (t,) = trained.alignments(fv["src"].value, fv["beam"].value, batch_size=1)
   if t.alignment is None:
     raise UsageError(f"the model in {fv['workdir'].value} has no attention "
-                     f"(model.decoder={trained.config.model.get('decoder')!r}): there is no alignment to draw")
+                     f"({attention_setting(trained.config.model)}): there is no alignment to draw")
   weights, src_labels, tgt_labels = t.alignment, t.src_pieces, t.tgt_pieces
   if not fv["pieces"].value:
     weights = alignment.to_words(t.alignment, t.src_pieces, t.tgt_pieces)

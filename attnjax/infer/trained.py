@@ -194,7 +194,7 @@ class Trained:
     for t, links in zip(self.attention(pairs, batch_size), gold):
       if t.alignment is None:
         raise config_lib.ConfigError(
-            f"this model has no attention (model.decoder={self.config.model.get('decoder')!r}): "
+            f"this model has no attention ({models.attention_setting(self.config.model)}): "
             "there is no alignment to measure")
       weights = alignment_lib.shifted(t.alignment) if shift else t.alignment
       words = alignment_lib.to_words(weights, t.src_pieces, t.tgt_pieces)  # [T, L, H, S]

@@ -171,6 +171,13 @@ def build(cfg: ml_collections.ConfigDict, src_vocab_size: int, tgt_vocab_size: i
   return _build_transformer(cfg, src_vocab_size, tgt_vocab_size, dtype)
 
 
+def attention_setting(cfg) -> str:
+  """The config field that says whether a model attends, as `model.<field>=<value>`, for the
+  messages of a model without attention (the RNNs' decoder, the minGRU's attention)."""
+  field = 'decoder' if 'decoder' in cfg else 'attention'
+  return f'model.{field}={cfg.get(field)!r}'
+
+
 def init_params(model: nn.Module, seed: int):
   """Fresh parameters for `model`, drawn from `seed` (their shapes do not depend on lengths)."""
   dummy = jnp.ones((1, 8), jnp.int32)

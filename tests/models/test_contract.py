@@ -220,3 +220,9 @@ def test_build_ignores_fields_of_other_families():
   assert type(model).__name__ == 'Transformer'
   assert model.d_model == 16 and model.dtype == jnp.float32
   assert build(ml_collections.ConfigDict({**RNN, 'score': 'nonsense'}), 13, 17).cell == 'lstm'
+
+
+def test_a_model_without_attention_is_named_by_the_field_that_says_so():
+  from attnjax.models import attention_setting
+  assert attention_setting(rnn_model(decoder="seq2seq")) == "model.decoder='seq2seq'"
+  assert attention_setting(min_rnn_model("gru", "none")) == "model.attention='none'"

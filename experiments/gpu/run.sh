@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The accelerator's one script: what a lent GPU should measure, most important first, each part
-# under its own time limit, every result written as it arrives, so a run cut short keeps what
-# it reached, and a run into the same $OUT resumes: the parallelism sweep skips the rows it
-# holds, bench lines are appended. All parts take about 15 minutes on one H200, compilation
-# included (the sweep alone about 10): on a 10-minute allowance, name the parts in PARTS.
+# under its own time limit and all of them under LIMIT_TOTAL, every result written as it arrives,
+# so a run cut short keeps what it reached and says where it stopped, and a second run into the
+# same $OUT resumes: the sweep skips the rows it holds, the ablation the levers it holds, and
+# bench, decode and Flax rows named in $OUT/done.txt (each finished row's name is added there) are
+# skipped, new ones appended. One run fits a 10-minute allowance, compilation included (570 s in
+# all by default); run it again until it says nothing is left.
 #
 #   experiments/gpu/run.sh                   # from anywhere; needs jax[cuda12] (or cuda13), flax, optax, ml_collections
 #   SMOKE=1 experiments/gpu/run.sh           # tiny sizes on a CPU, into a temporary folder (make check does)
@@ -13,29 +15,41 @@
 # The results of each device run are committed under experiments/gpu/results/ (the default
 # $OUT; its README names the device and what is still to measure).
 #
-# 1. Chapter 3 at scale: the parallelism experiment's `full` preset (Transformer-base against
-#    RNNs of its size, bfloat16, 65,536 target tokens a step, n = 16 ... 1,024, the RNN with
-#    attention also with its encoder through cuDNN); rows measured in $OUT/sweep, resumed from the
-#    experiment's kept rows (experiments/parallelism/runs_full/), which a finished run replaces,
-#    with the report and plots beside them ($OUT/parallelism under SMOKE).
-# 2. `attnjax bench` in bfloat16 at 32k target tokens a step: Transformer-base and -big with the
-#    fused attention (attention dropout 0), MFU against the chip's dense bf16 peak, base also with
-#    its output layer and loss over 8,192 tokens at a time (--loss-chunk); the RNNs at
-#    Luong et al.'s sizes (1,024-wide LSTMs, 32k vocabulary). One JSON line each, $OUT/bench.jsonl.
-#    `cudnn`: the attentive RNN at those sizes in float32, its encoder as a scan and through
-#    cuDNN (the encoder target, like for like), into the same file.
-# 3. The Flax WMT example's Transformer at Transformer-base's shapes, timed the same way
-#    (`experiments/gpu/flax_wmt.py`), when its source is in $FLAX_WMT (third_party/flax_wmt, never
-#    committed: copy google/flax's examples/wmt there, and carry the folder to the device).
-# 4. Greedy and beam-4 decoding of Transformer-base, into the same file.
-# 5. Where Transformer-base's training step spends its time (`experiments/speed/profile.py`:
-#    kernel time by part of the model, idle time, the longest kernels), $OUT/profile.txt: what
-#    work toward the MFU targets starts from; and at n = 16 (2,048 x 16 tokens),
-#    $OUT/profile-short.txt, where the sweep found it 2.5x slower per token. Not in the default
-#    PARTS; name it.
+# The parts, in the default order (PARTS), with their limits in seconds (each cut to what is left
+# of LIMIT_TOTAL=570; a part with under MIN_LEFT=15 s left is not started, and said):
+#
+# 1. parallelism, LIMIT_PARALLELISM=300: Chapter 3 at scale, the parallelism experiment's `full`
+#    preset (Transformer-base against RNNs of its size, bfloat16, 65,536 target tokens a step,
+#    n = 16 ... 1,024, the RNN with attention also with its encoder through cuDNN). The experiment
+#    measures its training-step rows (with each length's forward pass) first and its latency
+#    programs after; rows measured in $OUT/sweep, resumed from the experiment's kept rows
+#    (experiments/parallelism/runs_full/), which a finished run replaces, with the report and
+#    plots beside them ($OUT/parallelism under SMOKE). Compilation is most of its time (37-40 s a
+#    length for the Transformer's programs): one run reaches a few lengths, the next goes on.
+# 2. ablation, LIMIT_ABLATION=240: the MFU levers one at a time against Transformer-base's bench
+#    step, side by side (`experiments/gpu/ablation.py`: the chunked loss, the fused bias + dropout
+#    + residual, XLA's command buffers off and extended, dropout's key generators, Triton's GEMM
+#    fusions off), one JSON line per lever into $OUT/ablation.jsonl. LEVERS names some.
+# 3. bench, LIMIT_BENCH=90 a row: `attnjax bench` in bfloat16 at 32k target tokens a step:
+#    Transformer-base and -big with the fused attention (attention dropout 0), MFU against the
+#    chip's dense bf16 peak, base also with its output layer and loss over 8,192 tokens at a time
+#    (--loss-chunk); the RNNs at Luong et al.'s sizes (1,024-wide LSTMs, 32k vocabulary). One JSON
+#    line each, $OUT/bench.jsonl.
+# 4. cudnn (bench's limit a row): the attentive RNN at those sizes in float32, its encoder as a
+#    scan and through cuDNN (the encoder target, like for like), into the same file.
+# 5. flax, LIMIT_FLAX=180: the Flax WMT example's Transformer at Transformer-base's shapes, timed
+#    the same way (`experiments/gpu/flax_wmt.py`), when its source is in $FLAX_WMT
+#    (third_party/flax_wmt, never committed: copy google/flax's examples/wmt there, and carry the
+#    folder to the device).
+# 6. decode (bench's limit a row): greedy and beam-4 decoding of Transformer-base, into bench.jsonl.
+# 7. profile (bench's limit each; not in the default PARTS, name it): where Transformer-base's
+#    training step spends its time (`experiments/speed/profile.py`: kernel time by part of the
+#    model, idle time, the longest kernels), $OUT/profile.txt, and at n = 16 (2,048 x 16 tokens)
+#    $OUT/profile-short.txt, where the sweep found it 2.5x slower per token. Rewritten each time.
 #
 # Nothing is installed: the repo runs from its checkout (PYTHONPATH=.). A part that fails or runs
-# out of time is said in one line and the next part runs; the exit status is that of the worst.
+# out of time is said in one line and the next part runs; the last line names what is unfinished;
+# the exit status is that of the worst (0 only when everything asked for is done).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
@@ -57,7 +71,11 @@ if [ "${SMOKE:-0}" = 1 ]; then
   SHORT="--d-model 32 --heads 2 --ff 64 --layers 1 --vocab 64 --batch 16 --src-len 2 --tgt-len 2"
   STEPS="--warmup 1 --steps 1"
   CHUNK=8
-  LIMIT_PARALLELISM=${LIMIT_PARALLELISM:-600} LIMIT_BENCH=${LIMIT_BENCH:-120} LIMIT_FLAX=${LIMIT_FLAX:-120}
+  ABLATION="--rounds 2 --steps-per-round 1"
+  LEVERS=${LEVERS:-loss-chunk,command-buffers-off}  # one of each kind: in the process, in a second one
+  LIMIT_PARALLELISM=${LIMIT_PARALLELISM:-600} LIMIT_ABLATION=${LIMIT_ABLATION:-600}
+  LIMIT_BENCH=${LIMIT_BENCH:-120} LIMIT_FLAX=${LIMIT_FLAX:-120}
+  LIMIT_TOTAL=${LIMIT_TOTAL:-3600} MIN_LEFT=${MIN_LEFT:-1}
 else
   PRESET=full
   # 512 x 64 = 32,768 target tokens a step (Vaswani et al. 2017 trained on about 25k).
@@ -68,25 +86,47 @@ else
   SHORT="--d-model 512 --heads 8 --ff 2048 --layers 6 --vocab 32000 --batch 2048 --src-len 16 --tgt-len 16"
   STEPS="--warmup 3 --steps 10"
   CHUNK=8192  # of the 32,768 target tokens
+  # 10 rounds of 3 steps each side: about 3 s a lever on an H200, beside ~25 s of compilation
+  ABLATION="--rounds 10 --steps-per-round 3"
+  LEVERS=${LEVERS:-}
   # The Flax example stopped at 70-75 s twice on an H200 with its step not yet compiled (ours
   # compiles in 25 s); it says each stage it reaches on stderr.
-  LIMIT_PARALLELISM=${LIMIT_PARALLELISM:-600} LIMIT_BENCH=${LIMIT_BENCH:-90} LIMIT_FLAX=${LIMIT_FLAX:-180}
+  LIMIT_PARALLELISM=${LIMIT_PARALLELISM:-300} LIMIT_ABLATION=${LIMIT_ABLATION:-240}
+  LIMIT_BENCH=${LIMIT_BENCH:-90} LIMIT_FLAX=${LIMIT_FLAX:-180}
+  LIMIT_TOTAL=${LIMIT_TOTAL:-570} MIN_LEFT=${MIN_LEFT:-15}
 fi
 
 status=0
-part() {  # part LIMIT_S NAME COMMAND...: run it, say how it ended
+unfinished=""
+part() {  # part LIMIT_S NAME COMMAND...: run it under its limit cut to what is left, say how it ended
   local limit=$1 name=$2
   shift 2
+  local left=$((LIMIT_TOTAL - (SECONDS - start)))
+  if [ "$left" -lt "$MIN_LEFT" ]; then
+    echo "[$name] not reached: ${left} s left of LIMIT_TOTAL=$LIMIT_TOTAL s" >&2
+    status=1 unfinished="$unfinished $name"
+    return 1
+  fi
+  [ "$left" -lt "$limit" ] && limit=$left
   echo "+ [$name] $*" >&2
   timeout --kill-after=10 "$limit" "$@"
   local code=$?
   if [ $code -eq 124 ] || [ $code -eq 137 ]; then
     echo "[$name] stopped at its limit of $limit s; what it wrote is kept" >&2
-    status=1
   elif [ $code -ne 0 ]; then
     echo "[$name] failed (exit $code)" >&2
-    status=1
   fi
+  [ $code -eq 0 ] || status=1 unfinished="$unfinished $name"
+  return $code
+}
+row() {  # row NAME LIMIT_S COMMAND...: a part whose finished run is named in done.txt, and then skipped
+  local name=$1
+  shift
+  if grep -qxF "$name" "$OUT/done.txt"; then
+    echo "[$name] measured by an earlier run (its name is in $OUT/done.txt): skipped" >&2
+    return 0
+  fi
+  part "$1" "$name" "${@:2}" && echo "$name" >> "$OUT/done.txt"
 }
 profile() {  # profile NAME FLAGS...: where Transformer-base's training step spends its time, into NAME.txt
   local name=$1
@@ -96,21 +136,21 @@ profile() {  # profile NAME FLAGS...: where Transformer-base's training step spe
 bench() {  # bench NAME FLAGS...: one JSON line into bench.jsonl (bfloat16 unless FLAGS say)
   local name=$1
   shift
-  part "$LIMIT_BENCH" "$name" bash -c '"$0" -m attnjax bench --dtype bfloat16 "$@" >> "'"$OUT"'/bench.jsonl"' "$PY" $STEPS "$@"
+  row "$name" "$LIMIT_BENCH" bash -c '"$0" -m attnjax bench --dtype bfloat16 "$@" >> "'"$OUT"'/bench.jsonl"' "$PY" $STEPS "$@"
 }
 
-PARTS=${PARTS-parallelism bench cudnn flax decode}   # run in the order named
+PARTS=${PARTS-parallelism ablation bench cudnn flax decode}   # run in the order named
 if [ -z "${PARTS// /}" ]; then
-  echo "PARTS is empty: name one or more of parallelism bench cudnn flax decode profile" >&2
+  echo "PARTS is empty: name one or more of parallelism ablation bench cudnn flax decode profile" >&2
   exit 2
 fi
 for p in $PARTS; do  # every name checked before anything runs
-  case $p in parallelism|bench|cudnn|flax|decode|profile) ;;
-    *) echo "unknown part '$p' in PARTS='$PARTS' (parts: parallelism bench cudnn flax decode profile)" >&2; exit 2 ;;
+  case $p in parallelism|ablation|bench|cudnn|flax|decode|profile) ;;
+    *) echo "unknown part '$p' in PARTS='$PARTS' (parts: parallelism ablation bench cudnn flax decode profile)" >&2; exit 2 ;;
   esac
 done
 start=$SECONDS
-touch "$OUT/bench.jsonl"
+touch "$OUT/bench.jsonl" "$OUT/done.txt"
 for p in $PARTS; do
   # shellcheck disable=SC2086  # the size variables hold several flags
   case $p in
@@ -124,6 +164,10 @@ for p in $PARTS; do
       fi
       part "$LIMIT_PARALLELISM" parallelism "$PY" -m experiments.parallelism.run --preset "$PRESET" \
         --out "$OUT/sweep" --report_dir "$REPORT" ;;
+    ablation)
+      part "$LIMIT_ABLATION" ablation "$PY" experiments/gpu/ablation.py --out "$OUT/ablation.jsonl" \
+        $ABLATION --loss-chunk "$CHUNK" ${LEVERS:+--levers "$LEVERS"} -- \
+        --model transformer --task train --dtype bfloat16 --attention-dropout 0 $STEPS $BASE ;;
     bench)
       bench transformer-base --model transformer --task train --attention-dropout 0 $BASE
       # the output layer and loss a chunk of tokens at a time: no float32 [tokens, vocabulary] logits
@@ -144,11 +188,16 @@ for p in $PARTS; do
     flax)
       FLAX_WMT=${FLAX_WMT:-third_party/flax_wmt}
       if [ -f "$FLAX_WMT/models.py" ] && [ -f "$FLAX_WMT/train.py" ]; then
-        part "$LIMIT_FLAX" flax-wmt bash -c '"$0" experiments/gpu/flax_wmt.py --example "'"$FLAX_WMT"'" "$@" >> "'"$OUT"'/bench.jsonl"' "$PY" $STEPS $BASE
+        row flax-wmt "$LIMIT_FLAX" bash -c '"$0" experiments/gpu/flax_wmt.py --example "'"$FLAX_WMT"'" "$@" >> "'"$OUT"'/bench.jsonl"' "$PY" $STEPS $BASE
       else
         echo "[flax-wmt] skipped: no $FLAX_WMT/{models,train}.py (google/flax's examples/wmt)" >&2
       fi ;;
   esac
 done
 "$PY" experiments/gpu/summary.py "$OUT/bench.jsonl" "$((SECONDS - start))"
+if [ -n "$unfinished" ]; then
+  echo "unfinished:$unfinished; run the same command again (the same OUT) to resume" >&2
+else
+  echo "nothing left: every part asked for is done" >&2
+fi
 exit $status

@@ -1,10 +1,12 @@
 """The table of `attnjax bench` JSON lines (and the Flax WMT example's, `flax_wmt.py`) that
-experiments/gpu/run.sh prints at its end.
+experiments/gpu/run.sh prints at its end, and the MFU ablation's (`ablation.py`) from the
+ablation.jsonl beside them, where there is one.
 
     python experiments/gpu/summary.py experiments/gpu/results/bench.jsonl [SECONDS]
 """
 
 import json
+import pathlib
 import sys
 
 
@@ -38,10 +40,40 @@ def table(runs: list[dict], seconds: str = "") -> str:
   return "\n".join(out).rstrip()
 
 
+def _range(ms: dict) -> str:
+  return f"{ms['median']:8.2f} ({ms['min']:.2f}-{ms['max']:.2f})"
+
+
+def ablation_table(rows: list[dict]) -> str:
+  """One table per device, JAX version and baseline (bench flags): each lever's step against the
+  baseline's rounds beside it, median (min-max) ms, the ratio, target tokens/s and MFU."""
+  groups: dict[tuple, list[dict]] = {}
+  for r in rows:
+    groups.setdefault((r["device"], r["version"], " ".join(r["bench_flags"])), []).append(r)
+  out = []
+  for (device, version, flags), group in groups.items():
+    out += [f"MFU ablation: {device}; jax {version}; peak {group[0]['peak_flops'] / 1e12:.3g} TFLOP/s "
+            f"({group[0]['peak_flops_source']}); baseline `attnjax bench {flags}`", "",
+            f"{'lever':21} {'baseline ms (min-max)':>24} {'lever ms (min-max)':>24} {'ratio':>6} "
+            f"{'tgt tok/s':>10} {'MFU':>13}  side by side"]
+    for r in group:
+      out.append(f"{r['lever']:21} {_range(r['baseline_ms']):>24} {_range(r['variant_ms']):>24} "
+                 f"{r['ratio']:6.3f} {r['tgt_tokens_per_s']:10,.0f} "
+                 f"{r['baseline_mfu']:5.1%} -> {r['mfu']:5.1%}  {r['side_by_side']}"
+                 + (f" ({r['note']})" if r.get("note") else ""))
+    out.append("")
+  return "\n".join(out).rstrip()
+
+
 def main(argv) -> int:
   with open(argv[1]) as f:
     runs = [json.loads(line) for line in f if line.strip()]
   print("\n" + table(runs, argv[2] if len(argv) > 2 else ""))
+  ablation = pathlib.Path(argv[1]).with_name("ablation.jsonl")
+  if ablation.exists():
+    rows = [json.loads(line) for line in ablation.read_text().splitlines() if line.strip()]
+    if rows:
+      print("\n" + ablation_table(rows))
   return 0
 
 

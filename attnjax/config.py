@@ -158,6 +158,7 @@ def transformer_model(size: str = "small") -> ml_collections.ConfigDict:
   model.norm = "pre"               # pre (LayerNorm before each sublayer) | post (as in the paper)
   model.share_embeddings = True    # one matrix for source, target and output (shared vocab)
   model.max_len = 256
+  model.fused_residual = False     # one elementwise pass of bias, dropout and residual per sublayer
   return model
 
 

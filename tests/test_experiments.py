@@ -155,7 +155,8 @@ def test_scores_report_mean_and_std_over_seeds_significance_aer_and_sharpness(tm
   assert "Local-p aligns better than global" not in md  # no global general with feeding in smoke
   # the report is rebuilt from the kept result files alone, checkpoints gone
   kept = tmp_path / "report" / "runs_smoke"
-  assert sorted(p.name for p in kept.iterdir()) == sorted(scores.run_names("smoke"))
+  assert sorted(p.name for p in kept.iterdir() if p.is_dir()) == sorted(scores.run_names("smoke"))
+  assert json.loads((kept / "grid.json").read_text())["runs"] == scores.run_names("smoke")
   assert not any(p.name.startswith("checkpoint") or p.is_dir() for p in kept.rglob("*") if p.parent != kept)
   from experiments.scores import report
   assert report.main(["--preset", "smoke", "--report_dir", str(tmp_path / "report")]) == 0

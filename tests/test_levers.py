@@ -198,3 +198,14 @@ def test_bench_takes_the_levers_and_names_them(capsys):
     with pytest.raises(SystemExit):
       bench.parse_args(flags + TINY)
     assert message in capsys.readouterr().err
+
+
+def test_the_fused_residual_is_a_config_field_a_training_can_set():
+  from attnjax import models
+  from attnjax.config import transformer_model
+  cfg = transformer_model("tiny")
+  assert models.build(cfg, 32, 32).fused_residual is False
+  cfg.fused_residual = True
+  assert models.build(cfg, 32, 32).fused_residual is True
+  del cfg.fused_residual  # a workdir's config written before the field
+  assert models.build(cfg, 32, 32).fused_residual is False

@@ -153,6 +153,7 @@ def _build_transformer(cfg, src_vocab_size, tgt_vocab_size, dtype):
       norm=_choice(cfg, 'norm', NORMS),
       share_embeddings=share_embeddings,
       max_len=_positive(cfg, 'max_len'),
+      fused_residual=bool(cfg.get('fused_residual', False)),  # absent in older workdirs
       dtype=dtype)
 
 

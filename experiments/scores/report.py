@@ -4,7 +4,8 @@ attention and input feeding, with significance and Luong's two claims on local a
     python -m experiments.scores.report --preset cpu
 
 Reads every run folder `<score>[-local<m|p>]-feed<f>-seed<s>/` under `<report_dir>/runs_<preset>/`
-(the result files the run script keeps there) that holds `experiment_test.json` (with
+(the result files the run script keeps there, with `grid.json`, the preset's runs) that holds
+`experiment_test.json` (with
 `train_done.json`, `metrics.jsonl`, `experiment_test.tsv` and, where measured,
 `experiment_attention.json`) and writes `results_<preset>.md`, `scores_<preset>.png` and
 `curves_<preset>.png` into the report folder.
@@ -28,8 +29,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from attnjax.analysis import evaluate, stats  # noqa: E402
 from experiments import common  # noqa: E402
-from experiments.scores.run import SHARPNESS_SENTENCES  # noqa: E402
 
+SHARPNESS_SENTENCES = 64  # the greedy translations whose attention's sharpness the run measures
 RUN = re.compile(r"(?P<score>\w+?)(?:-local(?P<local>[mp]))?-feed(?P<feed>[01])-seed(?P<seed>\d+)")
 FLAT = 10.0  # per cent: a validation perplexity falling less over the last evaluation has all but flattened
 
@@ -183,7 +184,7 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
                 r["test_ppl"] or "–", r["bleu"], "–" if r["aer"] is None else f"{r['aer']:.3f}"]
                for (score, local, feed), runs in groups.items() for r in runs]
   signature, sig_rows = significance(groups)
-  from experiments.scores.run import run_names
+  grid = root / "grid.json"  # the preset's runs, written by the run script
   finished = {r["name"] for runs in groups.values() for r in runs}
   first = next(iter(groups.values()))[0]
   md = report_dir / f"results_{preset}.md"
@@ -202,7 +203,7 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
       + (f"\nStill falling by {FLAT:g} % or more at the end, so compared at equal steps rather than "
          f"at convergence: {', '.join(falling)}.\n" if falling else
          f"\nEvery variant's validation perplexity fell less than {FLAT:g} % over its last interval.\n")
-      + common.missing(run_names(preset), finished)
+      + common.missing(json.loads(grid.read_text())["runs"] if grid.exists() else sorted(finished), finished)
       + luong_claims(groups)
       + "\n## Significance against the best variant\n\n"
       + ("The verdict is a test over training runs: Welch's t on the per-seed test BLEU of the best "

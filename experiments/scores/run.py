@@ -37,6 +37,7 @@ import json
 import sys
 
 from experiments import common
+from experiments.scores import report
 
 SCORES = ("dot", "general", "concat", "scaled_dot")
 VARIANTS = [(score, "") for score in SCORES] + [("general", "m"), ("general", "p")]  # (score, local)
@@ -77,19 +78,18 @@ def run_names(preset: str) -> list[str]:
   return [run_name(*cell) for cell in GRID[preset]]
 
 
-SHARPNESS_SENTENCES = 64
 
 
 def largest_weight(workdir) -> float:
   """How sharp the attention is: the largest share of a target piece's weight on one source
   piece (1 = all on one piece, 1/S = spread evenly), mean over the pieces of the greedy
-  translations of the first SHARPNESS_SENTENCES test sources. A share of the row's sum, as
+  translations of the first `report.SHARPNESS_SENTENCES` test sources. A share of the row's sum, as
   local-p's weights sum to less than 1 (for the others, the row sums to 1)."""
   import attnjax
   import numpy as np
   lines = (workdir / "experiment_test.tsv").read_text().splitlines()
-  sources = [line.split("\t")[0] for line in lines[:SHARPNESS_SENTENCES]]
-  translations = attnjax.load(workdir).alignments(sources, beam=1, batch_size=SHARPNESS_SENTENCES)
+  sources = [line.split("\t")[0] for line in lines[:report.SHARPNESS_SENTENCES]]
+  translations = attnjax.load(workdir).alignments(sources, beam=1, batch_size=report.SHARPNESS_SENTENCES)
   shares = [t.alignment[:, 0, 0, :] / np.maximum(t.alignment[:, 0, 0, :].sum(-1, keepdims=True), 1e-12)
             for t in translations]
   return float(np.mean([share.max(-1).mean() for share in shares]))
@@ -118,15 +118,15 @@ def main(argv=None) -> int:
   args = common.parse(common.parser("scores", __doc__), argv)
   root = common.runs_dir(args)
   cells = {run_name(*cell): cell for cell in GRID[args.preset]}
-  from experiments.scores import report
 
   def do(name):
     workdir = root / name
     common.train(make_config(*cells[name], args.preset, args.data), workdir, progress=args.preset != "smoke")
     common.score_test(workdir, width=10, batch_size=256 if args.preset == "smoke" else 100)
     measure_attention(workdir, args.data_dir)
-    common.keep_results(workdir, report.results_dir(args.report_dir, args.preset),
-                        dict(zip(("score", "local", "feed", "seed"), cells[name])))
+    kept = report.results_dir(args.report_dir, args.preset)
+    common.keep_results(workdir, kept, dict(zip(("score", "local", "feed", "seed"), cells[name])))
+    (kept / "grid.json").write_text(json.dumps({"runs": list(cells)}, indent=2) + "\n")
 
   return common.run_all("scores", list(cells), do, args, lambda: report.write(
       report.results_dir(args.report_dir, args.preset), args.preset, args.report_dir))

@@ -227,13 +227,23 @@ def test_parallelism_claims_follow_the_numbers():
     tokens = 64
     return {"model": model, "length": n, "target_tokens": tokens, "us_per_token": us,
             "forward_us_per_token": forward_us or us, "forward_flops": (1e4 + 10 * n * (model == "transformer")) * tokens,
-            "attention_flops": 10 * n * tokens, "projection_flops": 1e4 * tokens, "train_flops": 1.0}
+            "attention_flops": 10 * n * tokens, "projection_flops": 1e4 * tokens, "train_flops": 1.0,
+            "sequential_steps_per_layer": n if model == "rnn_attention" else 1}
   budget = {f"{m}/{n}": row(m, n, us) for m, n, us in [
       ("rnn_attention", 8, 10.0), ("rnn_attention", 512, 40.0),
-      ("transformer", 8, 10.0), ("transformer", 512, 11.0)]}
+      ("transformer", 8, 10.0), ("transformer", 512, 11.0),
+      ("mingru", 32, 10.0), ("mingru", 512, 12.0), ("mingru", 1024, 30.0)]}
   rows = {(r[0], r[1].split(",")[0].split(" (")[0]): (r[2], r[4]) for r in report.claims(budget, {})}
   assert rows[("RNN + attention", "training time per token")] == ("4.00x", "yes")
   assert rows[("Transformer", "training time per token")] == ("1.10x", "yes")
+  # a recurrence without a loop over time is held to flatness, n = 512 over n = 32, and to no
+  # claim about n dependent steps
+  assert rows[("minGRU, no attention", "training time per token")] == ("1.20x", "yes")
+  assert not any(r[0].startswith("minGRU, no attention /") for r in report.claims(budget, {}))
+  budget["mingru/512"]["us_per_token"] = 14.0
+  rows = {(r[0], r[1].split(",")[0].split(" (")[0]): (r[2], r[4]) for r in report.claims(budget, {})}
+  assert rows[("minGRU, no attention", "training time per token")] == ("1.40x", "no")
+  del budget["mingru/32"], budget["mingru/512"], budget["mingru/1024"]
   # attention 10 n per token against 1e4 of projections: n* = 1,000 both ways
   assert report.crossover(budget)["analytic"] == pytest.approx(1000)
   assert report.crossover(budget)["xla"] == pytest.approx(1000)

@@ -29,7 +29,7 @@ def test_welch_is_undefined_without_spread_or_a_second_seed():
 
 
 def test_welch_rejects_at_its_level_under_the_null():
-  """Both samples drawn alike: about alpha of the tests pass, not more."""
+  """Equal means, unequal spreads (the null Welch's test is for): about alpha of the tests pass."""
   rng = random.Random(0)
   trials = 2000
   rejected = sum(stats.welch([rng.gauss(0, 1) for _ in range(3)], [rng.gauss(0, 2) for _ in range(3)])

@@ -14,7 +14,8 @@ Bahdanau et al. 2015, Figure 2, as claims that mean something on any corpus: eac
 against the model's own scores, over the test set's shortest and longest fifths of sources, with
 95% bootstrap intervals over the test sentences (they measure the test set, not the training):
   the bottleneck      a model without attention scores on the longest fifth at most half what it
-                      scores on the shortest (the interval's top below half the short score);
+                      scores on the shortest (the long span's interval, top included, below half
+                      the short span's BLEU);
   attention rescues   an attentive model trained on the same corpus, of the same family, leads
                       it on the longest fifth (a paired interval of the difference above 0);
   attention holds     an attentive model stays within 10% of its shortest-fifth score in every bin
@@ -81,7 +82,7 @@ def bleu_between(triples, low: int, high: int, min_count: int = 1):
 
 
 def _interval(x) -> str:
-  return f"{x[0]:.2f} ({x[1]:.2f}-{x[2]:.2f})"
+  return "–" if x is None else f"{x[0]:.2f} ({x[1]:.2f}-{x[2]:.2f})"
 
 
 def claims(runs: dict, min_count: int = MIN_BIN) -> list[list]:

@@ -122,7 +122,7 @@ part() {  # part LIMIT_S NAME COMMAND...: run it under its limit cut to what is 
 row() {  # row NAME LIMIT_S COMMAND...: a part whose finished run is named in done.txt, and then skipped
   local name=$1
   shift
-  if grep -qxF "$name" "$OUT/done.txt"; then
+  if grep -sqxF "$name" "$OUT/done.txt"; then
     echo "[$name] measured by an earlier run (its name is in $OUT/done.txt): skipped" >&2
     return 0
   fi

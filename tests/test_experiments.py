@@ -396,3 +396,21 @@ def test_a_users_parallel_files_run_end_to_end_with_aer_skipped_or_from_gold(tmp
   aer = json.loads((tmp_path / "report" / "aer_smoke.json").read_text())
   assert sorted(aer) == ["bahdanau", "transformer"]
   assert all(r["sentences"] == 20 and 0.0 <= r["aer"]["argmax"] <= 1.0 for r in aer.values())
+
+
+def test_scores_other_models_are_compared_with_luongs_rnn_in_a_family_of_their_own():
+  from experiments.scores import report
+  run = lambda bleu: {"bleu": bleu}
+  groups = {("general", "", 0): [run(90.0), run(91.0), run(89.5)],
+            ("general", "", 1): [run(91.4), run(91.6), run(91.2)],
+            ("dot", "", 0): [run(93.0), run(93.4), run(93.1)],
+            ("mingru_general", "", 0): [run(89.0), run(89.6), run(88.9)]}
+  md = report.others_against_luong(groups)
+  rows = _table(md, "model")
+  assert [r[2] for r in rows] == ["general, LSTM, no feeding", "general, LSTM, feeding"]
+  assert [r[9] for r in rows] == ["yes", "no"]  # 1.00 below the first, 2.23 below the second
+  # Holm over these two comparisons only, not over the Luong variants' table
+  p = [report.stats.welch([89.0, 89.6, 88.9], b) for b in ([90.0, 91.0, 89.5], [91.4, 91.6, 91.2])]
+  assert [float(r[7]) for r in rows] == pytest.approx(report.stats.holm(p), abs=1e-4)
+  luong = {k: v for k, v in groups.items() if k[0] in report.LUONG}
+  assert ("mingru_general", "", 0) not in luong and report.others_against_luong(luong) == ""

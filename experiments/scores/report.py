@@ -30,6 +30,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from attnjax.analysis import evaluate, stats  # noqa: E402
 from experiments import common  # noqa: E402
 
+LUONG = ("dot", "general", "concat", "scaled_dot", "additive")  # the Luong RNN's scores
+WITHIN = 2.0  # BLEU: another model "matches" Luong's RNN when at most this far below it
 SHARPNESS_SENTENCES = 64  # the greedy translations whose attention's sharpness the run measures
 RUN = re.compile(r"(?P<score>\w+?)(?:-local(?P<local>[mp]))?-feed(?P<feed>[01])-seed(?P<seed>\d+)")
 FLAT = 10.0  # per cent: a validation perplexity falling less over the last evaluation has all but flattened
@@ -135,6 +137,40 @@ def luong_claims(groups: dict) -> str:
           f"these claims, gives p < {stats.ALPHA}:\n\n" + "\n".join(lines) + "\n")
 
 
+def others_against_luong(groups: dict) -> str:
+  """Each other model (a run named `<model>_<score>`, e.g. the minGRU with Luong's general score)
+  against Luong's LSTM RNN with the same score and global attention, with and without input
+  feeding: Welch's t over seeds, Holm's correction over these comparisons only (its own family,
+  so the Luong variants' table keeps its own), and whether it is at most WITHIN BLEU below."""
+  pairs = []
+  for key in groups:
+    if key[0] in LUONG:
+      continue
+    score = next((sc for sc in LUONG if key[0].endswith("_" + sc)), None)
+    for feed in (0, 1):
+      if score and (score, "", feed) in groups:
+        pairs.append((key, (score, "", feed)))
+  if not pairs:
+    return ""
+  bleus = lambda key: [r["bleu"] for r in groups[key]]
+  adjusted = stats.holm([stats.welch(bleus(a), bleus(b)) for a, b in pairs])
+  rows = []
+  for (a, b), p_holm in zip(pairs, adjusted):
+    difference = statistics.mean(bleus(a)) - statistics.mean(bleus(b))
+    seeds = min(len(groups[a]), len(groups[b]))
+    rows.append([_name(*a), common.mean_std(bleus(a)), f"{b[0]}, LSTM, {'feeding' if b[2] else 'no feeding'}",
+                 common.mean_std(bleus(b)), f"{len(groups[a])} / {len(groups[b])}", f"{difference:+.2f}",
+                 _p(stats.welch(bleus(a), bleus(b))), _p(p_holm), stats.verdict(p_holm, seeds),
+                 "yes" if difference >= -WITHIN else "no"])
+  return ("\n## Other models against Luong's RNN\n\n"
+          "Each against the LSTM with Luong attention of the same score (global), with and without "
+          "input feeding, at the same steps: Welch's t over the per-seed test BLEU, Holm's "
+          f"correction over these comparisons; 'within {WITHIN:g}' says whether its mean is at most "
+          f"{WITHIN:g} BLEU below.\n\n"
+          + common.table(["model", "BLEU", "against", "BLEU", "seeds", "difference", "Welch p",
+                          "Holm p", "verdict", f"within {WITHIN:g}"], rows))
+
+
 def significance(groups: dict) -> tuple[str, list[list]]:
   """Every variant against the best (by mean BLEU): Welch's t over the per-seed BLEU with Holm's
   correction over the table (the verdict), and sacreBLEU's paired bootstrap over the pooled test
@@ -183,7 +219,8 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
   seed_rows = [[score, _attention(local), "yes" if feed else "no", r["seed"], r["val_ppl"],
                 r["test_ppl"] or "–", r["bleu"], "–" if r["aer"] is None else f"{r['aer']:.3f}"]
                for (score, local, feed), runs in groups.items() for r in runs]
-  signature, sig_rows = significance(groups)
+  luong = {key: runs for key, runs in groups.items() if key[0] in LUONG}
+  signature, sig_rows = significance(luong)
   grid = root / "grid.json"  # the preset's runs, written by the run script
   finished = {r["name"] for runs in groups.values() for r in runs}
   first = next(iter(groups.values()))[0]
@@ -204,10 +241,11 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
          f"at convergence: {', '.join(falling)}.\n" if falling else
          f"\nEvery variant's validation perplexity fell less than {FLAT:g} % over its last interval.\n")
       + common.missing(json.loads(grid.read_text())["runs"] if grid.exists() else sorted(finished), finished)
-      + luong_claims(groups)
+      + luong_claims(luong)
       + "\n## Significance against the best variant\n\n"
-      + ("The verdict is a test over training runs: Welch's t on the per-seed test BLEU of the best "
-         "variant (by mean) and each other, with Holm's correction over this table's comparisons; "
+      + ("Luong's variants only (other models: the section below). The verdict is a test over "
+         "training runs: Welch's t on the per-seed test BLEU of the best variant (by mean) and each "
+         "other, with Holm's correction over this table's comparisons; "
          f"'significant' only where the corrected p < {stats.ALPHA}. The last column is sacreBLEU's "
          f"paired bootstrap (`{signature}`) over the pooled test sentences of the seeds both have: "
          "it measures how the scores would move on another test set, not on another training "
@@ -215,6 +253,7 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
          + common.table(["best", "BLEU", "against", "BLEU", "seeds", "difference", "Welch p",
                          "Holm p", "verdict", "sentence bootstrap p"], sig_rows)
          if sig_rows else "Only one variant has finished; nothing to compare.\n")
+      + others_against_luong(groups)
       + "\n## Every run\n\n"
       + common.table(["score", "attention", "input feeding", "seed", "val ppl", "test ppl", "test BLEU",
                       "AER"], seed_rows)

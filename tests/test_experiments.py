@@ -105,7 +105,9 @@ def test_interventions_measure_each_model_and_report_the_claims(tmp_path, data_d
   report = tmp_path / "report"
   results = {path.stem: json.loads(path.read_text()) for path in (report / "runs_smoke").glob("*.json")}
   assert set(results) == {"bahdanau", "transformer"}
+  assert "Machine: cpu: " in (report / "results_smoke.md").read_text()
   for r in results.values():
+    assert r["provenance"]["machine"].startswith("cpu") and r["provenance"]["versions"]["jax"]
     assert set(r["perplexity"]) == {"own", "uniform", "permute-0", "permute-1", "permute-2", "gold"}
     assert r["perplexity"]["gold"] is None  # numbers has no gold links
     assert r["perplexity"]["uniform"] != r["perplexity"]["own"]

@@ -166,7 +166,12 @@ def write(store: pathlib.Path, preset: str, report_dir) -> pathlib.Path:
     path.write_text(f"# Experiment 5: interventions ({preset})\n\nNo model measured yet.\n")
     return path
   any_result = next(iter(results.values()))
+  machines = [r.get("provenance", {}).get("machine") for r in results.values()]
+  named = list(dict.fromkeys(m for m in machines if m))
+  machine = "; ".join(named + ([f"not recorded ({machines.count(None)} of {len(machines)} models, measured "
+                                "before provenance was kept)"] if None in machines else []))
   lines = [f"# Experiment 5: is attention load-bearing? ({preset})", "",
+           f"Machine: {machine}. "
            f"`python -m experiments.interventions.run --preset {preset}`; each model's test split "
            f"({any_result['corpus']}): teacher-forced perplexity on all of it, greedy BLEU on "
            f"{any_result['test_pairs']} pairs. `permute`: mean ± std over seeds "

@@ -134,7 +134,8 @@ def main(argv=None) -> int:
       print(f"  {name}: measured before, kept", flush=True)
       return
     store.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(measure(workdir, args.preset, args.data_dir), indent=1) + "\n")
+    result = {**measure(workdir, args.preset, args.data_dir), "provenance": common.provenance()}
+    path.write_text(json.dumps(result, indent=1) + "\n")
 
   return common.run_all("interventions", list(chosen), do, args,
                         lambda: report.write(store, args.preset, args.report_dir))

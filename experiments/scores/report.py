@@ -228,6 +228,7 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
   png, curves = report_dir / f"scores_{preset}.png", report_dir / f"curves_{preset}.png"
   md.write_text(
       f"# Luong attention: scores, global and local, input feeding ({preset} preset)\n\n"
+      f"Machine: {common.machines(r['workdir'] for runs in groups.values() for r in runs)}. "
       f"Corpus: {common.corpus_of(first['workdir'])}. Validation perplexity at the last step, test perplexity and greedy test BLEU (sacreBLEU), "
       "mean ± standard deviation over seeds (Luong et al. 2015, Table 4); 'last fall' is how much "
       "the validation perplexity fell over the last evaluation interval, in per cent; 'largest "

@@ -17,6 +17,7 @@ REPORTS = [
     ("parallelism", "full", "experiments/parallelism"),
     ("parallelism", "full", "experiments/gpu/results/earlier"),
     ("scores", "cpu", "experiments/scores"),
+    ("bottleneck", "cpu", "experiments/bottleneck"),
     ("interventions", "cpu", "experiments/interventions"),
 ]
 

@@ -309,13 +309,21 @@ def transformer_work(cfg, vocab: int, batch: int, length: int) -> dict:
   return {"attention_flops": attention, "projection_flops": total - attention}
 
 
+AT_ONCE = 4  # compilations at a time on an accelerator host (as many as the sweeps have run)
+
+
 def _at_once(jobs: dict) -> dict:
-  """Each job (no arguments) in a thread of its own, all finished: name -> its Future. The
-  models' programs compile at once (XLA compiles outside the GIL): on a many-core accelerator
-  host compilation, not the timing, is most of a length's wall time. So each row's `compile_s`
-  is a wall time shared with the other models', and on a GPU XLA's autotuner may time its
-  candidate kernels beside another model's: the timings themselves run one model at a time."""
-  with concurrent.futures.ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+  """The jobs (no arguments) run in worker threads, all finished: name -> its Future. On an
+  accelerator host the models' programs compile AT_ONCE at a time (XLA compiles outside the
+  GIL): on a many-core host compilation, not the timing, is most of a length's wall time. So
+  each row's `compile_s` is a wall time shared with the other models', and on a GPU XLA's
+  autotuner may time its candidate kernels beside another model's: the timings themselves run
+  one model at a time. On a CPU one job at a time: the compilations would only share its cores,
+  and ten of them writing JAX's persistent compilation cache at once (as the tests enable it)
+  aborted the process."""
+  import jax
+  workers = 1 if jax.devices()[0].platform == "cpu" else min(len(jobs), AT_ONCE)
+  with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
     return {name: pool.submit(job) for name, job in jobs.items()}
 
 

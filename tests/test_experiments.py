@@ -367,14 +367,15 @@ def test_two_shards_in_two_processes_report_as_one_unsharded_run(tmp_path, data_
     _, err = shard.communicate(timeout=600)
     assert shard.returncode == 0, err
   from experiments.scores import report
+  kept = report.results_dir(tmp_path / "sharded" / "report", "smoke")  # both shards keep theirs here
   partial = tmp_path / "partial"
-  first = sorted(p.name for p in (out / "smoke").iterdir())[0]
-  hidden = out / "smoke" / first / "experiment_test.json"
+  first = sorted(p.name for p in kept.iterdir() if p.is_dir())[0]
+  hidden = kept / first / "experiment_test.json"
   hidden.rename(hidden.with_suffix(".hidden"))  # one run unfinished: the report names it
-  report.write(out / "smoke", "smoke", partial)
+  report.write(kept, "smoke", partial)
   assert f"Not finished yet (1 of 4 runs): {first}." in (partial / "results_smoke.md").read_text()
   hidden.with_suffix(".hidden").rename(hidden)
-  report.write(out / "smoke", "smoke", tmp_path / "sharded" / "report")
+  report.write(kept, "smoke", tmp_path / "sharded" / "report")
   whole = (tmp_path / "whole" / "report" / "results_smoke.md").read_text()
   assert (tmp_path / "sharded" / "report" / "results_smoke.md").read_text() == whole
   assert "Not finished" not in whole

@@ -62,13 +62,19 @@ def _rate(cfg, field):
   return float(value)
 
 
-def _build_rnn(cfg, src_vocab_size, tgt_vocab_size, dtype):
-  decoder = _choice(cfg, 'decoder', DECODERS)
+def _recurrent_width(cfg) -> tuple[int, bool]:
+  """(hidden_dim, bidirectional) of a recurrent family, checked: each direction gets half."""
   hidden_dim = _positive(cfg, 'hidden_dim')
   bidirectional = bool(_get(cfg, 'bidirectional'))
   if bidirectional and hidden_dim < 2:
     raise ValueError(f'model.hidden_dim={hidden_dim} must be at least 2 with '
                      'model.bidirectional=True (each direction gets hidden_dim // 2).')
+  return hidden_dim, bidirectional
+
+
+def _build_rnn(cfg, src_vocab_size, tgt_vocab_size, dtype):
+  decoder = _choice(cfg, 'decoder', DECODERS)
+  hidden_dim, bidirectional = _recurrent_width(cfg)
   reverse_source = bool(cfg.get('reverse_source', False))  # absent in older workdirs
   if reverse_source and decoder in ATTENTIVE:
     raise ValueError(f'model.reverse_source=True is for the decoders without attention, not '
@@ -107,11 +113,7 @@ def _build_rnn(cfg, src_vocab_size, tgt_vocab_size, dtype):
 
 
 def _build_minrnn(cfg, src_vocab_size, tgt_vocab_size, dtype):
-  hidden_dim = _positive(cfg, 'hidden_dim')
-  bidirectional = bool(_get(cfg, 'bidirectional'))
-  if bidirectional and hidden_dim < 2:
-    raise ValueError(f'model.hidden_dim={hidden_dim} must be at least 2 with '
-                     'model.bidirectional=True (each direction gets hidden_dim // 2).')
+  hidden_dim, bidirectional = _recurrent_width(cfg)
   attention = _choice(cfg, 'attention', MIN_ATTENTIONS)
   return MinRNNSeq2Seq(
       src_vocab_size, tgt_vocab_size,

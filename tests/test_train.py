@@ -116,3 +116,35 @@ def test_training_on_a_terminal_draws_the_bar_instead(data_dir, tmp_path, capsys
   out, err = _train_six_steps(data_dir, tmp_path / "run", capsys)
   assert "\r" in err and "6/6" in err  # tqdm's frames
   assert not [l for l in out.splitlines() if l.startswith("step 2/6")]
+
+
+def test_the_log_counts_time_tokens_and_flops_and_resuming_adds_to_them(data_dir, tmp_path):
+  """Each log and validation record carries what training has spent: its wall time without
+  validation, the target tokens (padding excluded) and 3x the forward FLOPs of the batches'
+  padded shapes, summed from the batches themselves; a resumed run goes on counting."""
+  import numpy as np
+  from attnjax.data import pipeline
+  from attnjax.data.prepare import prepare
+  from attnjax.models import flops
+  from attnjax.tokens import PAD_ID
+  config = tiny_config(data_dir, steps=6)
+  config.train.update(log_every=2, eval_every=3, eval_samples=8, checkpoint_every=3)
+  batches = pipeline.train_iterator(config.data, seed=config.seed, prepared=prepare(config.data, progress=False),
+                                    num_devices=1)
+  tokens, work = [0], [0.0]
+  for _ in range(6):
+    batch = next(batches)
+    tokens.append(tokens[-1] + int(np.sum(batch["tgt_out"] != PAD_ID)))
+    (b, s), t = batch["src"].shape, batch["tgt_out"].shape[-1]
+    work.append(work[-1] + 3 * flops.forward(config.model, 64, b, s, t))
+  config.train.num_steps = 3
+  train_and_evaluate(config, tmp_path / "run", progress=False)
+  config.train.num_steps = 6
+  train_and_evaluate(config, tmp_path / "run", progress=False)
+  records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+  for record in records:
+    assert record["tgt_tokens"] == tokens[record["step"]], record
+    assert record["train_flops"] == pytest.approx(work[record["step"]], rel=1e-12), record
+  clock = [r["train_s"] for r in records]
+  assert all(a <= b for a, b in zip(clock, clock[1:])) and clock[0] > 0, clock
+  assert {r["step"] for r in records if "val_ppl" in r} == {3, 6}

@@ -157,6 +157,7 @@ def _train(config, workdir: pathlib.Path, progress: bool) -> dict:
             f"(optimizer, learning-rate schedule and data position restored)")
   state = runner.put_state(state)
   start = int(jax.device_get(runner.checkpointable(state).step))
+  cost = _Cost(config, tokenizers.tgt.vocab_size, meta)
   # a train section from before train.prng_impl: JAX's default generator, as those runs had
   dropout_rng = jax.random.fold_in(steps.rng_key(config.seed, t_cfg.get("prng_impl", "threefry2x32")), 1)
 
@@ -175,6 +176,7 @@ def _train(config, workdir: pathlib.Path, progress: bool) -> dict:
     for step in range(start, t_cfg.num_steps):
       batch = next(train_iter)
       state, metrics = runner.train_step(state, batch, dropout_rng)
+      cost.step(batch)
       done = step + 1
       if prev is not None:   # the previous step's flag: reading it waits for that step only
         _check_finite(prev, done - 1, t_cfg.nan_policy, meta)
@@ -188,14 +190,17 @@ def _train(config, workdir: pathlib.Path, progress: bool) -> dict:
         last = {"loss": sums["loss"] / max(sums["tokens"], 1.0),
                 "accuracy": sums["correct"] / max(sums["tokens"], 1.0),
                 "tgt_tokens_per_s": sums["tokens"] / elapsed, "grad_norm": sums["grad_norm"] / len(window)}
-        log.write(done, **last)
+        log.write(done, **last, **cost.totals())
         bar.log(done, loss=f"{last['loss']:.3f}", tok_s=f"{last['tgt_tokens_per_s']:.0f}")
         window, t_window = [], time.perf_counter()
 
       bleu = None
       if done % t_cfg.eval_every == 0 or done == t_cfg.num_steps:
+        jax.block_until_ready(metrics)
+        cost.pause()
         scores = validate(runner, state, translator, eval_batches, bleu_pairs)
-        log.write(done, **scores)
+        log.write(done, **scores, **cost.totals())
+        cost.resume()
         last.update(scores)
         bleu = scores.get("val_bleu")
         if lead:
@@ -233,6 +238,56 @@ def _train(config, workdir: pathlib.Path, progress: bool) -> dict:
   last["step"] = int(jax.device_get(runner.checkpointable(state).step))
   last["skipped_updates"] = meta["skipped_updates"]
   return last
+
+
+class _Cost:
+  """What training has spent so far, kept in the checkpoint's `meta` so that it adds up across
+  resumed sessions: `train_s`, the wall time of the training steps (validation excluded, the
+  first steps' compilation included); `tgt_tokens`, the target tokens trained on (padding
+  excluded); `train_flops`, three times the forward matrix products of each batch's padded shape
+  (`attnjax.models.flops`; absent for a model it does not count). Counted from the batches on
+  the host, so nothing waits on the device; with several processes, this process's share times
+  their number. They make the learning curves against time and FLOPs that Vaswani et al.'s
+  Table 2 compares families by."""
+
+  def __init__(self, config, vocab: int, meta: dict):
+    self.model, self.vocab, self.meta = config.model, vocab, meta
+    for key in ("train_s", "tgt_tokens", "train_flops"):
+      meta.setdefault(key, 0.0)
+    self.shapes = {}
+    self.processes = jax.process_count()
+    self.mark = time.perf_counter()
+
+  def step(self, batch) -> None:
+    src, tgt = batch["src"].shape, batch["tgt_out"].shape
+    if (src, tgt) not in self.shapes:
+      from attnjax.models import flops
+      rows = int(np.prod(src[:-1]))
+      try:
+        self.shapes[src, tgt] = 3 * flops.forward(self.model, self.vocab, rows, src[-1], tgt[-1])
+      except ValueError:
+        self.shapes[src, tgt] = None
+    step_flops = self.shapes[src, tgt]
+    self.meta["train_flops"] = None if step_flops is None or self.meta["train_flops"] is None else (
+        self.meta["train_flops"] + step_flops * self.processes)
+    self.meta["tgt_tokens"] += float(np.sum(batch["tgt_out"] != steps.PAD_ID)) * self.processes
+
+  def pause(self) -> None:
+    if self.mark is not None:
+      self.meta["train_s"] += time.perf_counter() - self.mark
+      self.mark = None
+
+  def resume(self) -> None:
+    self.mark = time.perf_counter()
+
+  def totals(self) -> dict:
+    if self.mark is not None:  # the clock runs: its time so far is added, and it runs on
+      self.pause()
+      self.resume()
+    out = {"train_s": round(self.meta["train_s"], 3), "tgt_tokens": int(self.meta["tgt_tokens"])}
+    if self.meta["train_flops"] is not None:
+      out["train_flops"] = self.meta["train_flops"]
+    return out
 
 
 def _check_finite(metrics, step: int, policy: str, meta: dict) -> None:

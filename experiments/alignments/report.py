@@ -11,6 +11,7 @@ import json
 import pathlib
 import sys
 
+from attnjax.analysis.gold import alignment_errors, gold_for
 from experiments import common
 
 
@@ -70,57 +71,6 @@ def sentences_for(data) -> list[tuple[str, str, str]]:
   from attnjax.data.prepare import prepare
   pairs = pipeline.load_pairs(data, "test", prepare(data, progress=False))[:DRAWN_TEST_PAIRS]
   return [(f"test pair {i + 1}", src, ref) for i, (src, ref) in enumerate(pairs)]
-
-
-GOLD_CORPUS = "en_fr_synth:quick"
-
-
-def gold_pairs(data_dir: str = "") -> tuple[list[tuple[str, str]], list[str]]:
-  """The test pairs of en_fr_synth:quick and their gold alignments (prepared if needed)."""
-  from attnjax.data import pipeline
-  from attnjax.data.prepare import prepare
-  data = common.load_config("configs/default.py").data
-  data.name = GOLD_CORPUS
-  if data_dir:
-    data.data_dir = data_dir
-  prepared = prepare(data, progress=False)
-  return (pipeline.load_pairs(data, "test", prepared),
-          pipeline.load_alignments(data, "test", prepared))
-
-
-def gold_for(trained, data_dir: str = "", gold_file=None):
-  """(pairs, Pharaoh lines) to measure `trained`'s AER on, or (None, why) where there is none.
-
-  en_fr_synth models: en_fr_synth:quick's test pairs and gold. numbers (smoke): the monotone
-  diagonal stands in as the gold, so that the code runs (its figures mean nothing). Any other
-  corpus: its test pairs, with `gold_file` (a Pharaoh line per pair) or the corpus's own gold.
-  """
-  from attnjax.analysis import alignment
-  from attnjax.data import builders, pipeline
-  from attnjax.data.prepare import prepare
-  data = trained.config.data
-  if data.name.startswith("en_fr_synth") and not gold_file:
-    return gold_pairs(data_dir)
-  if data.name.startswith("numbers") and not gold_file:
-    pairs = [(src, ref) for _, src, ref in number_sentences()]
-    return pairs, [" ".join(f"{i}-{j}" for i, j in sorted(alignment.diagonal_links(
-        len(src.split()), len(ref.split())))) for src, ref in pairs]
-  prepared = prepare(data, progress=False)
-  pairs = pipeline.load_pairs(data, "test", prepared)
-  links = builders.read_text(gold_file) if gold_file else pipeline.load_alignments(data, "test", prepared)
-  if links is None:
-    return None, (f"AER skipped: {data.name} has no gold word alignments; give --gold FILE, a "
-                  "Pharaoh line (i-j sure, ipj possible) per test pair")
-  return pairs, links
-
-
-def alignment_errors(trained, pairs, gold) -> dict | None:
-  """`Trained.alignment_error`, or None for a model without attention."""
-  from attnjax.config import ConfigError
-  try:
-    return trained.alignment_error(pairs, gold)
-  except ConfigError:  # no attention
-    return None
 
 
 def write(workdirs, preset: str, report_dir, data_dir: str = "", drawn=None,

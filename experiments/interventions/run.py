@@ -69,7 +69,7 @@ def measure(workdir: pathlib.Path, preset: str, data_dir: str = "") -> dict:
   from attnjax.data import pipeline
   from attnjax.infer import trained as trained_lib
   from attnjax.models import Intervention, head_gates
-  from experiments.alignments import report as alignments
+  from attnjax.analysis.gold import gold_for
   model = trained_lib.load(workdir)
   data = model.config.data
   pairs = pipeline.load_pairs(data, "test")[:BLEU_SENTENCES[preset]]
@@ -87,7 +87,7 @@ def measure(workdir: pathlib.Path, preset: str, data_dir: str = "") -> dict:
       result["bleu"][name] = model.evaluate(pairs, beam=1, batch_size=100, intervention=intervention)["bleu"]
     print(f"  {workdir.name} {name}: perplexity {result['perplexity'][name]}, "
           f"BLEU {result['bleu'].get(name)}", flush=True)
-  gold_pairs, gold = alignments.gold_for(model, data_dir)
+  gold_pairs, gold = gold_for(model, data_dir)
   for key, shift in (("aer", False), ("shifted_aer", True)):
     report = model.alignment_error(gold_pairs, gold, shift=shift)
     result[key] = {"mean": report["aer"]["argmax"], "per_head": report["per_head"]["argmax"],

@@ -103,10 +103,10 @@ def measure_attention(workdir, data_dir: str = "") -> dict:
   if path.exists() and json.loads(path.read_text())["step"] == step:
     return json.loads(path.read_text())
   import attnjax
-  from experiments.alignments import report as alignments
+  from attnjax.analysis.gold import alignment_errors, gold_for
   trained = attnjax.load(workdir)
-  pairs, gold = alignments.gold_for(trained, data_dir)
-  errors = alignments.alignment_errors(trained, pairs, gold) if pairs is not None else None
+  pairs, gold = gold_for(trained, data_dir)
+  errors = alignment_errors(trained, pairs, gold) if pairs is not None else None
   result = {"step": step, "largest_weight": largest_weight(workdir),
             "aer": errors and errors["aer"]["argmax"], "aer_mass": errors and errors["aer"]["mass"],
             "diagonal": errors and errors["diagonal"]}

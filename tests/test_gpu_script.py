@@ -33,11 +33,14 @@ def test_every_part_writes_its_results(tmp_path):
       ("transformer", "train", None, "bfloat16", None), ("transformer", "train", None, "bfloat16", None),
       ("transformer", "train", None, "bfloat16", None),
       ("rnn_attention", "train", None, "bfloat16", "scan"), ("rnn_seq2seq", "train", None, "bfloat16", "scan"),
+      ("minrnn_attention", "train", None, "bfloat16", None), ("minrnn_attention", "train", None, "bfloat16", None),
       ("rnn_attention", "train", None, "float32", "scan"), ("rnn_attention", "train", None, "float32", "cudnn"),
       ("transformer", "decode", 1, "bfloat16", None), ("transformer", "decode", 4, "bfloat16", None)]
   assert all(r["step_s_median"] > 0 for r in runs)
   assert runs[1]["loss_chunk"] == 8 and runs[0]["loss_chunk"] is None
   assert runs[2]["params"] > runs[0]["params"]  # big is bigger than base
+  assert [r["scan"] for r in runs[5:7]] == ["associative", "sequential"]
+  assert re.search(r"minrnn_attention assoc +bfloat16 +train ", proc.stdout)
   budget = json.loads((tmp_path / "sweep" / "smoke" / "budget.json").read_text())
   assert {r["model"] for r in budget.values()} >= {"transformer", "rnn_attention", "rnn_attention_cudnn"}
   assert (tmp_path / "parallelism" / "results_smoke.md").exists()
@@ -58,7 +61,7 @@ def test_every_part_writes_its_results(tmp_path):
                    proc.stdout)
   assert set((tmp_path / "done.txt").read_text().split()) == {
       "transformer-base", "transformer-base-chunked", "transformer-big", "rnn-attention", "rnn-seq2seq",
-      "rnn-attention-f32", "rnn-attention-cudnn", "greedy", "beam-4"}
+      "mingru-attention", "mingru-attention-sequential", "rnn-attention-f32", "rnn-attention-cudnn", "greedy", "beam-4"}
   assert proc.stderr.rstrip().endswith("nothing left: every part asked for is done")
 
 
@@ -66,7 +69,7 @@ def test_a_part_past_its_limit_is_said_and_the_others_run_in_the_order_named(tmp
   proc = _run(tmp_path, PARTS="decode bench cudnn", LIMIT_BENCH="1")
   assert proc.returncode == 1
   names = ("greedy", "beam-4", "transformer-base", "transformer-base-chunked", "transformer-big", "rnn-attention", "rnn-seq2seq",
-           "rnn-attention-f32", "rnn-attention-cudnn")
+           "mingru-attention", "mingru-attention-sequential", "rnn-attention-f32", "rnn-attention-cudnn")
   said = [proc.stderr.index(f"[{name}] stopped at its limit of 1 s; what it wrote is kept") for name in names]
   assert said == sorted(said)
   assert "no bench results" in proc.stdout and not (tmp_path / "sweep").exists()

@@ -33,8 +33,9 @@
 # 3. bench, LIMIT_BENCH=90 a row: `attnjax bench` in bfloat16 at 32k target tokens a step:
 #    Transformer-base and -big with the fused attention (attention dropout 0), MFU against the
 #    chip's dense bf16 peak, base also with its output layer and loss over 8,192 tokens at a time
-#    (--loss-chunk); the RNNs at Luong et al.'s sizes (1,024-wide LSTMs, 32k vocabulary). One JSON
-#    line each, $OUT/bench.jsonl.
+#    (--loss-chunk); the RNNs at Luong et al.'s sizes (1,024-wide LSTMs, 32k vocabulary), and
+#    minGRU with attention at the same sizes, its time walked by the associative scan and by
+#    `lax.scan`. One JSON line each, $OUT/bench.jsonl.
 # 4. cudnn (bench's limit a row): the attentive RNN at those sizes in float32, its encoder as a
 #    scan and through cuDNN (the encoder target, like for like), into the same file.
 # 5. flax, LIMIT_FLAX=180: the Flax WMT example's Transformer at Transformer-base's shapes, timed
@@ -174,7 +175,10 @@ for p in $PARTS; do
       bench transformer-base-chunked --model transformer --task train --attention-dropout 0 --loss-chunk "$CHUNK" $BASE
       bench transformer-big --model transformer --task train --attention-dropout 0 $BIG
       bench rnn-attention --model rnn_attention --task train $RNN
-      bench rnn-seq2seq --model rnn_seq2seq --task train $RNN ;;
+      bench rnn-seq2seq --model rnn_seq2seq --task train $RNN
+      # the fourth family at the same sizes, its time walked by the associative scan and sequentially
+      bench mingru-attention --model minrnn_attention --task train --scan associative $RNN
+      bench mingru-attention-sequential --model minrnn_attention --task train --scan sequential $RNN ;;
     cudnn)
       # the encoder through cuDNN against the scan, like for like: float32 (cuDNN's LSTM takes no other)
       bench rnn-attention-f32 --model rnn_attention --task train --dtype float32 $RNN

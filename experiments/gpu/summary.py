@@ -29,6 +29,8 @@ def table(runs: list[dict], seconds: str = "") -> str:
       model = r["model"] if r.get("framework", "jax") == "jax" else "flax-wmt"
       if r.get("encoder_impl") == "cudnn":
         model += " cudnn"
+      if r.get("scan"):
+        model += {"associative": " assoc", "sequential": " seq"}.get(r["scan"], f" {r['scan']}")  # minGRU's walk
       if r.get("loss_chunk"):
         model += f" chunk {r['loss_chunk']}"
       out.append(

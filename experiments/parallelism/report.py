@@ -392,6 +392,7 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
       + f"\n![time per token at a fixed budget]({budget_png.name})\n\n"
       + _reading(budget, latency, names)
       + _work_section(budget, names, lengths)
+      + _attention_section(budget, sizes, names, lengths)
       + "\n## The work per token (XLA's cost analysis of the compiled training step)\n\n"
       "FLOPs and bytes accessed per target token of the training step. XLA counts a `while` "
       "loop's body once, so the RNNs' figures are one recurrent step plus what lies outside "
@@ -497,6 +498,44 @@ def _work_section(budget: dict, names, lengths) -> str:
           + common.table(["n", "model", "µs/token", "MFLOP/token", "GFLOP/s", "time / Transformer",
                           "FLOPs / Transformer", "FLOP/s / Transformer", "larger factor"], rows)
           + "\n" + "; ".join(reading) + ".\n")
+
+
+WITHOUT = {"rnn_attention": "rnn_seq2seq", "mingru_attention": "mingru"}  # the same family without attention
+
+
+def attention_share(row: dict, model: dict) -> float | None:
+  """The share of a row's counted forward FLOPs that attention's n x n part takes: the scores
+  and weighted sums, 2 x 2 x n x width per target token (width: the LSTM's hidden state, the
+  minGRU's stream, which its attention reads); None where the model has none or is not counted."""
+  if not row.get("model_flops") or (model.get("decoder") != "luong" and model.get("attention") != "luong"):
+    return None
+  width = model["hidden_dim"] if model["family"] == "rnn" else model["embed_dim"]
+  return 2 * 2 * row["length"] * width * row["target_tokens"] / row["model_flops"]
+
+
+def _attention_section(budget: dict, sizes: dict, names, lengths) -> str:
+  """For each RNN with attention: the share of its counted work that the n x n attention takes,
+  and its time per token over the same family's without attention (matched the same way)."""
+  pairs = [(n, WITHOUT[n.removesuffix(WORK)] + (WORK if n.endswith(WORK) else "")) for n in names
+           if n.removesuffix(WORK) in WITHOUT]
+  rows = []
+  for length in lengths:
+    for with_, without in pairs:
+      a, b = budget.get(f"{with_}/{length}"), budget.get(f"{without}/{length}")
+      if not a or not b or "skipped" in a or "skipped" in b:
+        continue
+      share = attention_share(a, sizes[with_]["model"])
+      rows.append([length, LABELS[with_], "–" if share is None else f"{100 * share:.0f} %",
+                   f"{a['us_per_token'] / b['us_per_token']:.2f}x"])
+  if not rows:
+    return ""
+  return ("\n## Attention in the RNNs' step\n\n"
+          "How much of an attentive RNN's step is attention's n x n part (its scores and weighted "
+          "sums, 4 n x width forward FLOPs a target token, against the model's counted forward "
+          "FLOPs), and its time per token over the same family's without attention, matched the "
+          "same way (so the two differ in their hidden sizes too, not in attention alone).\n\n"
+          + common.table(["n", "model", "n x n attention, share of counted FLOPs",
+                          "time per token / without attention"], rows))
 
 
 def _spans(parts) -> str:

@@ -21,9 +21,10 @@ Families, by name (a new one joins with one line in FAMILIES):
                     (`configs/rnn_min.py`; Feng et al. 2024)
   transformer       the Transformer (`configs/transformer.py:size=small`)
 Workdirs go to `<out>/<preset>/<family>-seed<s>` (the names `--list` prints, seed-major: every
-family's seed 0 first, so that a run cut short still has the pilot); finished runs are skipped
-and interrupted ones resume. Each finished run's result files are kept in
-`<report_dir>/runs_<preset>/<name>/`, from which the report is built. The data overrides
+family's seed 0 first, so that a run cut short still has the pilot); interrupted runs resume.
+Each finished run's result files are kept in `<report_dir>/runs_<preset>/<name>/`, from which
+the report is built; a run kept there is finished and skipped, so the experiment goes on
+across machines from what is committed (the report needs no checkpoint). The data overrides
 (`--config.data.FIELD=VALUE`) apply to every run, so the experiment runs on a user's corpus.
 
 Presets:
@@ -99,6 +100,10 @@ def main(argv=None) -> int:
   def do(name):
     family, seed = cells[name]
     workdir = root / name
+    done = kept / name / "train_done.json"
+    if done.exists() and json.loads(done.read_text())["step"] >= SETTINGS[args.preset]["steps"]:
+      print(f"  {name}: kept in {kept} (finished before), skipped", flush=True)
+      return
     common.train(make_config(family, seed, args.preset, args.data), workdir, progress=args.preset != "smoke")
     common.keep_results(workdir, kept, {"family": family, "seed": seed, "config": FAMILIES[family],
                                         "parameters": parameters(workdir)})

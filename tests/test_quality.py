@@ -2,6 +2,7 @@
 known, and the smoke preset end to end."""
 
 import json
+import shutil
 
 import pytest
 
@@ -68,10 +69,16 @@ def test_a_report_without_runs_says_which_command_makes_them(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_smoke_preset_trains_every_family_and_reports_what_its_logs_say(tmp_path, data_dir):
+def test_the_smoke_preset_trains_every_family_and_reports_what_its_logs_say(tmp_path, data_dir, capsys):
   args = ["--preset", "smoke", "--out", str(tmp_path / "runs"), "--data_dir", str(data_dir),
           "--report_dir", str(tmp_path / "report")]
   assert quality.main(args) == 0
+  # on another machine (no workdirs), the kept runs are finished: nothing is trained again
+  shutil.rmtree(tmp_path / "runs")
+  capsys.readouterr()
+  assert quality.main(args) == 0
+  assert capsys.readouterr().out.count("(finished before), skipped") == len(quality.grid("smoke"))
+  assert not (tmp_path / "runs").exists()
   kept = tmp_path / "report" / "runs_smoke"
   names = sorted(quality.grid("smoke"))
   assert sorted(p.name for p in kept.iterdir() if p.is_dir()) == names

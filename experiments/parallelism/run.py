@@ -40,7 +40,7 @@ Presets:
   smoke  tiny models, T = 64, n = 8 and 16: seconds (tests/test_experiments.py).
   cpu    Transformer `small` (d_model 128, 2+2 layers), vocabulary 2,000, T = 4,096,
          n = 8 to 1,024; encoding at n = 8 to 1,024 and decoding m = 16, 64, 256 at batch 1.
-         About 15 minutes on 2 cores (experiments/README.md), compilation most of it.
+         About 40 minutes on 2 cores for the nine models, compilation most of it.
   full   a GPU host, about 10 minutes of device time: Transformer `base` (d_model 512, 6+6),
          vocabulary 8,000, 2-layer RNNs, bfloat16, T = 65,536, n = 16 to 1,024; also the
          attentive RNN with its encoder through cuDNN (`model.encoder_impl=cudnn`, float32);

@@ -1,8 +1,9 @@
 """Test-wide settings, made before jax is imported anywhere.
 
 Four CPU devices, so the parallel paths run here as on a real host; XLA's cheapest
-backend optimisation level and a persistent compilation cache for the session, because
-compiling tiny models dominates the suite's time (subprocesses inherit both).
+backend optimisation level and a persistent compilation cache for the session's subprocesses,
+because compiling tiny models dominates the suite's time (they inherit both; the test process
+itself keeps to its in-memory cache, see below).
 """
 
 import os
@@ -14,7 +15,14 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="attn
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import jax  # noqa: E402
 import pytest  # noqa: E402
+
+# The cache serves the subprocesses the tests start (each a fresh process that would compile
+# the same tiny programs again), not this long-lived process: in it, after hundreds of programs,
+# XLA crashed three times (segmentation faults) in the cache's compile-and-write and read paths,
+# in different tests each time, where each test alone passes.
+jax.config.update("jax_enable_compilation_cache", False)
 
 
 @pytest.fixture(scope="session")

@@ -75,6 +75,20 @@ def forward(cfg, vocab: int, batch: int, src_len: int, tgt_len: int) -> float:
   return encoder + keys + t * step + 2 * b * t * h * v
 
 
+def rnn_attention(cfg, batch: int, src_len: int, tgt_len: int) -> float | None:
+  """The part of `forward` that an attentive RNN spends on attention's n x n work, its scores and
+  weighted sums: 2 x 2 x src_len x width a target token, width being the state attention reads
+  (the LSTM's hidden state, the minGRU's stream); None for a model without it (or a Transformer,
+  whose attention `forward` counts per layer)."""
+  if cfg.family == "minrnn" and cfg.attention == "luong":
+    width = cfg.embed_dim
+  elif cfg.family == "rnn" and cfg.decoder == "luong":
+    width = cfg.hidden_dim
+  else:
+    return None
+  return 2 * 2 * batch * tgt_len * src_len * width
+
+
 def decode(cfg, vocab: int, batch: int, beam: int, src_len: int, tgt_len: int) -> float:
   """Decoding tgt_len tokens for `batch` sources with `beam` hypotheses each (1 = greedy)."""
   b, k, s, t, v = batch, beam, src_len, tgt_len, vocab

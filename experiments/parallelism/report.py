@@ -504,13 +504,14 @@ WITHOUT = {"rnn_attention": "rnn_seq2seq", "mingru_attention": "mingru"}  # the 
 
 
 def attention_share(row: dict, model: dict) -> float | None:
-  """The share of a row's counted forward FLOPs that attention's n x n part takes: the scores
-  and weighted sums, 2 x 2 x n x width per target token (width: the LSTM's hidden state, the
-  minGRU's stream, which its attention reads); None where the model has none or is not counted."""
-  if not row.get("model_flops") or (model.get("decoder") != "luong" and model.get("attention") != "luong"):
+  """The share of a row's counted forward FLOPs that attention's n x n part takes
+  (`flops.rnn_attention`); None where the model has none or is not counted."""
+  import ml_collections
+  from attnjax.models import flops
+  if not row.get("model_flops"):
     return None
-  width = model["hidden_dim"] if model["family"] == "rnn" else model["embed_dim"]
-  return 2 * 2 * row["length"] * width * row["target_tokens"] / row["model_flops"]
+  part = flops.rnn_attention(ml_collections.ConfigDict(model), row["batch"], row["length"], row["length"])
+  return None if part is None else part / row["model_flops"]
 
 
 def _attention_section(budget: dict, sizes: dict, names, lengths) -> str:

@@ -29,7 +29,7 @@ across machines from what is committed (the report needs no checkpoint). The dat
 
 Presets:
   smoke  every family tiny on numbers:fr, seeds 0 and 1, 6 steps validated every 2: seconds
-         (tests/test_experiments.py).
+         (tests/test_quality.py).
   cpu    `en_fr_synth:quick` (20,000 pairs of at most 25 words), batch 64, 1,200 steps
          validated every 100 with BLEU on 200 sentences, seeds 0-2: 12 runs, about 2 hours on
          2 cores.

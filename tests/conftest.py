@@ -1,11 +1,11 @@
 """Test-wide settings, made before jax is imported anywhere.
 
 Four CPU devices, so the parallel paths run here as on a real host; XLA's cheapest
-backend optimisation level and a persistent compilation cache for the session's subprocesses,
-because compiling tiny models dominates the suite's time (they inherit both; the test process
-itself keeps to its in-memory cache, see below).
+backend optimisation level and a persistent compilation cache, because compiling tiny models
+dominates the suite's time (the tests' subprocesses inherit all three).
 """
 
+import gc
 import os
 import tempfile
 
@@ -18,11 +18,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
-# The cache serves the subprocesses the tests start (each a fresh process that would compile
-# the same tiny programs again), not this long-lived process: in it, after hundreds of programs,
-# XLA crashed three times (segmentation faults) in the cache's compile-and-write and read paths,
-# in different tests each time, where each test alone passes.
-jax.config.update("jax_enable_compilation_cache", False)
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+  """Drops every compiled program after each test module. XLA maps about five memory regions
+  per CPU executable and keeps them while jax caches it; the suite compiles thousands, and past
+  the kernel's limit on mappings (vm.max_map_count, 65,530 by default) the next compile or
+  cache load segfaults, in whichever test comes then. Recompiling is a cache read."""
+  yield
+  jax.clear_caches()
+  gc.collect()
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """What the experiments share: their flags (presets, data overrides, the runs to do), configs
-from config files, training that skips finished runs, test BLEU by source length, and
-markdown tables.
+from config files, training that skips finished runs, the kept results with their provenance,
+and markdown tables. What a run is measured by lives in `attnjax.analysis.evaluators`.
 
 Every experiment is a list of named runs (`--list`); `--only` and `--shard I/N` pick some of
 them, so that the runs of one preset can go to several jobs of a cluster at once, each into
@@ -85,7 +85,7 @@ def parse(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
       p.error(f"--config.data.{field}: the data section has no field {field!r} "
               f"(it has {', '.join(sorted(defaults))})")
     try:
-      args.data[field] = _typed(value, defaults[field])
+      args.data[field] = typed(value, defaults[field])
     except ValueError:
       p.error(f"--config.data.{field}={value}: not a {type(defaults[field]).__name__}")
   if args.data_dir:
@@ -93,7 +93,7 @@ def parse(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
   return args
 
 
-def _typed(value: str, default):
+def typed(value: str, default):
   if isinstance(default, bool):
     if value.lower() in ("1", "true", "yes"):
       return True
@@ -131,9 +131,10 @@ def select(names: list[str], args) -> list[str]:
   return names
 
 
-def run_all(experiment: str, names: list[str], do, args, write_report) -> int:
+def run_all(experiment: str, names: list[str], do, args, write_report, report_command: str = "") -> int:
   """--list, or `do(name)` for each selected run, then the report (unless a subset was asked
-  for: the jobs of a sweep leave the report to a job that runs after them all)."""
+  for: the jobs of a sweep leave the report to a job that runs after them all, by
+  `report_command`, the experiment's report script by default)."""
   chosen = select(names, args)
   if args.list:
     print("\n".join(chosen))
@@ -142,8 +143,9 @@ def run_all(experiment: str, names: list[str], do, args, write_report) -> int:
     print(f"[{i}/{len(chosen)}] {name}", flush=True)
     do(name)
   if args.only or args.shard:
-    print(f"done: {len(chosen)} of {len(names)} runs; the report assembles them: python -m "
-          f"experiments.{experiment}.report --preset {args.preset} --out {args.out}", flush=True)
+    report_command = report_command or (f"python -m experiments.{experiment}.report --preset "
+                                         f"{args.preset} --out {args.out}")
+    print(f"done: {len(chosen)} of {len(names)} runs; the report assembles them: {report_command}", flush=True)
     return 0
   write_report()
   return 0
@@ -272,38 +274,6 @@ def train(config, workdir: pathlib.Path, progress: bool = True) -> dict:
   metrics["seconds_total"] = round(before + metrics["seconds_last_session"], 1)
   done.write_text(json.dumps(metrics, indent=2) + "\n")
   return metrics
-
-
-def score_test(workdir: pathlib.Path, width: int = 5, batch_size: int = 64, test_data=None) -> dict:
-  """Test BLEU, BLEU per `width`-token source-length bin (greedy) and test perplexity; kept in
-  `experiment_test.json`, the sources, references and hypotheses in `experiment_test.tsv`.
-
-  `test_data`: the data section whose test split to translate (default: the workdir's own).
-  Sources are decoded sorted by length, so each batch is padded to about its own length.
-  """
-  path = workdir / "experiment_test.json"
-  done = workdir / "train_done.json"
-  if path.exists():
-    report = json.loads(path.read_text())
-    if not done.exists() or report["step"] == json.loads(done.read_text())["step"]:
-      return report  # else the run has trained further since: score it again
-  from attnjax.infer import trained as trained_lib
-  from attnjax.data import pipeline
-  from attnjax.data.prepare import prepare
-  trained = trained_lib.load(workdir)
-  data_cfg = test_data if test_data is not None else trained.config.data
-  pairs = pipeline.load_pairs(data_cfg, "test", prepare(data_cfg, progress=False))
-  pairs.sort(key=lambda pair: len(pair[0].split()))
-  start = time.perf_counter()
-  report = trained.evaluate(pairs, beam=1, bucket_width=width, batch_size=batch_size)
-  hyps = report.pop("hypotheses")
-  report.update(step=trained.step, test_data=data_cfg.name, decode_seconds=round(time.perf_counter() - start, 1),
-                ppl=trained.perplexity(data_cfg, "test"))
-  path.write_text(json.dumps(report, indent=2) + "\n")
-  (workdir / "experiment_test.tsv").write_text("".join(f"{s}\t{r}\t{h}\n" for (s, r), h in zip(pairs, hyps)))
-  print(f"  {workdir}: test BLEU {report['bleu']:.2f} on {len(pairs)} sentences "
-        f"({report['decode_seconds']:.0f} s)", flush=True)
-  return report
 
 
 def mean_std(values, digits: int = 2) -> str:

@@ -77,6 +77,11 @@ def compare(best: list[float], others: dict[str, list[float]], alpha: float = AL
   return result
 
 
+def format_p(p: float | None) -> str:
+  """A p-value as the tables print it: four decimals, '–' where the test is undefined."""
+  return "–" if p is None else f"{p:.4f}"
+
+
 def mean_ci(values: list[float], level: float = 0.95) -> tuple[float, float]:
   """The mean over seeds and the half-width of its t confidence interval (0 for one value)."""
   values = [float(x) for x in values]

@@ -40,6 +40,7 @@ Presets:
 import json
 import sys
 
+from attnjax.analysis import evaluators
 from experiments import common
 
 MODELS = {
@@ -114,7 +115,7 @@ def main(argv=None) -> int:
   root = common.runs_dir(args)
   own = "name" in args.data
   cells = {f"{model}-{corpus}": (model, corpus) for model, corpus in runs(args.preset, own)}
-  test_data = make_config("bahdanau", OWN if own else "50", args.preset, args.data).data
+  test_data = make_config("bahdanau", OWN if own else "50", args.preset, args.data).data.to_dict()
   from experiments.bottleneck import report
 
   kept = report.results_dir(args.report_dir, args.preset)
@@ -123,8 +124,8 @@ def main(argv=None) -> int:
     workdir = root / name
     config = make_config(*cells[name], args.preset, args.data)
     common.train(config, workdir, progress=args.preset != "smoke")
-    common.score_test(workdir, BUCKET_WIDTH, batch_size=256 if args.preset == "smoke" else 64,
-                      test_data=test_data)
+    evaluators.evaluate(workdir, "bleu", width=BUCKET_WIDTH, batch_size=256 if args.preset == "smoke" else 64,
+                        test_data=test_data)
     kept.mkdir(parents=True, exist_ok=True)
     (kept / "grid.json").write_text(json.dumps({"runs": list(cells)}, indent=2) + "\n")
     common.keep_results(workdir, kept, cell(*cells[name], config))

@@ -155,10 +155,6 @@ def _target_table(summary: dict, field: str) -> str:
                        "TFLOP"], rows)
 
 
-def _p(p: float | None) -> str:
-  return "–" if p is None else f"{p:.4f}"
-
-
 def _verdict_table(summary: dict, field: str) -> str:
   lines = []
   for cost, unit, scale in (("train_s", "s", 1.0), ("train_flops", "TFLOP", 1e12)):
@@ -168,7 +164,7 @@ def _verdict_table(summary: dict, field: str) -> str:
       continue
     lines.append(f"- {'wall time' if cost == 'train_s' else 'FLOPs'}: the least is {best}'s; against it, "
                  + "; ".join(f"{other} {r['difference'] / -scale:+,.2f} {unit} (Holm p "
-                             f"{_p(r['p_holm'])}, {r['verdict']})" for other, r in rows.items()) + ".\n")
+                             f"{stats.format_p(r['p_holm'])}, {r['verdict']})" for other, r in rows.items()) + ".\n")
   return "".join(lines)
 
 

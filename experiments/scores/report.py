@@ -27,12 +27,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from attnjax.analysis import evaluate, stats  # noqa: E402
+from attnjax.analysis import evaluate, evaluators, stats  # noqa: E402
 from experiments import common  # noqa: E402
 
 LUONG = ("dot", "general", "concat", "scaled_dot", "additive")  # the Luong RNN's scores
 WITHIN = 2.0  # BLEU: another model "matches" Luong's RNN when at most this far below it
-SHARPNESS_SENTENCES = 64  # the greedy translations whose attention's sharpness the run measures
 RUN = re.compile(r"(?P<score>\w+?)(?:-local(?P<local>[mp]))?-feed(?P<feed>[01])-seed(?P<seed>\d+)")
 FLAT = 10.0  # per cent: a validation perplexity falling less over the last evaluation has all but flattened
 
@@ -160,7 +159,7 @@ def others_against_luong(groups: dict) -> str:
     seeds = min(len(groups[a]), len(groups[b]))
     rows.append([_name(*a), common.mean_std(bleus(a)), f"{b[0]}, LSTM, {'feeding' if b[2] else 'no feeding'}",
                  common.mean_std(bleus(b)), f"{len(groups[a])} / {len(groups[b])}", f"{difference:+.2f}",
-                 _p(stats.welch(bleus(a), bleus(b))), _p(p_holm), stats.verdict(p_holm, seeds),
+                 stats.format_p(stats.welch(bleus(a), bleus(b))), stats.format_p(p_holm), stats.verdict(p_holm, seeds),
                  "yes" if difference >= -WITHIN else "no"])
   return ("\n## Other models against Luong's RNN\n\n"
           "Each against the LSTM with Luong attention of the same score (global), with and without "
@@ -193,12 +192,8 @@ def significance(groups: dict) -> tuple[str, list[list]]:
     rows.append([_name(*best), common.mean_std([r["bleu"] for r in groups[best]]), _name(*key),
                  common.mean_std([r["bleu"] for r in groups[key]]),
                  f"{len(groups[best])} / {len(groups[key])}", f"{test['difference']:+.2f}",
-                 _p(test["p"]), _p(test["p_holm"]), test["verdict"], bootstrap])
+                 stats.format_p(test["p"]), stats.format_p(test["p_holm"]), test["verdict"], bootstrap])
   return signature, rows
-
-
-def _p(p: float | None) -> str:
-  return "–" if p is None else f"{p:.4f}"
 
 
 def write(root, preset: str, report_dir) -> list[pathlib.Path]:
@@ -233,7 +228,7 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
       "mean ± standard deviation over seeds (Luong et al. 2015, Table 4); 'last fall' is how much "
       "the validation perplexity fell over the last evaluation interval, in per cent; 'largest "
       "weight' is the largest share of a target piece's attention on one source piece (greedy "
-      f"translations of {SHARPNESS_SENTENCES} test sentences); AER is the teacher-forced attention's "
+      f"translations of {evaluators.SHARPNESS_SENTENCES} test sentences); AER is the teacher-forced attention's "
       "alignment error rate against the corpus's gold word alignments, argmax per target word "
       "(lower is better; – where the corpus has no gold).\n\n"
       + common.table(["score", "attention", "input feeding", "seeds", "steps", "val ppl", "last fall %",

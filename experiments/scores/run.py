@@ -36,6 +36,7 @@ Presets:
 import json
 import sys
 
+from attnjax.analysis import evaluators
 from experiments import common
 from experiments.scores import report
 
@@ -79,41 +80,6 @@ def run_names(preset: str) -> list[str]:
 
 
 
-
-def largest_weight(workdir) -> float:
-  """How sharp the attention is: the largest share of a target piece's weight on one source
-  piece (1 = all on one piece, 1/S = spread evenly), mean over the pieces of the greedy
-  translations of the first `report.SHARPNESS_SENTENCES` test sources. A share of the row's sum, as
-  local-p's weights sum to less than 1 (for the others, the row sums to 1)."""
-  import attnjax
-  import numpy as np
-  lines = (workdir / "experiment_test.tsv").read_text().splitlines()
-  sources = [line.split("\t")[0] for line in lines[:report.SHARPNESS_SENTENCES]]
-  translations = attnjax.load(workdir).alignments(sources, beam=1, batch_size=report.SHARPNESS_SENTENCES)
-  shares = [t.alignment[:, 0, 0, :] / np.maximum(t.alignment[:, 0, 0, :].sum(-1, keepdims=True), 1e-12)
-            for t in translations]
-  return float(np.mean([share.max(-1).mean() for share in shares]))
-
-
-def measure_attention(workdir, data_dir: str = "") -> dict:
-  """AER of the teacher-forced attention against the gold (argmax and half the mass; None
-  where the corpus has none) and `largest_weight`, kept in `experiment_attention.json`."""
-  path = workdir / "experiment_attention.json"
-  step = json.loads((workdir / "train_done.json").read_text())["step"]
-  if path.exists() and json.loads(path.read_text())["step"] == step:
-    return json.loads(path.read_text())
-  import attnjax
-  from attnjax.analysis.gold import alignment_errors, gold_for
-  trained = attnjax.load(workdir)
-  pairs, gold = gold_for(trained, data_dir)
-  errors = alignment_errors(trained, pairs, gold) if pairs is not None else None
-  result = {"step": step, "largest_weight": largest_weight(workdir),
-            "aer": errors and errors["aer"]["argmax"], "aer_mass": errors and errors["aer"]["mass"],
-            "diagonal": errors and errors["diagonal"]}
-  path.write_text(json.dumps(result, indent=2) + "\n")
-  return result
-
-
 def main(argv=None) -> int:
   args = common.parse(common.parser("scores", __doc__), argv)
   root = common.runs_dir(args)
@@ -122,8 +88,8 @@ def main(argv=None) -> int:
   def do(name):
     workdir = root / name
     common.train(make_config(*cells[name], args.preset, args.data), workdir, progress=args.preset != "smoke")
-    common.score_test(workdir, width=10, batch_size=256 if args.preset == "smoke" else 100)
-    measure_attention(workdir, args.data_dir)
+    evaluators.evaluate(workdir, "bleu", width=10, batch_size=256 if args.preset == "smoke" else 100)
+    evaluators.evaluate(workdir, "attention", data_dir=args.data_dir)
     kept = report.results_dir(args.report_dir, args.preset)
     common.keep_results(workdir, kept, dict(zip(("score", "local", "feed", "seed"), cells[name])))
     (kept / "grid.json").write_text(json.dumps({"runs": list(cells)}, indent=2) + "\n")

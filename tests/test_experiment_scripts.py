@@ -47,3 +47,22 @@ def test_list_names_the_runs_only_and_shard_pick(capsys):
   assert listed(bottleneck.main, "--only", "bahdanau-50,encdec-30", "--shard", "0/2") == ["encdec-30"]
   assert listed(alignments.main) == ["bahdanau", "transformer"]
   assert listed(alignments.main, "--only", "transformer") == ["transformer"]
+
+
+def test_no_experiment_imports_another_experiments_run_or_report():
+  """What several experiments need lives in experiments/common.py and shared.py; an experiment's
+  folder imports only its own scripts, so one can change without breaking another."""
+  import ast
+  crossings = []
+  for path in sorted((REPO / "experiments").glob("*/*.py")):
+    own = path.parent.name
+    for node in ast.walk(ast.parse(path.read_text())):
+      names = ([node.module or ""] if isinstance(node, ast.ImportFrom) else
+               [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+      if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("experiments."):
+        names += [f"{node.module}.{a.name}" for a in node.names]
+      for name in names:
+        parts = name.split(".")
+        if len(parts) >= 2 and parts[0] == "experiments" and parts[1] not in (own, "common", "shared"):
+          crossings.append(f"{path.relative_to(REPO)} imports {name}")
+  assert not crossings, crossings

@@ -35,34 +35,26 @@ says so. The one run this experiment trains (`--list`) is the Transformer.
 import pathlib
 import sys
 
-from experiments import common
+from experiments import common, shared
 
-SMOKE_MODELS = {"bahdanau": "configs/rnn_bahdanau.py", "transformer": "configs/transformer.py:size=tiny"}
-TRANSFORMER = "configs/transformer.py:size=small"
-TRANSFORMER_STEPS = 1500
 DRAWN = ("bahdanau-50", "general-feed1-seed0", "transformer")  # heatmaps; the others: AER only
 
 
 def own_runs(args) -> dict:
   """{name: config} of the models this experiment trains itself (`--list`)."""
   if args.preset == "smoke":
-    return {name: common.with_data(common.make_tiny(common.load_config(spec), "", 3), args)
-            for name, spec in SMOKE_MODELS.items()}
-  config = common.with_data(common.load_config(TRANSFORMER), args)
-  steps = TRANSFORMER_STEPS * (2 if args.preset == "full" else 1)
-  config.train.update(num_steps=steps, eval_every=steps // 3, eval_samples=0, checkpoint_every=steps)
-  return {"transformer": config}
+    return {name: shared.smoke_config(name, args) for name in shared.SMOKE_MODELS}
+  return {"transformer": shared.transformer_config(args)}
 
 
 def other_workdirs(args) -> list[pathlib.Path]:
   """The models of experiments 1 and 3 that this one reads (none for smoke)."""
   if args.preset == "smoke":
     return []
-  from experiments.scores import run as scores
   rnnsearch = "bahdanau-own" if "name" in args.data else "bahdanau-50"
-  workdirs = [pathlib.Path("runs/experiments/bottleneck") / args.preset / rnnsearch]
-  workdirs += [pathlib.Path("runs/experiments/scores") / args.preset / scores.run_name(score, "", feed, 0)
-               for score in scores.SCORES for feed in (1, 0)]
+  workdirs = [pathlib.Path(args.out).parent / "bottleneck" / args.preset / rnnsearch]
+  workdirs += [shared.luong_workdir(pathlib.Path(args.out), args.preset, score, "", feed, 0)
+               for score in shared.SCORES for feed in (1, 0)]
   missing = [str(w) for w in workdirs if not (w / "train_done.json").exists()]
   if missing:
     raise SystemExit(f"not trained yet: {', '.join(missing)}; run experiments.bottleneck.run and "

@@ -34,7 +34,7 @@ import json
 import pathlib
 import sys
 
-from experiments import common
+from experiments import common, shared
 
 PERMUTE_SEEDS = (0, 1, 2)
 BLEU_SENTENCES = {"smoke": 8, "cpu": 1000, "full": 1000}
@@ -44,21 +44,17 @@ PRUNE_STEP = {"smoke": 1, "cpu": 2, "full": 2}            # heads switched off b
 
 def models(args) -> dict:
   """{name: (config, workdir)}: the models the preset scores and where they are trained."""
-  from experiments.alignments import run as alignments
-  from experiments.scores import run as scores
   out = pathlib.Path(args.out).parent  # runs/experiments
   if args.preset == "smoke":
-    return {name: (common.make_tiny(common.load_config(spec), "", 3),
-                   common.runs_dir(args) / name) for name, spec in alignments.SMOKE_MODELS.items()}
-  dot = scores.make_config("dot", "", 0, 0, args.preset, args.data)
+    return {name: (shared.smoke_config(name, args), common.runs_dir(args) / name) for name in shared.SMOKE_MODELS}
+  dot = shared.luong_config("dot", "", 0, 0, args.preset, args.data)
   rnnsearch = common.with_data(common.load_config("configs/rnn_bahdanau.py"), args)
   rnnsearch.train.update({k: dot.train[k] for k in ("num_steps", "eval_every", "eval_samples",
                                                      "checkpoint_every")})
-  transformer = alignments.own_runs(args)["transformer"]
   return {
-      "luong-dot": (dot, out / "scores" / args.preset / scores.run_name("dot", "", 0, 0)),
+      "luong-dot": (dot, shared.luong_workdir(pathlib.Path(args.out), args.preset, "dot", "", 0, 0)),
       "rnnsearch": (rnnsearch, common.runs_dir(args) / "rnnsearch"),
-      "transformer": (transformer, out / "alignments" / args.preset / "transformer"),
+      "transformer": (shared.transformer_config(args), out / "alignments" / args.preset / "transformer"),
   }
 
 

@@ -39,40 +39,16 @@ import sys
 from attnjax.analysis import evaluators
 from experiments import common
 from experiments.scores import report
+from experiments.shared import LUONG_LIKE, SCORES, luong_config as make_config, luong_run as run_name
 
-SCORES = ("dot", "general", "concat", "scaled_dot")
 VARIANTS = [(score, "") for score in SCORES] + [("general", "m"), ("general", "p")]  # (score, local)
 SEEDS = {"cpu": (0, 1, 2), "full": (0, 1, 2, 3, 4)}
-# Other models with Luong's global attention, named as a score so that their runs group and
-# compare as the variants do: minGRU with the general score, read after the cells (no feeding).
-MODELS = {"mingru_general": "configs/rnn_min.py:cell=gru,attention=luong"}
 GRID = {  # (score, local, input feeding, seed); the other models after Luong's, seed-major too
     "smoke": [("dot", "", 1, 0), ("dot", "", 1, 1), ("general", "", 0, 0), ("general", "p", 1, 0)],
     **{preset: [(score, local, feed, seed) for seed in seeds for score, local in VARIANTS
-                for feed in (1, 0)] + [(model, "", 0, seed) for seed in seeds for model in MODELS]
+                for feed in (1, 0)] + [(model, "", 0, seed) for seed in seeds for model in LUONG_LIKE]
        for preset, seeds in SEEDS.items()},
 }
-STEPS = {"smoke": 3, "cpu": 1000, "full": 3000}
-EVALS = 5  # validation perplexity measured this many times along a run
-
-
-def make_config(score: str, local: str, feed: int, seed: int, preset: str, data: dict | None = None):
-  """The run's config; `data`: overrides of its data section (another corpus)."""
-  config = common.load_config(MODELS[score] if score in MODELS else
-                              f"configs/rnn_luong.py:score={score},feed={feed},local={local or 'global'}")
-  config.seed = seed
-  steps = STEPS[preset]
-  if preset == "smoke":
-    config = common.make_tiny(config, "", steps)
-  else:
-    config.train.update(num_steps=steps, eval_every=steps // EVALS, eval_samples=0,
-                        checkpoint_every=steps)
-  config.data.update(data or {})
-  return config
-
-
-def run_name(score: str, local: str, feed: int, seed: int) -> str:
-  return f"{score}{'-local' + local if local else ''}-feed{feed}-seed{seed}"
 
 
 def run_names(preset: str) -> list[str]:

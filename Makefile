@@ -28,12 +28,13 @@ demo: install
 
 # Every property at its smallest sizes, in minutes; `make check` adds the tests marked slow and
 # the cluster tests, which run jobs on a one-node SLURM when SLURM_CONF names one and skip
-# otherwise (.ci/run brings one up: experiments/cluster/local_slurm.sh).
+# otherwise (.ci/run brings one up: experiments/cluster/local_slurm.sh); it ends with the 20
+# slowest tests' times, what to lighten when the suite nears CI's limit.
 test: install
 	$(BIN)/python -m pytest -q -m "not slow and not cluster"
 
 check: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
 
 check-cluster: install
 	$(BIN)/python -m pytest -q -m cluster

@@ -215,14 +215,19 @@ def _command_module() -> str:
 def machines(kept_runs) -> str:
   """The machines that kept runs name in their provenance, for a report's header; runs kept
   without it are counted as such."""
-  named, unnamed = [], 0
+  named = []
   for run in kept_runs:
     path = pathlib.Path(run) / "provenance.json"
-    if path.exists():
-      named.append(json.loads(path.read_text())["machine"])
-    else:
-      unnamed += 1
-  parts = [f"{m} ({named.count(m)} run{'s' if named.count(m) > 1 else ''})" for m in dict.fromkeys(named)]
+    named.append(json.loads(path.read_text())["machine"] if path.exists() else None)
+  return describe_machines(named)
+
+
+def describe_machines(named: list) -> str:
+  """'cpu: AMD EPYC, 2 cores (3 runs); not recorded (1 run ...)' for a list of machines (None:
+  a run kept before provenance was)."""
+  known = [m for m in named if m is not None]
+  unnamed = len(named) - len(known)
+  parts = [f"{m} ({known.count(m)} run{'s' if known.count(m) > 1 else ''})" for m in dict.fromkeys(known)]
   if unnamed:
     parts.append(f"not recorded ({unnamed} run{'s' if unnamed > 1 else ''} kept before provenance was)")
   return "; ".join(parts)

@@ -4,6 +4,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -84,7 +85,7 @@ def test_alignments_draw_a_heatmap_per_sentence_for_attentive_models(bottleneck_
   runs = bottleneck_run / "runs" / "smoke"
   args = _args(tmp_path, data_dir) + ["--workdirs", str(runs / "bahdanau-50"), str(runs / "encdec-30")]
   assert alignments.main(args) == 0
-  from experiments.alignments.report import number_sentences
+  from experiments.alignments.run import number_sentences
   sentences = number_sentences()
   md = (tmp_path / "report" / "results_smoke.md").read_text()
   for k, (_, source, reference) in enumerate(sentences):
@@ -98,6 +99,16 @@ def test_alignments_draw_a_heatmap_per_sentence_for_attentive_models(bottleneck_
   assert aer["bahdanau-50"]["diagonal"] == 0.0  # numbers: the diagonal stands in as gold
   (row,) = _table(md, "model")[:1]
   assert row[0] == "bahdanau-50" and row[2] == f"{aer['bahdanau-50']['aer']['argmax']:.3f}"
+  # each model's figures are kept with their provenance, and the report is rebuilt from them alone
+  kept = tmp_path / "report" / "runs_smoke"
+  assert json.loads((kept / "grid.json").read_text())["runs"] == ["bahdanau-50", "encdec-30"]
+  assert json.loads((kept / "bahdanau-50.json").read_text())["provenance"]["machine"]
+  from experiments.alignments import report
+  rebuilt = tmp_path / "rebuilt"
+  shutil.copytree(kept, rebuilt / "runs_smoke")
+  assert report.main(["--preset", "smoke", "--report_dir", str(rebuilt)]) == 0
+  assert (rebuilt / "results_smoke.md").read_text() == md
+  assert _is_png(rebuilt / "smoke" / "bahdanau-50_0.png")
 
 
 def test_interventions_measure_each_model_and_report_the_claims(tmp_path, data_dir):

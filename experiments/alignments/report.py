@@ -1,139 +1,79 @@
-r"""Experiment 2's report: each workdir's alignment error rate and heatmaps.
+r"""Experiment 2's report: each model's alignment error rate and heatmaps, from the kept results.
 
-    python -m experiments.alignments.report --preset cpu --workdirs W [W ...]
+    python -m experiments.alignments.report --preset cpu
 
-Writes `results_<preset>.md` (the AER table, then the sources, references, each model's output
-and the heatmaps), `aer_<preset>.json` (each model's `Trained.alignment_error` report) and
-`<preset>/<workdir name>_<k>.png`, `<preset>/<workdir name>_aer.png` into the report folder.
+Reads `<report_dir>/runs_<preset>/<model>.json` (kept by the run script, in the order of its
+`grid.json`) and writes `results_<preset>.md` (the AER table, then the sources, references, each
+model's output and the heatmaps), `aer_<preset>.json` (each model's `Trained.alignment_error`
+report) and `<preset>/<model>_<k>.png`, `<preset>/<model>_aer.png` into the report folder: a
+pure function of the kept results, so a test rebuilds it.
 """
 
 import json
 import pathlib
 import sys
 
-from attnjax.analysis.gold import alignment_errors, gold_for
 from experiments import common
 
 
-def reordering_sentences() -> list[tuple[str, str, str]]:
-  """(phenomenon, English, French reference), realised from plans of the en_fr_synth grammar."""
-  from attnjax.data import lexicon as lex, synth
-  noun = {n.en: n for n in lex.NOUNS}
-  adj = {a.en: a for a in lex.ADJECTIVES}
-  verb = {v.en: v for v in lex.VERBS}
-  prep = {p.en: p for p in lex.PREPOSITIONS}
-  NP, Clause = synth.NounPhrase, synth.Clause
-  plans = [
-      ("post-nominal adjective, ne ... pas, passé composé",
-       [Clause(verb["see"], NP(noun["man"], adjectives=(adj["old"],)),
-               NP(noun["car"], adjectives=(adj["red"],),
-                  modifier=synth.PrepPhrase(prep["of"], NP(noun["daughter"], det="his")))
-               , "past", negative=True)]),
-      ("object pronoun before the verb, participle agreement",
-       [Clause(verb["eat"], NP(noun["cat"]), NP(noun["apple"], pronoun=True), "past")]),
-      ("plural object pronoun with a negation",
-       [Clause(verb["find"], NP(noun["girl"]), NP(noun["key"], plural=True, pronoun=True), "past",
-               negative=True)]),
-      ("passive with an agent",
-       [Clause(verb["sign"], NP(noun["minister"]), NP(noun["treaty"]), "past", passive=True)]),
-      ("two adjectives on both sides of the noun",
-       [Clause(verb["buy"], NP(noun["woman"], adjectives=(adj["young"],)),
-               NP(noun["house"], det="a", adjectives=(adj["big"], adj["white"])), "past")]),
-      ("two clauses, future and present",
-       [Clause(verb["read"], NP(noun["boy"]), NP(noun["letter"], adjectives=(adj["long"],)), "future"),
-        Clause(verb["write"], NP(noun["sister"], det="his"), NP(noun["book"], det="a",
-                                                                 adjectives=(adj["new"],)), "present")]),
-  ]
-  out = []
-  for phenomenon, clauses in plans:
-    sentence = synth.Sentence(tuple(clauses), (lex.CONJUNCTIONS[0],) * (len(clauses) - 1))
-    out.append((phenomenon, synth.english(sentence), synth.french(sentence)))
-  return out
+def results_dir(report_dir, preset: str) -> pathlib.Path:
+  """Where the run script keeps each model's figures, and the report reads them."""
+  return pathlib.Path(report_dir) / f"runs_{preset}"
 
 
-def number_sentences() -> list[tuple[str, str, str]]:
-  from attnjax.data import numbers
-  cases = [("one word to several", 97), ("et between tens and units", 71),
-           ("hundreds, tens and units", 385), ("thousands", 1999)]
-  return [(what, numbers.words(n, "en"), numbers.words(n, "fr")) for what, n in cases]
+def _load(kept: pathlib.Path) -> tuple[list[dict], list[str]]:
+  """The kept results in the run script's order, and the names it asked for."""
+  grid = kept / "grid.json"
+  names = (json.loads(grid.read_text())["runs"] if grid.exists() else
+           sorted(p.stem for p in kept.glob("*.json")))
+  return [json.loads((kept / f"{n}.json").read_text()) for n in names if (kept / f"{n}.json").exists()], names
 
 
-DRAWN_TEST_PAIRS = 4  # on another corpus, the heatmaps are of its first test pairs
-
-
-def sentences_for(data) -> list[tuple[str, str, str]]:
-  """(what, source, reference) to draw for a model trained on the corpus of `data`."""
-  if data.name.startswith("numbers"):
-    return number_sentences()
-  if data.name.startswith("en_fr_synth"):
-    return reordering_sentences()
-  from attnjax.data import pipeline
-  from attnjax.data.prepare import prepare
-  pairs = pipeline.load_pairs(data, "test", prepare(data, progress=False))[:DRAWN_TEST_PAIRS]
-  return [(f"test pair {i + 1}", src, ref) for i, (src, ref) in enumerate(pairs)]
-
-
-def write(workdirs, preset: str, report_dir, data_dir: str = "", drawn=None,
-          gold_file=None) -> list[pathlib.Path]:
-  """AER of every workdir (against `gold_file` where given, see `gold_for`); heatmaps of
-  those named in `drawn` (default: all)."""
-  from attnjax.analysis import alignment, viz
-  from attnjax.infer import trained as trained_lib
-  report_dir = pathlib.Path(report_dir)
+def write(kept, preset: str, report_dir) -> list[pathlib.Path]:
+  """The report of the results kept in `kept`."""
+  import numpy as np
+  from attnjax.analysis import viz
+  kept, report_dir = pathlib.Path(kept), pathlib.Path(report_dir)
+  results, names = _load(kept)
+  if not results:
+    raise SystemExit(f"no kept results under {kept}; run `python -m experiments.alignments.run "
+                     f"--preset {preset}` first")
   image_dir = report_dir / preset
   image_dir.mkdir(parents=True, exist_ok=True)
-  models, written, errors, skipped = [], [], {}, {}
-  for workdir in map(pathlib.Path, workdirs):
-    trained = trained_lib.load(workdir)
-    name = workdir.name
-    pairs, links = gold_for(trained, data_dir, gold_file)
-    if pairs is None:
-      skipped[name] = links
-      print(f"  {workdir}: {links}", flush=True)
-    report = alignment_errors(trained, pairs, links) if pairs is not None else None
-    if report is not None:
-      errors[name] = report
-      if report["layers"] * report["heads"] > 1:
-        written.append(_plot_per_head(report, name, image_dir / f"{name}_aer.png"))
-      print(f"  {workdir}: AER {report['aer']['argmax']:.3f} (argmax), "
-            f"{report['aer']['mass']:.3f} (mass), diagonal {report['diagonal']:.3f}", flush=True)
-    if drawn is not None and name not in drawn:
-      continue
-    cases = sentences_for(trained.config.data)
-    translations = trained.translator(1, batch_size=len(cases))([english for _, english, _ in cases])
-    images = []
-    for k, t in enumerate(translations):
-      if t.alignment is None:
-        images.append(None)
-        continue
-      path = image_dir / f"{name}_{k}.png"
-      viz.plot_alignment(alignment.to_words(t.alignment, t.src_pieces, t.tgt_pieces),
-                         alignment.words_of(t.src_pieces), alignment.words_of(t.tgt_pieces),
-                         path, per_head=True)
-      images.append(path)
-      written.append(path)
-    models.append((name, trained.config.data.name, trained.step, cases, translations, images))
-
-  corpora = sorted({common.corpus_of(w) for w in map(pathlib.Path, workdirs)})
-  text = [f"# Alignments ({preset} preset)\n\nModels trained on {', '.join(corpora)}.\n\n",
+  errors = {r["name"]: r["aer"] for r in results if r["aer"] is not None}
+  written = [_plot_per_head(report, name, image_dir / f"{name}_aer.png")
+             for name, report in errors.items() if report["layers"] * report["heads"] > 1]
+  models = [r for r in results if r["drawn"] is not None]
+  for r in models:
+    for k, case in enumerate(r["drawn"]):
+      if case["weights"] is not None:
+        path = image_dir / f"{r['name']}_{k}.png"
+        viz.plot_alignment(np.asarray(case["weights"], np.float32), case["src_words"], case["tgt_words"],
+                           path, per_head=True)
+        case["image"] = path
+        written.append(path)
+  machines = common.describe_machines([r["provenance"]["machine"] for r in results])
+  text = [f"# Alignments ({preset} preset)\n\nModels trained on {', '.join(sorted({r['corpus'] for r in results}))}. "
+          f"Machine: {machines}.\n\n",
           _aer_section(errors, image_dir, report_dir),
-          "".join(f"\n{name}: {why}.\n" for name, why in skipped.items()),
+          "".join(f"\n{r['name']}: {r['skipped']}.\n" for r in results if r["skipped"]),
+          common.missing(names, {r["name"] for r in results}),
           "\n## Heatmaps\n\n"
           "Source words along x, target words along y, greedy decoding (Bahdanau et al. 2015, "
           "Figure 3); a word's weight is the sum over its source pieces and the mean over its "
           "target pieces. For the Transformer: the cross-attention's mean over layers and heads "
           "first, then each layer and head.\n\n",
-          common.table(["model", "trained on", "step"], [[m[0], m[1], m[2]] for m in models])]
-  for name, _, _, cases, translations, images in models:
-    text.append(f"\n### {name}\n\n")
+          common.table(["model", "trained on", "step"], [[r["name"], r["trained_on"], r["step"]] for r in models])]
+  for r in models:
+    text.append(f"\n### {r['name']}\n\n")
     text.append(common.table(["phenomenon", "source", "reference", "output"],
-                             [[what, src, ref, t.text] for (what, src, ref), t in zip(cases, translations)]))
-    for (what, src, _), image in zip(cases, images):
-      text.append(f"\n**{what}**: {src}\n\n" +
-                  (f"![{name}: {src}]({image.relative_to(report_dir)})\n" if image else
+                             [[c["what"], c["source"], c["reference"], c["output"]] for c in r["drawn"]]))
+    for c in r["drawn"]:
+      text.append(f"\n**{c['what']}**: {c['source']}\n\n" +
+                  (f"![{r['name']}: {c['source']}]({c['image'].relative_to(report_dir)})\n" if "image" in c else
                    "(no attention: this model has no alignment to draw)\n"))
   md = report_dir / f"results_{preset}.md"
-  md.write_text("".join(t if t.endswith("\n") else t + "\n" for t in text))
+  md.write_text("".join(t if t.endswith("\n") else t + "\n" for t in text if t))
   aer_json = report_dir / f"aer_{preset}.json"
   aer_json.write_text(json.dumps(errors, indent=2) + "\n")
   print(f"wrote {md}, {aer_json} and {len(written)} images in {image_dir}")
@@ -194,11 +134,8 @@ def _plot_per_head(report: dict, name: str, path: pathlib.Path) -> pathlib.Path:
 
 
 def main(argv=None) -> int:
-  p = common.parser("alignments", __doc__, runs=False)
-  p.add_argument("--workdirs", nargs="+", type=pathlib.Path, required=True)
-  p.add_argument("--gold", help="gold alignments of the test split, a Pharaoh line per pair")
-  args = p.parse_args(argv)
-  write(args.workdirs, args.preset, args.report_dir, args.data_dir, gold_file=args.gold)
+  args = common.parser("alignments", __doc__, runs=False).parse_args(argv)
+  write(results_dir(args.report_dir, args.preset), args.preset, args.report_dir)
   return 0
 
 

@@ -23,7 +23,11 @@ Workdirs, unless given with --workdirs:
          wall time on 2 cores: the Transformer's training (about 10 minutes) and a few
          seconds a model.
   full   the same with experiment 1's and 3's full presets.
-The report is `results_<preset>.md`, `aer_<preset>.json`, with PNGs in `<preset>/`.
+Each model's figures are kept as `<report_dir>/runs_<preset>/<workdir name>.json` (its AER
+report, its greedy outputs and word-level attention on the drawn sentences, and the
+provenance: command, commit, versions, machine), measured again only when its workdir has
+trained further; the report (`report.py`) is built from them alone: `results_<preset>.md`,
+`aer_<preset>.json` and the PNGs in `<preset>/`.
 
 On another corpus (`--config.data.name=files --config.data.files_dir=DIR`, any data field): the
 runs of experiments 1 and 3 made with the same flags (RNNsearch `bahdanau-own`), a Transformer
@@ -32,12 +36,121 @@ line per test pair) or the corpus's own gold; without either, AER is skipped and
 says so. The one run this experiment trains (`--list`) is the Transformer.
 """
 
+import json
 import pathlib
 import sys
 
 from experiments import common, shared
 
 DRAWN = ("bahdanau-50", "general-feed1-seed0", "transformer")  # heatmaps; the others: AER only
+DRAWN_TEST_PAIRS = 4  # on another corpus, the heatmaps are of its first test pairs
+
+
+def reordering_sentences() -> list[tuple[str, str, str]]:
+  """(phenomenon, English, French reference), realised from plans of the en_fr_synth grammar."""
+  from attnjax.data import lexicon as lex, synth
+  noun = {n.en: n for n in lex.NOUNS}
+  adj = {a.en: a for a in lex.ADJECTIVES}
+  verb = {v.en: v for v in lex.VERBS}
+  prep = {p.en: p for p in lex.PREPOSITIONS}
+  NP, Clause = synth.NounPhrase, synth.Clause
+  plans = [
+      ("post-nominal adjective, ne ... pas, passé composé",
+       [Clause(verb["see"], NP(noun["man"], adjectives=(adj["old"],)),
+               NP(noun["car"], adjectives=(adj["red"],),
+                  modifier=synth.PrepPhrase(prep["of"], NP(noun["daughter"], det="his")))
+               , "past", negative=True)]),
+      ("object pronoun before the verb, participle agreement",
+       [Clause(verb["eat"], NP(noun["cat"]), NP(noun["apple"], pronoun=True), "past")]),
+      ("plural object pronoun with a negation",
+       [Clause(verb["find"], NP(noun["girl"]), NP(noun["key"], plural=True, pronoun=True), "past",
+               negative=True)]),
+      ("passive with an agent",
+       [Clause(verb["sign"], NP(noun["minister"]), NP(noun["treaty"]), "past", passive=True)]),
+      ("two adjectives on both sides of the noun",
+       [Clause(verb["buy"], NP(noun["woman"], adjectives=(adj["young"],)),
+               NP(noun["house"], det="a", adjectives=(adj["big"], adj["white"])), "past")]),
+      ("two clauses, future and present",
+       [Clause(verb["read"], NP(noun["boy"]), NP(noun["letter"], adjectives=(adj["long"],)), "future"),
+        Clause(verb["write"], NP(noun["sister"], det="his"), NP(noun["book"], det="a",
+                                                                 adjectives=(adj["new"],)), "present")]),
+  ]
+  out = []
+  for phenomenon, clauses in plans:
+    sentence = synth.Sentence(tuple(clauses), (lex.CONJUNCTIONS[0],) * (len(clauses) - 1))
+    out.append((phenomenon, synth.english(sentence), synth.french(sentence)))
+  return out
+
+
+def number_sentences() -> list[tuple[str, str, str]]:
+  from attnjax.data import numbers
+  cases = [("one word to several", 97), ("et between tens and units", 71),
+           ("hundreds, tens and units", 385), ("thousands", 1999)]
+  return [(what, numbers.words(n, "en"), numbers.words(n, "fr")) for what, n in cases]
+
+
+def sentences_for(data) -> list[tuple[str, str, str]]:
+  """(what, source, reference) to draw for a model trained on the corpus of `data`."""
+  if data.name.startswith("numbers"):
+    return number_sentences()
+  if data.name.startswith("en_fr_synth"):
+    return reordering_sentences()
+  from attnjax.data import pipeline
+  from attnjax.data.prepare import prepare
+  pairs = pipeline.load_pairs(data, "test", prepare(data, progress=False))[:DRAWN_TEST_PAIRS]
+  return [(f"test pair {i + 1}", src, ref) for i, (src, ref) in enumerate(pairs)]
+
+
+def measure(workdir: pathlib.Path, data_dir: str = "", gold_file=None, draw: bool = True) -> dict:
+  """A model's figures for the report: its AER report (None without attention or gold, and
+  then why) and, with `draw`, its greedy outputs and word-level attention [target words,
+  layers, heads, source words] on the sentences of `sentences_for`."""
+  import numpy as np
+  from attnjax.analysis import alignment
+  from attnjax.analysis.gold import alignment_errors, gold_for
+  from attnjax.infer import trained as trained_lib
+  trained = trained_lib.load(workdir)
+  pairs, links = gold_for(trained, data_dir, gold_file)
+  result = {"name": workdir.name, "corpus": common.corpus_of(workdir), "trained_on": trained.config.data.name,
+            "step": trained.step, "aer": None, "skipped": None, "drawn": None}
+  if pairs is None:
+    result["skipped"] = links
+    print(f"  {workdir}: {links}", flush=True)
+  else:
+    result["aer"] = alignment_errors(trained, pairs, links)
+    if result["aer"] is not None:
+      r = result["aer"]
+      print(f"  {workdir}: AER {r['aer']['argmax']:.3f} (argmax), {r['aer']['mass']:.3f} (mass), "
+            f"diagonal {r['diagonal']:.3f}", flush=True)
+  if draw:
+    cases = sentences_for(trained.config.data)
+    translations = trained.translator(1, batch_size=len(cases))([english for _, english, _ in cases])
+    result["drawn"] = [
+        {"what": what, "source": src, "reference": ref, "output": t.text,
+         "src_words": alignment.words_of(t.src_pieces), "tgt_words": alignment.words_of(t.tgt_pieces),
+         "weights": None if t.alignment is None else
+         np.round(alignment.to_words(t.alignment, t.src_pieces, t.tgt_pieces), 4).tolist()}
+        for (what, src, ref), t in zip(cases, translations)]
+  return result
+
+
+def keep(workdir: pathlib.Path, store: pathlib.Path, data_dir: str = "", gold_file=None,
+         draw: bool = True) -> dict:
+  """`measure`, kept in `store/<workdir name>.json` with its provenance; read back while the
+  workdir's step and the arguments are those it was made with."""
+  from attnjax.analysis import evaluators
+  path = store / f"{workdir.name}.json"
+  arguments = {"gold": gold_file and str(gold_file), "draw": draw}
+  if path.exists():
+    kept = json.loads(path.read_text())
+    if kept["step"] == evaluators.step_of(workdir) and kept["arguments"] == arguments:
+      print(f"  {workdir}: measured before, kept", flush=True)
+      return kept
+  store.mkdir(parents=True, exist_ok=True)
+  result = {**measure(workdir, data_dir, gold_file, draw), "arguments": arguments,
+            "provenance": common.provenance()}
+  path.write_text(json.dumps(result, indent=1) + "\n")
+  return result
 
 
 def own_runs(args) -> dict:
@@ -84,7 +197,11 @@ def main(argv=None) -> int:
   from experiments.alignments import report
   drawn = None if args.workdirs or args.preset == "smoke" else [
       "bahdanau-own" if n == "bahdanau-50" and "name" in args.data else n for n in DRAWN]
-  report.write(workdirs, args.preset, args.report_dir, args.data_dir, drawn, gold_file=args.gold)
+  store = report.results_dir(args.report_dir, args.preset)
+  for workdir in workdirs:
+    keep(workdir, store, args.data_dir, args.gold, draw=drawn is None or workdir.name in drawn)
+  (store / "grid.json").write_text(json.dumps({"runs": [w.name for w in workdirs]}, indent=2) + "\n")
+  report.write(store, args.preset, args.report_dir)
   return 0
 
 

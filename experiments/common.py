@@ -1,6 +1,6 @@
 """What the experiments share: their flags (presets, data overrides, the runs to do), configs
 from config files, training that skips finished runs, the kept results with their provenance,
-and markdown tables. What a run is measured by lives in `attnjax.analysis.evaluators`.
+and markdown tables. What a run is measured by lives in `attnjax.evaluators`.
 
 Every experiment is a list of named runs (`--list`); `--only` and `--shard I/N` pick some of
 them, so that the runs of one preset can go to several jobs of a cluster at once, each into

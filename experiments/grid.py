@@ -8,7 +8,7 @@ r"""A user's own experiment: one config, fields with lists of values, seeds, eva
 
 Every combination of the grid's values is trained from each seed (`config.seed` = 0 .. N-1),
 with the data overrides applied to all (`--config.data.FIELD=VALUE`), then measured by the named
-evaluators (`attnjax.analysis.evaluators`: bleu, attention). Runs go to
+evaluators (`attnjax.evaluators`: bleu, attention). Runs go to
 `<out>/<name>/<preset>/<field=value_..._seed<s>>` (`--list` prints the names); finished runs
 are skipped, interrupted ones resume, so the same command continues a grid. Each finished run's
 result files and provenance (command, commit, versions, machine) are kept in
@@ -73,11 +73,8 @@ def _axes(config, fields: list[str], p: argparse.ArgumentParser) -> dict[str, li
     field, sep, values = item.partition("=")
     if not sep or not values:
       p.error(f"--grid {item}: want FIELD=V1,V2,..., e.g. model.hidden_dim=128,256")
-    *parents, leaf = field.split(".")
-    section = config
-    for part in parents:
-      section = section.get(part) if hasattr(section, "get") else None
-    if section is None or not hasattr(section, "keys") or leaf not in section:
+    section, leaf = _section(config, field)
+    if section is None:
       p.error(f"--grid {item}: the config has no field {field!r}")
     if field in axes:
       p.error(f"--grid: {field} given twice")
@@ -88,6 +85,15 @@ def _axes(config, fields: list[str], p: argparse.ArgumentParser) -> dict[str, li
       except ValueError:
         p.error(f"--grid {item}: {value!r} is not of the field's type, {type(section[leaf]).__name__}")
   return axes
+
+
+def _section(config, field: str):
+  """(the section holding the dotted `field`, its last name), or (None, name) if there is none."""
+  *parents, leaf = field.split(".")
+  section = config
+  for part in parents:
+    section = section.get(part) if hasattr(section, "get") else None
+  return (section, leaf) if hasattr(section, "keys") and leaf in section else (None, leaf)
 
 
 def cells(axes: dict[str, list], seeds: int) -> dict[str, dict]:
@@ -110,10 +116,7 @@ def make_config(base, cell: dict, args):
     config.train.update(num_steps=args.steps, eval_every=max(1, args.steps // EVALS),
                         checkpoint_every=args.steps)
   for field, value in cell["point"].items():
-    *parents, leaf = field.split(".")
-    section = config
-    for part in parents:
-      section = section[part]
+    section, leaf = _section(config, field)
     section[leaf] = value
   config.seed = cell["seed"]
   return common.with_data(config, args)
@@ -122,7 +125,7 @@ def make_config(base, cell: dict, args):
 def main(argv=None) -> int:
   p = _parser()
   args = common.parse(p, argv)
-  from attnjax.analysis import evaluators
+  from attnjax import evaluators
   if args.seeds < 1:
     p.error(f"--seeds {args.seeds}: want at least 1")
   names = [n for n in args.evaluators.split(",") if n]

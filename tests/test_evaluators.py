@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from attnjax.analysis import evaluators
+from attnjax import evaluators
 from attnjax.config import ConfigError
 
 

@@ -138,7 +138,7 @@ def keep(workdir: pathlib.Path, store: pathlib.Path, data_dir: str = "", gold_fi
          draw: bool = True) -> dict:
   """`measure`, kept in `store/<workdir name>.json` with its provenance; read back while the
   workdir's step and the arguments are those it was made with."""
-  from attnjax.analysis import evaluators
+  from attnjax import evaluators
   path = store / f"{workdir.name}.json"
   arguments = {"gold": gold_file and str(gold_file), "draw": draw}
   if path.exists():

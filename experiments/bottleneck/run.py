@@ -40,7 +40,7 @@ Presets:
 import json
 import sys
 
-from attnjax.analysis import evaluators
+from attnjax import evaluators
 from experiments import common
 
 MODELS = {

@@ -27,7 +27,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from attnjax.analysis import evaluate, evaluators, stats  # noqa: E402
+from attnjax import evaluators  # noqa: E402
+from attnjax.analysis import evaluate, stats  # noqa: E402
 from experiments import common  # noqa: E402
 
 LUONG = ("dot", "general", "concat", "scaled_dot", "additive")  # the Luong RNN's scores

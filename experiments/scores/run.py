@@ -36,7 +36,7 @@ Presets:
 import json
 import sys
 
-from attnjax.analysis import evaluators
+from attnjax import evaluators
 from experiments import common
 from experiments.scores import report
 from experiments.shared import LUONG_LIKE, SCORES, luong_config as make_config, luong_run as run_name

@@ -181,6 +181,17 @@ def attention_setting(cfg) -> str:
   return f'model.{field}={cfg.get(field)!r}'
 
 
+def attends(cfg) -> bool:
+  """Whether the model a config's `model` section (a ConfigDict or a plain dict) describes has
+  attention: every Transformer; an RNN whose decoder attends; a minRNN with attention."""
+  family = cfg['family']
+  if family == 'rnn':
+    return cfg['decoder'] in ATTENTIVE
+  if family == 'minrnn':
+    return cfg['attention'] != 'none'
+  return True
+
+
 def init_params(model: nn.Module, seed: int):
   """Fresh parameters for `model`, drawn from `seed` (their shapes do not depend on lengths)."""
   dummy = jnp.ones((1, 8), jnp.int32)

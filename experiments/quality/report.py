@@ -13,9 +13,13 @@ The targets. Unless given, they come from the pilot, seed 0 (every family's firs
 BLEU target is 90 % of the best validation BLEU that the weakest family's pilot reaches, the
 perplexity target 10 % above the lowest validation perplexity that the weakest family's pilot
 reaches (BLEU rounded down to one decimal, perplexity up to two), so that every family reaches
-both and the target still asks for most of what the weakest can do. A run reaches a target at the
-first validation that meets it: the figures are those of that validation, so they overstate the
-true cost by at most one validation interval.
+both and the target still asks for most of what the weakest can do. Where some families have no
+attention, the weakest of them sets a target the attentive families pass almost at once, so a
+second pair of targets comes from the weakest attentive family's pilot in the same way: the
+comparison between the attentive families is made at a quality that asks something of them, and
+the families without attention are shown against it too (the seeds that reach it). A run reaches
+a target at the first validation that meets it: the figures are those of that validation, so
+they overstate the true cost by at most one validation interval.
 
 Wall time is the training steps' (validation excluded, the first steps' compilation included) on
 the machine each run names; runs of one preset ran one at a time on one machine. FLOPs are three
@@ -37,6 +41,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from attnjax import models  # noqa: E402
 from attnjax.analysis import stats  # noqa: E402
 from experiments import common  # noqa: E402
 
@@ -71,17 +76,19 @@ def load(root: pathlib.Path) -> dict[str, list[dict]]:
       continue
     cell = json.loads((folder / "provenance.json").read_text())["cell"]
     curve = validations(folder / "metrics.jsonl")
+    model = json.loads((folder / "config.json").read_text())["model"]
     families.setdefault(match["family"], []).append(
         {"name": folder.name, "workdir": folder, "seed": int(match["seed"]), "curve": curve,
-         "parameters": cell.get("parameters"), "config": cell.get("config")})
+         "parameters": cell.get("parameters"), "config": cell.get("config"),
+         "attends": models.attends(model)})
   for runs in families.values():
     runs.sort(key=lambda run: run["seed"])
   return families
 
 
 def pilot_targets(families: dict) -> tuple[float | None, float | None]:
-  """(BLEU target, perplexity target) from the pilot runs (seed 0), as the module says; None
-  where no pilot has finished or it measured no BLEU."""
+  """(BLEU target, perplexity target) from the pilot runs (seed 0) of `families`, as the module
+  says; None where no pilot has finished or it measured no BLEU."""
   pilots = [run["curve"] for runs in families.values() for run in runs if run["seed"] == PILOT_SEED]
   bleus = [max(r["val_bleu"] for r in curve if "val_bleu" in r) for curve in pilots
            if any("val_bleu" in r for r in curve)]
@@ -90,6 +97,29 @@ def pilot_targets(families: dict) -> tuple[float | None, float | None]:
   bleu = math.floor(round(10 * BLEU_SHARE * min(bleus), 6)) / 10 if bleus else None
   ppl = math.ceil(round(100 * PPL_MARGIN * max(ppls), 6)) / 100 if ppls else None
   return bleu, ppl
+
+
+EVERY, ATTENTIVE = "the weakest family's pilot", "the weakest attentive family's pilot"
+
+
+def targets(families: dict, bleu: float | None = None, ppl: float | None = None) -> list[dict]:
+  """The tiers of targets the report reads every run at, each {"tier", "bleu", "ppl", "bleu_from",
+  "ppl_from"}: where a target is given, one tier (the other target from every family's pilot);
+  else every family's pilot and, where some families attend and some do not, the attentive
+  families' pilot (the module's "The targets")."""
+  every = dict(zip(("bleu", "ppl"), pilot_targets(families)))
+  given = {"bleu": bleu, "ppl": ppl}
+  if bleu is not None or ppl is not None:
+    tier = {"tier": "given"}
+    for key, value in given.items():
+      tier[key], tier[f"{key}_from"] = (every[key], EVERY) if value is None else (value, "given")
+    return [tier]
+  tiers = [{"tier": "every family", **every, "bleu_from": EVERY, "ppl_from": EVERY}]
+  attentive = {family: runs for family, runs in families.items() if all(run["attends"] for run in runs)}
+  if attentive and len(attentive) < len(families):
+    tiers.append({"tier": "the attentive families", **dict(zip(("bleu", "ppl"), pilot_targets(attentive))),
+                  "bleu_from": ATTENTIVE, "ppl_from": ATTENTIVE})
+  return tiers
 
 
 def reached(curve: list[dict], field: str, target: float) -> dict | None:
@@ -111,8 +141,9 @@ def _spread(values, digits: int = 0, scale: float = 1.0) -> str:
   return f"{statistics.median(values):,.{digits}f} ({min(values):,.{digits}f}-{max(values):,.{digits}f})"
 
 
-def summarise(families: dict, target_bleu: float | None, target_ppl: float | None) -> dict:
-  """Per family: its size and rate, and per target the cost to reach it in each seed."""
+def summarise(families: dict, tiers: list[dict]) -> dict:
+  """Per family: its size and rate, and per tier of targets (`targets`) the cost to reach each
+  target in each seed, as "reached": [{"val_bleu": [...], "val_ppl": [...]}, ...]."""
   out = {}
   for family, runs in families.items():
     last = [run["curve"][-1] for run in runs if run["curve"]]
@@ -122,30 +153,35 @@ def summarise(families: dict, target_bleu: float | None, target_ppl: float | Non
            "tokens_per_s": [r["tgt_tokens"] / r["train_s"] for r in last],
            "best_bleu": [max((r["val_bleu"] for r in run["curve"] if "val_bleu" in r), default=None)
                          for run in runs],
-           "last_ppl": [r["val_ppl"] for r in last]}
-    for field, target in (("val_bleu", target_bleu), ("val_ppl", target_ppl)):
-      if target is not None:
-        row[field] = [reached(run["curve"], field, target) for run in runs]
+           "last_ppl": [r["val_ppl"] for r in last], "attends": all(run["attends"] for run in runs)}
+    row["reached"] = [{field: [reached(run["curve"], field, tier[key]) for run in runs]
+                       for field, key in (("val_bleu", "bleu"), ("val_ppl", "ppl")) if tier[key] is not None}
+                      for tier in tiers]
     out[family] = row
   return out
 
 
-def verdicts(summary: dict, field: str, cost: str) -> tuple[str | None, dict]:
-  """(the family with the least mean `cost` to the `field` target, {other family: stats.compare's
-  row}) over the families that reached it in every seed; (None, {}) if fewer than two did."""
-  complete = {family: [hit[cost] for hit in row[field]] for family, row in summary.items()
-              if field in row and row[field] and all(hit is not None and hit[cost] is not None
-                                                     for hit in row[field])}
+def _hits(row: dict, tier: int, field: str) -> list:
+  return row["reached"][tier].get(field, [])
+
+
+def verdicts(summary: dict, tier: int, field: str, cost: str) -> tuple[str | None, dict]:
+  """(the family with the least mean `cost` to tier `tier`'s `field` target, {other family:
+  stats.compare's row}) over the families that reached it in every seed; (None, {}) if fewer
+  than two did."""
+  complete = {family: [hit[cost] for hit in _hits(row, tier, field)] for family, row in summary.items()
+              if _hits(row, tier, field) and all(hit is not None and hit[cost] is not None
+                                                 for hit in _hits(row, tier, field))}
   if len(complete) < 2:
     return None, {}
   best = min(complete, key=lambda family: statistics.mean(complete[family]))
   return best, stats.compare(complete[best], {f: v for f, v in complete.items() if f != best})
 
 
-def _target_table(summary: dict, field: str) -> str:
+def _target_table(summary: dict, tier: int, field: str) -> str:
   rows = []
   for family, row in summary.items():
-    hits = row.get(field, [])
+    hits = _hits(row, tier, field)
     done = [h for h in hits if h is not None]
     rows.append([family, f"{len(done)} of {len(hits)}",
                  _spread([h["train_s"] for h in done]), _spread([h["step"] for h in done]),
@@ -155,10 +191,10 @@ def _target_table(summary: dict, field: str) -> str:
                        "TFLOP"], rows)
 
 
-def _verdict_table(summary: dict, field: str) -> str:
+def _verdict_table(summary: dict, tier: int, field: str) -> str:
   lines = []
   for cost, unit, scale in (("train_s", "s", 1.0), ("train_flops", "TFLOP", 1e12)):
-    best, rows = verdicts(summary, field, cost)
+    best, rows = verdicts(summary, tier, field, cost)
     if best is None:
       lines.append(f"- {cost}: fewer than two families reached it in every seed; nothing tested.\n")
       continue
@@ -168,6 +204,12 @@ def _verdict_table(summary: dict, field: str) -> str:
   return "".join(lines)
 
 
+def _source(tier: dict, key: str) -> str:
+  """Where a tier's target comes from, in its heading."""
+  source = tier[f"{key}_from"]
+  return source if source == "given" else f"from {source}"
+
+
 def write(root, preset: str, report_dir, target_bleu: float | None = None,
           target_ppl: float | None = None) -> list[pathlib.Path]:
   root, report_dir = pathlib.Path(root), pathlib.Path(report_dir)
@@ -175,12 +217,8 @@ def write(root, preset: str, report_dir, target_bleu: float | None = None,
   if not families:
     raise SystemExit(f"no finished runs under {root}; run `python -m experiments.quality.run "
                      f"--preset {preset}` first")
-  pilot_bleu, pilot_ppl = pilot_targets(families)
-  chosen = {"bleu": target_bleu if target_bleu is not None else pilot_bleu,
-            "ppl": target_ppl if target_ppl is not None else pilot_ppl}
-  how = {key: "given" if given is not None else "from the pilot"
-         for key, given in (("bleu", target_bleu), ("ppl", target_ppl))}
-  summary = summarise(families, chosen["bleu"], chosen["ppl"])
+  tiers = targets(families, target_bleu, target_ppl)
+  summary = summarise(families, tiers)
   report_dir.mkdir(parents=True, exist_ok=True)
   md, data, png = (report_dir / f"results_{preset}.md", report_dir / f"results_{preset}.json",
                    report_dir / f"curves_{preset}.png")
@@ -200,23 +238,24 @@ def write(root, preset: str, report_dir, target_bleu: float | None = None,
           + common.table(["family", "config", "parameters", "seeds", "steps", "MFLOP per target token",
                           "target tokens/s", "best val BLEU", "last val ppl"], size_rows)
           + common.missing(json.loads(grid.read_text())["runs"] if grid.exists() else sorted(finished), finished))
-  for field, key, words in (("val_bleu", "bleu", "validation BLEU at least"),
-                            ("val_ppl", "ppl", "validation perplexity at most")):
-    if chosen[key] is None:
-      text += f"\n## {words}: no target (no pilot run measured it)\n"
-      continue
-    text += (f"\n## To a {words} {chosen[key]:g} ({how[key]})\n\n" + _target_table(summary, field)
-             + "\n" + _verdict_table(summary, field))
+  for i, tier in enumerate(tiers):
+    for field, key, words in (("val_bleu", "bleu", "validation BLEU at least"),
+                              ("val_ppl", "ppl", "validation perplexity at most")):
+      if tier[key] is None:
+        text += f"\n## {words}: no target (no pilot run measured it)\n"
+        continue
+      text += (f"\n## To a {words} {tier[key]:g} ({_source(tier, key)})\n\n"
+               + _target_table(summary, i, field) + "\n" + _verdict_table(summary, i, field))
   text += f"\n![learning curves against time and FLOPs]({png.name})\n"
   md.write_text(text)
-  data.write_text(json.dumps({"targets": chosen, "targets_from": how, "families": summary},
+  data.write_text(json.dumps({"targets": tiers, "families": summary},
                              indent=2, default=str) + "\n")
-  _plot(families, chosen, preset, png)
+  _plot(families, tiers, preset, png)
   print(f"wrote {md}, {data} and {png}")
   return [md, data, png]
 
 
-def _plot(families: dict, targets: dict, preset: str, path: pathlib.Path) -> None:
+def _plot(families: dict, tiers: list[dict], preset: str, path: pathlib.Path) -> None:
   fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharey="row")
   colors = dict(zip(families, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
   for row, (field, key, label) in enumerate((("val_bleu", "bleu", "validation BLEU"),
@@ -230,8 +269,9 @@ def _plot(families: dict, targets: dict, preset: str, path: pathlib.Path) -> Non
           if points:
             ax.plot(*zip(*points), color=colors[family], alpha=0.8, marker=".",
                     label=family if i == 0 else None)
-      if targets[key] is not None:
-        ax.axhline(targets[key], color="grey", linestyle=":", label="target")
+      for tier, style in zip(tiers, (":", "--")):
+        if tier[key] is not None:
+          ax.axhline(tier[key], color="grey", linestyle=style, label=f"target: {tier['tier']}")
       ax.set_xlabel(xlabel)
       ax.set_ylabel(label)
       ax.grid(alpha=0.3)
@@ -243,8 +283,7 @@ def _plot(families: dict, targets: dict, preset: str, path: pathlib.Path) -> Non
 
 
 def main(argv=None) -> int:
-  p = common.parser("quality", __doc__, runs=False)
-  p.prog = "python -m experiments.quality.report"
+  p = common.parser("quality", __doc__, runs=False, script="report")
   p.add_argument("--target_bleu", type=float, default=None, help="the BLEU target (default: from the pilot)")
   p.add_argument("--target_ppl", type=float, default=None, help="the perplexity target (default: from the pilot)")
   args = p.parse_args(argv)

@@ -7,7 +7,7 @@ but an interpreter start-up.
 
 import sys
 
-from attnjax import hugepages
+from attnjax.speed import hugepages
 
 
 def main() -> int:

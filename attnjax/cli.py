@@ -441,7 +441,7 @@ def main(argv=None) -> int:
     return 0
   command = argv[1]
   if command == "bench":  # its flags mirror the PyTorch reference's, so it parses its own
-    from attnjax import bench
+    from attnjax.speed import bench
     return bench.main(argv[2:])
   if command not in COMMANDS:
     print(f"attnjax: error: unknown command {command!r}; choose from {', '.join(COMMANDS)}, bench",

@@ -40,11 +40,11 @@ def _fail_in_one_line(kind, err, tb, traceback_hook=sys.excepthook):
 sys.excepthook = _fail_in_one_line
 
 
-def parser(name: str, doc: str, runs: bool = True) -> argparse.ArgumentParser:
-  """--preset, --out (runs, one folder per preset inside), --data_dir, --report_dir; with
-  `runs`, --list, --only and --shard too. Data overrides (`--config.data.FIELD=VALUE`) are
-  read by `parse`."""
-  p = argparse.ArgumentParser(prog=f"python -m experiments.{name}.run",
+def parser(name: str, doc: str, runs: bool = True, script: str = "run") -> argparse.ArgumentParser:
+  """`python -m experiments.<name>.<script>`'s flags: --preset, --out (runs, one folder per preset
+  inside), --data_dir, --report_dir; with `runs`, --list, --only and --shard too. Data overrides
+  (`--config.data.FIELD=VALUE`) are read by `parse`."""
+  p = argparse.ArgumentParser(prog=f"python -m experiments.{name}.{script}",
                               description=doc.split("\n\n")[0], epilog=DATA_HELP,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--preset", choices=PRESETS, default="cpu",
@@ -186,7 +186,7 @@ def provenance() -> dict:
   import subprocess
   from importlib import metadata
   import jax
-  from attnjax import bench
+  from attnjax.speed import bench
 
   def git(*args):
     try:
@@ -315,10 +315,3 @@ def save_curves(fig, ax, path: pathlib.Path, legend_columns: int = 1) -> None:
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7, ncol=legend_columns)
   save_figure(fig, path)
-
-
-def report_main(name: str, doc: str, write, argv=None) -> int:
-  """The `python -m experiments.<name>.report` entry point: the runs of --preset -> tables and plots."""
-  args = parser(name, doc, runs=False).parse_args(argv)
-  write(runs_dir(args), args.preset, args.report_dir)
-  return 0

@@ -14,7 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from attnjax import bench, models
+from attnjax import models
+from attnjax.speed import bench
 from attnjax.infer.decode import greedy
 from attnjax.tokens import EOS_ID
 from attnjax.models import init_params
@@ -187,7 +188,7 @@ def test_flags_that_cannot_work_are_refused():
 def test_bench_imports_nothing_beyond_jax_flax_optax_numpy_ml_collections():
   heavy = ["tqdm", "matplotlib", "tensorflow", "tensorflow_datasets", "grain", "orbax",
            "sacrebleu", "sentencepiece", "tensorboardX", "attnjax.data", "attnjax.train.loop"]
-  code = ("import sys, attnjax.cli, attnjax.bench; "
+  code = ("import sys, attnjax.cli, attnjax.speed.bench; "
           f"print([m for m in {heavy!r} if m in sys.modules])")
   out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                        check=True)
@@ -232,7 +233,7 @@ def test_report_quotes_the_ratio_of_medians_and_checks_targets(tmp_path):
     r["result"]["huge_pages"] = r["result"]["framework"] == "jax"
   runs.write_text("\n".join(json.dumps(x) for x in [{"machine": machine}] + records + [{"end": end}]) + "\n")
   text = _script("report").write(runs, tmp_path / "results.md").read_text()
-  assert "huge pages (`attnjax/hugepages.py`): attnjax on, the PyTorch peer off." in text
+  assert "huge pages (`attnjax/speed/hugepages.py`): attnjax on, the PyTorch peer off." in text
 
 
 def test_profile_names_the_ops_of_the_compiled_step_and_their_threads(capsys, tmp_path):

@@ -143,7 +143,7 @@ def test_every_lever_is_an_option_this_jax_and_bench_take():
     import ablation
   finally:
     sys.path.pop(0)
-  from attnjax import bench
+  from attnjax.speed import bench
   for name, lever in ablation.levers(8).items():
     bench.parse_args(SMOKE_BASE + list(lever.bench_flags))
     if lever.xla_flags:
@@ -154,7 +154,7 @@ def test_every_lever_is_an_option_this_jax_and_bench_take():
 
 def test_the_ablation_skips_levers_it_has_measured_on_this_device(tmp_path):
   import jax
-  from attnjax import bench
+  from attnjax.speed import bench
   out = tmp_path / "ablation.jsonl"
   out.write_text(json.dumps({"lever": "fused-residual", "device": bench.device_name(jax.devices()[0]),
                              "version": jax.__version__, "bench_flags": SMOKE_BASE}) + "\n")

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from attnjax import hugepages
+from attnjax.speed import hugepages
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def test_thp_mode(tmp_path, text, mode):
 
 def test_reexec_happens_once_and_keeps_the_command_line():
   """A process that asks twice is re-executed at most once, with the same arguments."""
-  code = ("import os, sys; from attnjax import hugepages; print('run', sys.argv[1:], flush=True); "
+  code = ("import os, sys; from attnjax.speed import hugepages; print('run', sys.argv[1:], flush=True); "
           "hugepages.reexec_if_wanted(); hugepages.reexec_if_wanted(); "
           "print(os.environ.get('GLIBC_TUNABLES'))")
   env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "ATTNJAX_HUGEPAGES")}

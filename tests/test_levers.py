@@ -13,7 +13,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from attnjax import bench, models, tokens
+from attnjax import models, tokens
+from attnjax.speed import bench
 from attnjax import config as config_lib
 from attnjax.models import layers, loss
 from attnjax.train import state as state_lib

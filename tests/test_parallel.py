@@ -98,7 +98,7 @@ def test_data_parallel_mesh_step_exchanges_only_the_gradient_sum():
 
   import numpy as np
 
-  from attnjax import bench
+  from attnjax.speed import bench
   from attnjax.train import state as state_lib
   from attnjax.train import steps
 

@@ -6,7 +6,7 @@ softmaxes, elementwise gates. A training step is about three forward passes (for
 and a backward pass twice as dear). Covers the Transformer (encoder and decoder layers of
 one count), the RNN without attention (`seq2seq`, one direction or both) and the Luong RNN
 (bidirectional encoder, general score, input feeding), one layer each: the models of the
-speed protocol (`attnjax/bench.py`) and of the parallelism experiment. And the minGRU /
+speed protocol (`attnjax/speed/bench.py`) and of the parallelism experiment. And the minGRU /
 minLSTM family at any depth, with or without attention (`attnjax/models/minrnn.py`): per
 layer and token, the gates' Linear maps D -> G H (G = 2 for minGRU, 3 for minLSTM) and W_down
 H -> D; its walk through time is elementwise, not counted.

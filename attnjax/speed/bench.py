@@ -20,7 +20,7 @@ counted as 2mnk, training = 3x forward), XLA's own count (`cost_analysis`, for a
 cross-check; it counts a loop body once), the hardware limit (`peak_flops`: on a CPU the
 measured rate of a 2048x2048 float32 matrix product, on a known accelerator its dense
 bfloat16 peak), their ratio `mfu`, the compiled step's memory, and `huge_pages`: whether
-the process ran with transparent huge pages (`attnjax/hugepages.py`; the `attnjax` command
+the process ran with transparent huge pages (`attnjax/speed/hugepages.py`; the `attnjax` command
 turns them on where it can, ATTNJAX_HUGEPAGES=0 turns them off).
 
 Imports only jax, flax, optax, numpy, ml_collections and attnjax modules that import
@@ -39,7 +39,7 @@ import ml_collections
 import numpy as np
 
 from attnjax.infer import decode as decode_lib
-from attnjax import hugepages
+from attnjax.speed import hugepages
 from attnjax import models
 from attnjax import tokens
 from attnjax.config import min_rnn_model, rnn_model, transformer_model

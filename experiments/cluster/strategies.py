@@ -5,7 +5,7 @@ r"""Training-step time of the `mesh` and `pmap` strategies on the same devices, 
 
 The real step (`attnjax.train.steps.train_step`) through `attnjax.parallel.make_runner`, on a
 fixed global batch of random token ids (64 pairs of 32 tokens). Both strategies are compiled
-first, then timed in alternation (ROUNDS rounds of STEPS steps each, `attnjax.bench.time_steps`),
+first, then timed in alternation (ROUNDS rounds of STEPS steps each, `attnjax.speed.bench.time_steps`),
 so that load from other jobs hits both alike; prints the median and every round's mean, in ms per step.
 """
 
@@ -17,7 +17,8 @@ import statistics  # noqa: E402 -- XLA_FLAGS must be set before JAX starts
 
 import jax  # noqa: E402
 
-from attnjax import bench, models, parallel  # noqa: E402
+from attnjax import models, parallel  # noqa: E402
+from attnjax.speed import bench  # noqa: E402
 from attnjax.tokens import random_batch  # noqa: E402
 from attnjax.train import steps  # noqa: E402
 from attnjax.train.state import init_state  # noqa: E402

@@ -6,7 +6,7 @@ same step with one lever changed, side by side; one JSON line per lever.
         --vocab 32000 --batch 512 --src-len 64 --tgt-len 64 --warmup 3
     python experiments/gpu/ablation.py --list
 
-The flags after `--` are bench's (`attnjax/bench.py`) and describe the baseline; a lever adds
+The flags after `--` are bench's (`attnjax/speed/bench.py`) and describe the baseline; a lever adds
 bench flags to them (an option a user can train with too) or sets XLA flags (LEVERS). They aim
 at what the H200 profile of the step found (results/README.md): 1,899 kernels a step with 4.8 ms
 of 50.6 idle between them, about 4.6 ms of memory-bound passes over the float32 logits, and bias,
@@ -82,7 +82,7 @@ def worker(bench_flags: list[str]) -> int:
   JSON command a line on stdin, one JSON answer a line on stdout (JAX's messages go to stderr)."""
   import jax
   import numpy as np
-  from attnjax import bench
+  from attnjax.speed import bench
 
   device = jax.devices()[0]
   programs = {}
@@ -236,7 +236,7 @@ def parse_args(argv):
       p.error(f"--{name.replace('_', '-')}={getattr(args, name)} must be at least 1")
   if args.out is None:
     p.error("--out is required: the JSON lines file the rows are appended to")
-  from attnjax import bench  # the baseline's flags checked here (bench's one-line error), not in a worker
+  from attnjax.speed import bench  # the baseline's flags checked here (bench's one-line error), not in a worker
   base = bench.parse_args(args.bench_flags)
   if (base.model, base.task) != ("transformer", "train"):
     p.error("the ablation times a training step of the Transformer: give bench --model transformer "

@@ -88,7 +88,8 @@ def run(args) -> dict:
   began = time.perf_counter()
   import jax
   import jax.numpy as jnp
-  from attnjax import bench, tokens
+  from attnjax import tokens
+  from attnjax.speed import bench
   sys.path.insert(0, str(pathlib.Path(args.example).resolve()))
   _stub_unneeded_imports()
   models = importlib.import_module("models")

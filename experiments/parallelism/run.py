@@ -242,7 +242,7 @@ def cost(compiled) -> dict:
 
 def timed(call, warmup: int, count: int) -> float:
   """Median seconds of `count` calls of `call()` after `warmup` more."""
-  from attnjax import bench
+  from attnjax.speed import bench
   seconds, _ = bench.time_steps(call, warmup, count)
   return statistics.median(seconds)
 
@@ -251,7 +251,7 @@ def side_by_side(calls: dict, warmup: int, rounds: int) -> dict:
   """{name: [seconds of each round]} of `calls` ({name: call}) timed in alternating rounds, one
   call of each per round, so that a slow spell of a shared machine falls on all of them alike.
   The rows keep every round: the report gives the median and the range."""
-  from attnjax import bench
+  from attnjax.speed import bench
   for call in calls.values():
     bench.time_steps(call, warmup, 0)
   seconds = {name: [] for name in calls}
@@ -272,7 +272,7 @@ def compile_budget(model, config, s, length: int) -> dict:
   """The training step and forward pass at batch T // n, compiled once, with what XLA says of
   them, and calls that run them (the training step carries its donated state along)."""
   import jax
-  from attnjax import bench
+  from attnjax.speed import bench
   from attnjax.train import steps
   from attnjax.train.state import init_state
   batch_size = max(1, s["budget"] // length)
@@ -384,7 +384,8 @@ def latency(configs, s, results: dict, save) -> None:
   """Encoding one sentence of n tokens, and greedy decoding of m tokens per generated token,
   every model's program compiled at each length and then timed side by side."""
   import jax
-  from attnjax import bench, models
+  from attnjax import models
+  from attnjax.speed import bench
   from attnjax.infer import decode as decode_lib
   from attnjax.models import init_params
   built = {name: models.build(config.model, s["vocab"], s["vocab"]) for name, config in configs.items()}
@@ -431,7 +432,8 @@ def device_worker(root: pathlib.Path, preset: str, num_devices: int) -> dict:
   """In a process that sees `num_devices` devices or more: throughput of each strategy."""
   import jax
   import ml_collections
-  from attnjax import bench, models, parallel
+  from attnjax import models, parallel
+  from attnjax.speed import bench
   from attnjax.train import steps
   from attnjax.train.state import init_state
   s = SETTINGS[preset]
@@ -511,7 +513,7 @@ def main(argv=None) -> int:
   root.mkdir(parents=True, exist_ok=True)
   start = time.perf_counter()
   import jax
-  from attnjax import bench
+  from attnjax.speed import bench
   configs = matched_configs(s)
   configs.update(work_matched(configs, s))
   sizes = {name: {"params": count_params(config.model, s["vocab"]), "model": config.model.to_dict(),

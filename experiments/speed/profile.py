@@ -32,7 +32,7 @@ import tempfile
 
 import jax
 
-from attnjax import bench
+from attnjax.speed import bench
 
 
 def _trace_file(trace_dir):
@@ -236,6 +236,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-  from attnjax import hugepages
+  from attnjax.speed import hugepages
   hugepages.reexec_if_wanted()  # as the `attnjax` command does, so the profile is of that
   sys.exit(main())

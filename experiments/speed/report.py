@@ -14,7 +14,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 def machine() -> dict:
   """The CPU model, cores, memory and load average of this machine, now."""
-  from attnjax.bench import cpu_model
+  from attnjax.speed.bench import cpu_model
   cpu = cpu_model("unknown")
   memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
   return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory, 1),
@@ -68,7 +68,7 @@ def _huge_pages(records) -> list:
     return []
   name = {"jax": "attnjax", "torch": "the PyTorch peer"}
   state = lambda s: "on" if s == {True} else "off" if s == {False} else "on in some runs"
-  return ["", "Transparent huge pages (`attnjax/hugepages.py`): " + ", ".join(
+  return ["", "Transparent huge pages (`attnjax/speed/hugepages.py`): " + ", ".join(
       f"{name.get(k, k)} {state(v)}" for k, v in sorted(said.items())) + "."]
 
 

@@ -13,7 +13,7 @@ peer is expected, not installed, in ~/.venvs/torch-peer:
 
     python3 -m venv ~/.venvs/torch-peer && ~/.venvs/torch-peer/bin/pip install torch==2.13.0 numpy
 
-The `attnjax` command runs with transparent huge pages where it can (attnjax/hugepages.py);
+The `attnjax` command runs with transparent huge pages where it can (attnjax/speed/hugepages.py);
 the PyTorch peer, as its users run it, without. --peer-huge-pages gives the peer the same
 setting (GLIBC_TUNABLES=glibc.malloc.hugetlb=1), --no-huge-pages takes it from attnjax.
 
@@ -118,7 +118,7 @@ def main(argv=None) -> int:
                          "or pass --torch-python/--torch-reference")
 
   sys.path.insert(0, str(ROOT))
-  from attnjax import hugepages
+  from attnjax.speed import hugepages
   jax_env = dict(os.environ, ATTNJAX_HUGEPAGES="0" if args.no_huge_pages else "1")
   peer_env = hugepages.environment() if args.peer_huge_pages else os.environ
   started = time.time()

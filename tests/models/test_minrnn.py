@@ -244,7 +244,7 @@ def test_flops_agree_with_xla(cell, attention):
   """With the associative walk the forward pass has no loop, so XLA's count (which counts a
   loop's body once) is whole: at a size where matrix products dominate, the analytic count of
   them is within 10 % of it."""
-  from attnjax import bench
+  from attnjax.speed import bench
   from attnjax.models import flops
   cfg = ml_collections.ConfigDict({**min_rnn_model(cell, attention).to_dict(), 'embed_dim': 256,
                                    'hidden_dim': 512, 'scan': 'associative', 'dropout': 0.0})

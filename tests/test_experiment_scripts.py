@@ -1,9 +1,12 @@
 """The experiment scripts as commands: a failure the user can fix is one line, as `attnjax`
 prints it, and `--list` shows what `--only` and `--shard` would do (one task of an array)."""
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from attnjax.errors import OutputError
 from experiments import common
@@ -66,3 +69,12 @@ def test_no_experiment_imports_another_experiments_run_or_report():
         if len(parts) >= 2 and parts[0] == "experiments" and parts[1] not in (own, "common", "shared"):
           crossings.append(f"{path.relative_to(REPO)} imports {name}")
   assert not crossings, crossings
+
+
+def test_every_run_and_report_script_names_itself_in_its_help(capsys):
+  names = ("alignments", "bottleneck", "interventions", "parallelism", "quality", "scores")
+  for module in [f"experiments.{n}.{script}" for n in names for script in ("run", "report")] + ["experiments.grid"]:
+    with pytest.raises(SystemExit) as done:
+      importlib.import_module(module).main(["--help"])
+    assert done.value.code == 0, module
+    assert capsys.readouterr().out.startswith(f"usage: python -m {module} "), module

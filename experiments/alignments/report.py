@@ -134,7 +134,7 @@ def _plot_per_head(report: dict, name: str, path: pathlib.Path) -> pathlib.Path:
 
 
 def main(argv=None) -> int:
-  args = common.parser("alignments", __doc__, runs=False).parse_args(argv)
+  args = common.parser("alignments", __doc__, runs=False, script="report").parse_args(argv)
   write(results_dir(args.report_dir, args.preset), args.preset, args.report_dir)
   return 0
 

@@ -190,7 +190,7 @@ def write(store: pathlib.Path, preset: str, report_dir) -> pathlib.Path:
 
 
 def main(argv=None) -> int:
-  args = common.parser("interventions", __doc__, runs=False).parse_args(argv)
+  args = common.parser("interventions", __doc__, runs=False, script="report").parse_args(argv)
   write(results_dir(args.report_dir, args.preset), args.preset, args.report_dir)
   return 0
 

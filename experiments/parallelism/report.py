@@ -634,7 +634,7 @@ def _plot_flops(budget, names, cross, device, path):
 
 
 def main(argv=None) -> int:
-  args = common.parser("parallelism", __doc__, runs=False).parse_args(argv)
+  args = common.parser("parallelism", __doc__, runs=False, script="report").parse_args(argv)
   write(results_dir(args.report_dir, args.preset), args.preset, args.report_dir)
   return 0
 

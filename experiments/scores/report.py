@@ -289,7 +289,7 @@ def write(root, preset: str, report_dir) -> list[pathlib.Path]:
 
 
 def main(argv=None) -> int:
-  args = common.parser("scores", __doc__, runs=False).parse_args(argv)
+  args = common.parser("scores", __doc__, runs=False, script="report").parse_args(argv)
   write(results_dir(args.report_dir, args.preset), args.preset, args.report_dir)
   return 0
 

@@ -42,6 +42,16 @@ def step_of(workdir) -> int:
   return step
 
 
+def read_kept(path: pathlib.Path, step: int, arguments: dict) -> dict | None:
+  """The figures kept at `path` if they were made at training step `step` with `arguments`
+  (which also name what was measured), else None: a run trained further, or asked for other
+  figures, is measured again."""
+  if not path.exists():
+    return None
+  kept = json.loads(path.read_text())
+  return kept if kept.get("step") == step and kept.get("arguments") == arguments else None
+
+
 def evaluate(workdir, name: str, **arguments) -> dict:
   """Evaluator `name`'s figures for `workdir`'s model at its current step, made or read back."""
   from attnjax.config import ConfigError
@@ -52,10 +62,9 @@ def evaluate(workdir, name: str, **arguments) -> dict:
   path = workdir / f"experiment_{evaluator.file}.json"
   key = {k: v for k, v in sorted(arguments.items()) if k not in evaluator.timing}
   step = step_of(workdir)
-  if path.exists():
-    kept = json.loads(path.read_text())
-    if kept.get("step") == step and kept.get("arguments") == key:
-      return kept
+  kept = read_kept(path, step, key)
+  if kept is not None:
+    return kept
   result = {**evaluator.fn(workdir, **arguments), "step": step, "arguments": key}
   path.write_text(json.dumps(result, indent=2) + "\n")
   return result

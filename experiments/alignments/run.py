@@ -141,11 +141,10 @@ def keep(workdir: pathlib.Path, store: pathlib.Path, data_dir: str = "", gold_fi
   from attnjax import evaluators
   path = store / f"{workdir.name}.json"
   arguments = {"gold": gold_file and str(gold_file), "draw": draw}
-  if path.exists():
-    kept = json.loads(path.read_text())
-    if kept["step"] == evaluators.step_of(workdir) and kept["arguments"] == arguments:
-      print(f"  {workdir}: measured before, kept", flush=True)
-      return kept
+  kept = evaluators.read_kept(path, evaluators.step_of(workdir), arguments)
+  if kept is not None:
+    print(f"  {workdir}: measured before, kept", flush=True)
+    return kept
   store.mkdir(parents=True, exist_ok=True)
   result = {**measure(workdir, data_dir, gold_file, draw), "arguments": arguments,
             "provenance": common.provenance()}

@@ -123,14 +123,16 @@ def main(argv=None) -> int:
 
   def do(name):
     config, workdir = chosen[name]
+    from attnjax import evaluators
     common.train(config, workdir, progress=args.preset != "smoke")
     path = store / f"{name}.json"
-    done = json.loads((workdir / "train_done.json").read_text())["step"]
-    if path.exists() and json.loads(path.read_text())["step"] == done:
+    arguments = {"preset": args.preset}  # the sentences scored, the pruning curve's points
+    if evaluators.read_kept(path, evaluators.step_of(workdir), arguments) is not None:
       print(f"  {name}: measured before, kept", flush=True)
       return
     store.mkdir(parents=True, exist_ok=True)
-    result = {**measure(workdir, args.preset, args.data_dir), "provenance": common.provenance()}
+    result = {**measure(workdir, args.preset, args.data_dir), "arguments": arguments,
+              "provenance": common.provenance()}
     path.write_text(json.dumps(result, indent=1) + "\n")
 
   return common.run_all("interventions", list(chosen), do, args,

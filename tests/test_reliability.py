@@ -1,5 +1,6 @@
 """Failure behaviour: kills, preemption, damaged checkpoints, non-finite losses, failed writes."""
 
+import json
 import os
 import random
 import signal
@@ -49,14 +50,14 @@ def reference(data_dir, tmp_path_factory):
   return workdir
 
 
-def _write_config_file(path, data_dir, num_steps):
+def _write_config_file(path, data_dir, num_steps, checkpoint_every=2):
   path.write_text(
       "import sys\n"
       f"sys.path.insert(0, {REPO!r})\n"
       "from tests.helpers import tiny_config\n\n"
       "def get_config():\n"
       f"  config = tiny_config({str(data_dir)!r}, steps={num_steps})\n"
-      "  config.train.update(log_every=1, eval_every=1000, eval_samples=0, checkpoint_every=2)\n"
+      f"  config.train.update(log_every=1, eval_every=1000, eval_samples=0, checkpoint_every={checkpoint_every})\n"
       "  return config\n")
 
 
@@ -108,8 +109,10 @@ def test_sigterm_then_sigkills_at_random_moments_resume_bitwise(data_dir, refere
 
 
 def test_a_second_run_on_a_held_workdir_is_refused_and_the_first_is_unharmed(data_dir, tmp_path):
+  # The first run is given more steps than it will take, so it is still training whatever the
+  # second one's start-up costs; it is then stopped by SIGTERM, which saves where it is.
   config_file = tmp_path / "tiny.py"
-  _write_config_file(config_file, data_dir, 300)
+  _write_config_file(config_file, data_dir, 100_000, checkpoint_every=50)
   workdir = tmp_path / "run"
   first = _start(config_file, workdir)
   _wait_for_steps(workdir, first, 1)
@@ -120,22 +123,31 @@ def test_a_second_run_on_a_held_workdir_is_refused_and_the_first_is_unharmed(dat
   assert second.returncode == 1 and len(lines) == 1, err
   assert f"{workdir} is in use by attnjax train on host " in lines[0]
   assert f"pid {first.pid}, since " in lines[0]
-  _, err = first.communicate(timeout=300)
-  assert first.returncode == 0, err
-  assert trained_lib.load(workdir).step == 300
-  assert sorted(losses(workdir)) == list(range(1, 301))       # every step logged once, by one run
+  first.send_signal(signal.SIGTERM)
+  _, err = first.communicate(timeout=120)
+  assert first.returncode == 1 and "stopped by SIGTERM after step" in err, err
+  stopped = trained_lib.load(workdir).step
+  assert stopped >= 1
+  assert sorted(losses(workdir)) == list(range(1, stopped + 1))  # every step logged once, by one run
   assert not list((workdir / "checkpoints").glob("*orbax-checkpoint-tmp*"))
 
-  # kill -9 of the holder: the kernel drops its lock, and the same command resumes
-  (config_file.parent / "more.py").write_text(config_file.read_text().replace("steps=300", "steps=600"))
-  holder = _start(config_file.parent / "more.py", workdir)
+  # kill -9 of the holder: the kernel drops its lock, and the next run on the workdir resumes
+  holder = _start(config_file, workdir)
   _wait_for_steps(workdir, holder, 2)
   holder.kill()
   holder.wait(timeout=60)
-  resumed = _start(config_file.parent / "more.py", workdir)
+  logged = []  # the kill may have cut the last line short
+  for line in (workdir / "metrics.jsonl").read_text().splitlines():
+    try:
+      logged.append(json.loads(line)["step"])
+    except ValueError:
+      pass
+  end = max(logged) + 20  # past every step the holder reached, so past its checkpoints
+  _write_config_file(tmp_path / "more.py", data_dir, end, checkpoint_every=50)
+  resumed = _start(tmp_path / "more.py", workdir)
   out, err = resumed.communicate(timeout=300)
   assert resumed.returncode == 0, err
-  assert "resumed" in out and trained_lib.load(workdir).step == 600
+  assert "resumed" in out and trained_lib.load(workdir).step == end
 
 
 def test_the_lock_names_its_holder_and_a_filesystem_without_locks_is_said_once(tmp_path, monkeypatch, capsys):

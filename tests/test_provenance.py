@@ -19,6 +19,7 @@ REPORTS = [
     ("scores", "cpu", "experiments/scores"),
     ("bottleneck", "cpu", "experiments/bottleneck"),
     ("interventions", "cpu", "experiments/interventions"),
+    ("quality", "cpu", "experiments/quality"),
 ]
 
 

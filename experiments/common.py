@@ -180,9 +180,13 @@ def keep_results(workdir: pathlib.Path, store: pathlib.Path, cell: dict | None =
   return kept
 
 
+SOURCES = ("*.py", "*.sh", "pyproject.toml", "Makefile")  # what a kept result's provenance checks for changes
+
+
 def provenance() -> dict:
-  """What a kept result was made with: the command, the commit (and whether the tree had
-  changes), the package versions and the machine (a CPU's model and cores, or the device)."""
+  """What a kept result was made with: the command, the commit (and whether its code had
+  changes: tracked sources, not the results an experiment rewrites as it goes), the package
+  versions and the machine (a CPU's model and cores, or the device)."""
   import subprocess
   from importlib import metadata
   import jax
@@ -202,7 +206,7 @@ def provenance() -> dict:
       versions[package] = None
   commit = git("rev-parse", "HEAD")
   return {"command": " ".join(["python", "-m", _command_module()] + sys.argv[1:]),
-          "commit": commit, "tree_changed": bool(git("status", "--porcelain", "--untracked-files=no"))
+          "commit": commit, "tree_changed": bool(git("status", "--porcelain", "--untracked-files=no", "--", *SOURCES))
           if commit else None, "versions": versions, "machine": bench.device_name(jax.devices()[0])}
 
 

@@ -2,8 +2,8 @@
 another's run or report, and a run made by one is found by the others where it lies.
 
   Luong's RNN      experiment 3's runs (`scores`): each score, global or local, with or without
-                   input feeding, one seed; experiment 2 draws and measures seed 0 of each,
-                   experiment 5 reads `dot-feed0-seed0`
+                   input feeding, one seed; experiment 2 trains the config of
+                   `general-feed1-seed0` for its heatmaps, experiment 5 reads `dot-feed0-seed0`
   the Transformer  experiment 2's (`alignments`), which experiment 5 reads too
   smoke models     the tiny RNNsearch and Transformer of experiments 2 and 5's smoke presets
 """

@@ -16,24 +16,26 @@ Workdirs, unless given with --workdirs:
   smoke  a tiny RNNsearch and a tiny Transformer, trained here on numbers:fr for 3 steps;
          numbers has no gold alignments, so the monotone diagonal stands in as the gold to run
          the AER code (its figures mean nothing).
-  cpu    RNNsearch-50 of experiment 1, Luong's models of experiment 3 (seed 0 of each score,
-         with and without input feeding) and a Transformer (`configs/transformer.py:size=small`,
-         2 layers of 4 heads) trained here for 1,500 steps on en_fr_synth:quick. Heatmaps for
-         RNNsearch-50, Luong general with feeding and the Transformer; AER for all. Expected
-         wall time on 2 cores: the Transformer's training (about 10 minutes) and a few
-         seconds a model.
-  full   the same with experiment 1's and 3's full presets.
+  cpu    RNNsearch-50 of experiment 1 (`bottleneck`, read where it trained it), and two models
+         trained here on en_fr_synth:quick: Luong's general score with input feeding (1,000
+         steps, seed 0: the config of experiment 3's run `general-feed1-seed0`) and a Transformer
+         (`configs/transformer.py:size=small`, 2 layers of 4 heads, 1,500 steps). AER and
+         heatmaps for all three. Expected wall time on 2 cores: about 7 and 10 minutes of
+         training, a few seconds a model to measure. The AER of every Luong score over its
+         seeds is experiment 3's (`scores`), measured from its own kept runs.
+  full   the same with experiment 1's full preset and 3,000 steps each.
 Each model's figures are kept as `<report_dir>/runs_<preset>/<workdir name>.json` (its AER
 report, its greedy outputs and word-level attention on the drawn sentences, and the
 provenance: command, commit, versions, machine), measured again only when its workdir has
 trained further; the report (`report.py`) is built from them alone: `results_<preset>.md`,
 `aer_<preset>.json` and the PNGs in `<preset>/`.
 
-On another corpus (`--config.data.name=files --config.data.files_dir=DIR`, any data field): the
-runs of experiments 1 and 3 made with the same flags (RNNsearch `bahdanau-own`), a Transformer
-trained here on it, heatmaps of its first test pairs, and AER against `--gold FILE` (a Pharaoh
-line per test pair) or the corpus's own gold; without either, AER is skipped and the report
-says so. The one run this experiment trains (`--list`) is the Transformer.
+On another corpus (`--config.data.name=files --config.data.files_dir=DIR`, any data field):
+experiment 1's RNNsearch made with the same flags (`bahdanau-own`), the Luong model and the
+Transformer trained here on it, heatmaps of its first test pairs, and AER against `--gold FILE`
+(a Pharaoh line per test pair) or the corpus's own gold; without either, AER is skipped and the
+report says so. The runs this experiment trains (`--list`) are the Luong model and the
+Transformer.
 """
 
 import json
@@ -42,7 +44,9 @@ import sys
 
 from experiments import common, shared
 
-DRAWN = ("bahdanau-50", "general-feed1-seed0", "transformer")  # heatmaps; the others: AER only
+# Luong's general score with input feeding, seed 0: experiment 3's config, trained here for its
+# heatmaps, since experiment 3 keeps its runs' figures and not their checkpoints.
+LUONG, LUONG_CELL = "luong-general-feed1", ("general", "", 1, 0)
 DRAWN_TEST_PAIRS = 4  # on another corpus, the heatmaps are of its first test pairs
 
 
@@ -101,10 +105,10 @@ def sentences_for(data) -> list[tuple[str, str, str]]:
   return [(f"test pair {i + 1}", src, ref) for i, (src, ref) in enumerate(pairs)]
 
 
-def measure(workdir: pathlib.Path, data_dir: str = "", gold_file=None, draw: bool = True) -> dict:
+def measure(workdir: pathlib.Path, data_dir: str = "", gold_file=None) -> dict:
   """A model's figures for the report: its AER report (None without attention or gold, and
-  then why) and, with `draw`, its greedy outputs and word-level attention [target words,
-  layers, heads, source words] on the sentences of `sentences_for`."""
+  then why), its greedy outputs and word-level attention [target words, layers, heads, source
+  words] on the sentences of `sentences_for`."""
   import numpy as np
   from attnjax.analysis import alignment
   from attnjax.analysis.gold import alignment_errors, gold_for
@@ -122,31 +126,29 @@ def measure(workdir: pathlib.Path, data_dir: str = "", gold_file=None, draw: boo
       r = result["aer"]
       print(f"  {workdir}: AER {r['aer']['argmax']:.3f} (argmax), {r['aer']['mass']:.3f} (mass), "
             f"diagonal {r['diagonal']:.3f}", flush=True)
-  if draw:
-    cases = sentences_for(trained.config.data)
-    translations = trained.translator(1, batch_size=len(cases))([english for _, english, _ in cases])
-    result["drawn"] = [
-        {"what": what, "source": src, "reference": ref, "output": t.text,
-         "src_words": alignment.words_of(t.src_pieces), "tgt_words": alignment.words_of(t.tgt_pieces),
-         "weights": None if t.alignment is None else
-         np.round(alignment.to_words(t.alignment, t.src_pieces, t.tgt_pieces), 4).tolist()}
-        for (what, src, ref), t in zip(cases, translations)]
+  cases = sentences_for(trained.config.data)
+  translations = trained.translator(1, batch_size=len(cases))([english for _, english, _ in cases])
+  result["drawn"] = [
+      {"what": what, "source": src, "reference": ref, "output": t.text,
+       "src_words": alignment.words_of(t.src_pieces), "tgt_words": alignment.words_of(t.tgt_pieces),
+       "weights": None if t.alignment is None else
+       np.round(alignment.to_words(t.alignment, t.src_pieces, t.tgt_pieces), 4).tolist()}
+      for (what, src, ref), t in zip(cases, translations)]
   return result
 
 
-def keep(workdir: pathlib.Path, store: pathlib.Path, data_dir: str = "", gold_file=None,
-         draw: bool = True) -> dict:
+def keep(workdir: pathlib.Path, store: pathlib.Path, data_dir: str = "", gold_file=None) -> dict:
   """`measure`, kept in `store/<workdir name>.json` with its provenance; read back while the
   workdir's step and the arguments are those it was made with."""
   from attnjax import evaluators
   path = store / f"{workdir.name}.json"
-  arguments = {"gold": gold_file and str(gold_file), "draw": draw}
+  arguments = {"gold": gold_file and str(gold_file)}
   kept = evaluators.read_kept(path, evaluators.step_of(workdir), arguments)
   if kept is not None:
     print(f"  {workdir}: measured before, kept", flush=True)
     return kept
   store.mkdir(parents=True, exist_ok=True)
-  result = {**measure(workdir, data_dir, gold_file, draw), "arguments": arguments,
+  result = {**measure(workdir, data_dir, gold_file), "arguments": arguments,
             "provenance": common.provenance()}
   path.write_text(json.dumps(result, indent=1) + "\n")
   return result
@@ -156,23 +158,20 @@ def own_runs(args) -> dict:
   """{name: config} of the models this experiment trains itself (`--list`)."""
   if args.preset == "smoke":
     return {name: shared.smoke_config(name, args) for name in shared.SMOKE_MODELS}
-  return {"transformer": shared.transformer_config(args)}
+  return {LUONG: shared.luong_config(*LUONG_CELL, args.preset, args.data),
+          "transformer": shared.transformer_config(args)}
 
 
 def other_workdirs(args) -> list[pathlib.Path]:
-  """The models of experiments 1 and 3 that this one reads (none for smoke)."""
+  """Experiment 1's RNNsearch, which this one reads where it trained it (none for smoke)."""
   if args.preset == "smoke":
     return []
   rnnsearch = "bahdanau-own" if "name" in args.data else "bahdanau-50"
-  workdirs = [pathlib.Path(args.out).parent / "bottleneck" / args.preset / rnnsearch]
-  workdirs += [shared.luong_workdir(pathlib.Path(args.out), args.preset, score, "", feed, 0)
-               for score in shared.SCORES for feed in (1, 0)]
-  missing = [str(w) for w in workdirs if not (w / "train_done.json").exists()]
-  if missing:
-    raise SystemExit(f"not trained yet: {', '.join(missing)}; run experiments.bottleneck.run and "
-                     f"experiments.scores.run with --preset {args.preset} (and the same data flags) "
-                     "first, or give --workdirs")
-  return workdirs
+  workdir = pathlib.Path(args.out).parent / "bottleneck" / args.preset / rnnsearch
+  if not (workdir / "train_done.json").exists():
+    raise SystemExit(f"not trained yet: {workdir}; run `python -m experiments.bottleneck.run --preset "
+                     f"{args.preset} --only {rnnsearch}` (with the same data flags) first, or give --workdirs")
+  return [workdir]
 
 
 def main(argv=None) -> int:
@@ -194,11 +193,9 @@ def main(argv=None) -> int:
     common.train(config, common.runs_dir(args) / name, progress=args.preset != "smoke")
     workdirs.append(common.runs_dir(args) / name)
   from experiments.alignments import report
-  drawn = None if args.workdirs or args.preset == "smoke" else [
-      "bahdanau-own" if n == "bahdanau-50" and "name" in args.data else n for n in DRAWN]
   store = report.results_dir(args.report_dir, args.preset)
   for workdir in workdirs:
-    keep(workdir, store, args.data_dir, args.gold, draw=drawn is None or workdir.name in drawn)
+    keep(workdir, store, args.data_dir, args.gold)
   (store / "grid.json").write_text(json.dumps({"runs": [w.name for w in workdirs]}, indent=2) + "\n")
   report.write(store, args.preset, args.report_dir)
   return 0

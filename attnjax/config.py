@@ -128,7 +128,8 @@ def min_rnn_model(cell: str = "gru", attention: str = "luong") -> ml_collections
 # Model fields added after workdirs were trained, with the value that reproduces those
 # workdirs: a saved config without one reads as if it had it (workdir.load_config).
 ADDED_MODEL_FIELDS = {"rnn": {"reverse_source": False, "encoder_impl": "scan", "local": "",
-                              "local_window": 10}}
+                              "local_window": 10},
+                      "transformer": {"fused_residual": False}}
 
 
 TRANSFORMER_SIZES = {  # d_model, heads, d_ff, layers (encoder = decoder)

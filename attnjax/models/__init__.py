@@ -15,6 +15,8 @@ giving the gold intervention's weights; the Transformer reads head gates from an
 'gates' collection (`intervention.py`) and packed rows from `packing=`.
 """
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -62,72 +64,74 @@ def _rate(cfg, field):
   return float(value)
 
 
-def _recurrent_width(cfg) -> tuple[int, bool]:
-  """(hidden_dim, bidirectional) of a recurrent family, checked: each direction gets half."""
+# Fields of a model's dataclass that its config section does not set: the vocabularies (the
+# tokenizer's), the dtype (`model.dtype` names it) and the intervention (`intervene`).
+NOT_CONFIG = ('parent', 'name', 'src_vocab_size', 'tgt_vocab_size', 'dtype', 'intervention')
+LUONG_ONLY = ('score', 'input_feeding', 'local', 'local_window')  # the RNN fields Luong's decoder reads
+
+
+def config_fields(module) -> tuple[str, ...]:
+  """The model-section fields that `module` (a model class) takes, each by its own name: the
+  config's defaults (`attnjax/config.py`) are the one home of their values."""
+  return tuple(f.name for f in dataclasses.fields(module) if f.init and f.name not in NOT_CONFIG)
+
+
+def _read(module, cfg, choices: dict, **given):
+  """`module`'s keyword arguments from the model section: `given` (values checked against other
+  fields), then every other config field by name, a string checked against `choices[name]`, an
+  int as a positive integer, a float as a probability, a bool as a flag."""
+  types = {f.name: getattr(f.type, '__name__', f.type) for f in dataclasses.fields(module)}
+  read = {'int': _positive, 'float': _rate, 'bool': lambda cfg, field: bool(_get(cfg, field))}
+  kwargs = {}
+  for field in config_fields(module):
+    if field in given:
+      continue
+    if field in choices:
+      kwargs[field] = _choice(cfg, field, choices[field])
+    elif types[field] in read:
+      kwargs[field] = read[types[field]](cfg, field)
+    else:
+      raise TypeError(f'{module.__name__}.{field}: a {types[field]} field needs its choices here')
+  return {**kwargs, **given}
+
+
+def _recurrent_width(cfg) -> dict:
+  """hidden_dim and bidirectional of a recurrent family, checked: each direction gets half."""
   hidden_dim = _positive(cfg, 'hidden_dim')
   bidirectional = bool(_get(cfg, 'bidirectional'))
   if bidirectional and hidden_dim < 2:
     raise ValueError(f'model.hidden_dim={hidden_dim} must be at least 2 with '
                      'model.bidirectional=True (each direction gets hidden_dim // 2).')
-  return hidden_dim, bidirectional
+  return {'hidden_dim': hidden_dim, 'bidirectional': bidirectional}
 
 
 def _build_rnn(cfg, src_vocab_size, tgt_vocab_size, dtype):
   decoder = _choice(cfg, 'decoder', DECODERS)
-  hidden_dim, bidirectional = _recurrent_width(cfg)
-  reverse_source = bool(cfg.get('reverse_source', False))  # absent in older workdirs
+  reverse_source = bool(_get(cfg, 'reverse_source'))
   if reverse_source and decoder in ATTENTIVE:
     raise ValueError(f'model.reverse_source=True is for the decoders without attention, not '
                      f'{decoder!r}, whose alignment would be drawn over reversed words.')
-  encoder_impl = cfg.get('encoder_impl', 'scan')  # absent in sections written before it
+  encoder_impl = _get(cfg, 'encoder_impl')
   if encoder_impl not in ENCODER_IMPLS:
     raise ValueError(f'model.encoder_impl={encoder_impl!r} is not one of: {", ".join(ENCODER_IMPLS)}.')
   if encoder_impl == 'cudnn' and (cfg.cell != 'lstm' or dtype != jnp.float32):
     raise ValueError(f"model.encoder_impl='cudnn' runs jax.experimental.rnn's LSTM in float32 "
                      f"only, not model.cell={cfg.cell!r} with model.dtype={cfg.dtype!r}.")
-  luong = {}  # score, input feeding and local attention matter to Luong's decoder only
-  if decoder == 'luong':
-    luong = {'score': _choice(cfg, 'score', SCORES),
-             'input_feeding': bool(_get(cfg, 'input_feeding')),
-             'local': cfg.get('local', ''),  # absent in sections written before it
-             'local_window': cfg.get('local_window', 10)}
-    if luong['local'] not in LOCALS:
-      raise ValueError(f"model.local={luong['local']!r} is not one of: 'm', 'p', '' (global).")
-    if luong['local'] and not (isinstance(luong['local_window'], int)
-                               and not isinstance(luong['local_window'], bool)
-                               and luong['local_window'] >= 1):
-      raise ValueError(f"model.local_window={luong['local_window']!r} must be a positive integer.")
-  return RNNSeq2Seq(
-      src_vocab_size, tgt_vocab_size,
-      cell=_choice(cfg, 'cell', tuple(CELLS)),
-      embed_dim=_positive(cfg, 'embed_dim'),
-      hidden_dim=hidden_dim,
-      num_layers=_positive(cfg, 'num_layers'),
-      bidirectional=bidirectional,
-      dropout=_rate(cfg, 'dropout'),
-      decoder=decoder,
-      reverse_source=reverse_source,
-      dtype=dtype,
-      encoder_impl=encoder_impl,
-      **luong)
+  # the fields only Luong's decoder reads are taken as they are by the others, and not checked
+  luong_only = {} if decoder == 'luong' else {field: _get(cfg, field) for field in LUONG_ONLY}
+  if not luong_only and _get(cfg, 'local') not in LOCALS:
+    raise ValueError(f"model.local={cfg.local!r} is not one of: 'm', 'p', '' (global).")
+  return RNNSeq2Seq(src_vocab_size, tgt_vocab_size, dtype=dtype, **_read(
+      RNNSeq2Seq, cfg, {'cell': tuple(CELLS), 'score': SCORES, 'local': LOCALS}, decoder=decoder,
+      reverse_source=reverse_source, encoder_impl=encoder_impl, **_recurrent_width(cfg), **luong_only))
 
 
 def _build_minrnn(cfg, src_vocab_size, tgt_vocab_size, dtype):
-  hidden_dim, bidirectional = _recurrent_width(cfg)
   attention = _choice(cfg, 'attention', MIN_ATTENTIONS)
-  return MinRNNSeq2Seq(
-      src_vocab_size, tgt_vocab_size,
-      cell=_choice(cfg, 'cell', MIN_CELLS),
-      embed_dim=_positive(cfg, 'embed_dim'),
-      hidden_dim=hidden_dim,
-      num_layers=_positive(cfg, 'num_layers'),
-      bidirectional=bidirectional,
-      dropout=_rate(cfg, 'dropout'),
-      attention=attention,
-      score=_choice(cfg, 'score', SCORES) if attention == 'luong' else 'general',
-      log_space=bool(_get(cfg, 'log_space')),
-      scan=_choice(cfg, 'scan', SCANS),
-      dtype=dtype)
+  unread = {} if attention == 'luong' else {'score': _get(cfg, 'score')}  # without attention, no score
+  return MinRNNSeq2Seq(src_vocab_size, tgt_vocab_size, dtype=dtype, **_read(
+      MinRNNSeq2Seq, cfg, {'cell': MIN_CELLS, 'score': SCORES, 'scan': SCANS},
+      attention=attention, **_recurrent_width(cfg), **unread))
 
 
 def _build_transformer(cfg, src_vocab_size, tgt_vocab_size, dtype):
@@ -142,21 +146,9 @@ def _build_transformer(cfg, src_vocab_size, tgt_vocab_size, dtype):
     raise ValueError(f'model.share_embeddings=True needs one vocabulary, but the source has '
                      f'{src_vocab_size} tokens and the target {tgt_vocab_size}; use a joint '
                      'vocabulary or set model.share_embeddings=False.')
-  return Transformer(
-      src_vocab_size, tgt_vocab_size,
-      d_model=d_model,
-      num_heads=num_heads,
-      d_ff=_positive(cfg, 'd_ff'),
-      num_encoder_layers=_positive(cfg, 'num_encoder_layers'),
-      num_decoder_layers=_positive(cfg, 'num_decoder_layers'),
-      dropout=_rate(cfg, 'dropout'),
-      attention_dropout=_rate(cfg, 'attention_dropout'),
-      positions=positions,
-      norm=_choice(cfg, 'norm', NORMS),
-      share_embeddings=share_embeddings,
-      max_len=_positive(cfg, 'max_len'),
-      fused_residual=bool(cfg.get('fused_residual', False)),  # absent in older workdirs
-      dtype=dtype)
+  return Transformer(src_vocab_size, tgt_vocab_size, dtype=dtype, **_read(
+      Transformer, cfg, {'norm': NORMS}, d_model=d_model, num_heads=num_heads, positions=positions,
+      share_embeddings=share_embeddings))
 
 
 def build(cfg: ml_collections.ConfigDict, src_vocab_size: int, tgt_vocab_size: int) -> nn.Module:

@@ -305,17 +305,17 @@ class MinRNNSeq2Seq(nn.Module):
 
   src_vocab_size: int
   tgt_vocab_size: int
-  cell: str = 'gru'
-  embed_dim: int = 128
-  hidden_dim: int = 256
-  num_layers: int = 2
-  bidirectional: bool = True
-  dropout: float = 0.0
-  attention: str = 'luong'
-  score: str = 'general'
-  log_space: bool = False
-  scan: str = 'auto'
-  dtype: Any = jnp.float32
+  cell: str
+  embed_dim: int
+  hidden_dim: int
+  num_layers: int
+  bidirectional: bool
+  dropout: float
+  attention: str
+  score: str
+  log_space: bool
+  scan: str
+  dtype: Any
   intervention: Intervention | None = None
 
   def setup(self):

@@ -387,20 +387,20 @@ class RNNSeq2Seq(nn.Module):
 
   src_vocab_size: int
   tgt_vocab_size: int
-  cell: str = 'lstm'
-  embed_dim: int = 256
-  hidden_dim: int = 512
-  num_layers: int = 1
-  bidirectional: bool = True
-  dropout: float = 0.0
-  decoder: str = 'luong'
-  score: str = 'general'
-  input_feeding: bool = True
-  local: str = ''
-  local_window: int = 10
-  reverse_source: bool = False
-  dtype: Any = jnp.float32
-  encoder_impl: str = 'scan'
+  cell: str
+  embed_dim: int
+  hidden_dim: int
+  num_layers: int
+  bidirectional: bool
+  dropout: float
+  decoder: str
+  score: str
+  input_feeding: bool
+  local: str
+  local_window: int
+  reverse_source: bool
+  dtype: Any
+  encoder_impl: str
   intervention: Intervention | None = None
 
   def setup(self):

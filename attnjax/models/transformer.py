@@ -275,20 +275,20 @@ class Transformer(nn.Module):
 
   src_vocab_size: int
   tgt_vocab_size: int
-  d_model: int = 512
-  num_heads: int = 8
-  d_ff: int = 2048
-  num_encoder_layers: int = 6
-  num_decoder_layers: int = 6
-  dropout: float = 0.1
-  attention_dropout: float = 0.0
-  positions: str = 'sinusoidal'
-  norm: str = 'pre'
-  share_embeddings: bool = False
-  max_len: int = 256
-  dtype: Any = jnp.float32
+  d_model: int
+  num_heads: int
+  d_ff: int
+  num_encoder_layers: int
+  num_decoder_layers: int
+  dropout: float
+  attention_dropout: float
+  positions: str
+  norm: str
+  share_embeddings: bool
+  max_len: int
+  fused_residual: bool
+  dtype: Any
   intervention: Intervention | None = None
-  fused_residual: bool = False
 
   def setup(self):
     embed = functools.partial(

@@ -226,3 +226,22 @@ def test_a_model_without_attention_is_named_by_the_field_that_says_so():
   from attnjax.models import attention_setting
   assert attention_setting(rnn_model(decoder="seq2seq")) == "model.decoder='seq2seq'"
   assert attention_setting(min_rnn_model("gru", "none")) == "model.attention='none'"
+
+
+@pytest.mark.parametrize('family', ['rnn', 'minrnn', 'transformer'])
+def test_a_familys_config_section_is_the_one_home_of_its_models_fields(family):
+  """Every field of a family's model class comes from its config section by the same name and
+  has no default of its own to disagree with the config's; every field of the section (but
+  `family` and `dtype`, which picks the class and its precision) reaches the model; and a
+  field added since older workdirs were trained is one of them."""
+  import dataclasses
+  from attnjax import config as config_lib, models
+  section, module = {'rnn': (rnn_model(), models.RNNSeq2Seq), 'minrnn': (min_rnn_model(), models.MinRNNSeq2Seq),
+                     'transformer': (transformer_model(), models.Transformer)}[family]
+  fields = models.config_fields(module)
+  assert set(section) - {'family', 'dtype'} == set(fields)
+  defaults = {f.name for f in dataclasses.fields(module) if f.default is not dataclasses.MISSING}
+  assert not defaults & {*fields, 'dtype'}, f'{module.__name__} has defaults of its own for {defaults & set(fields)}'
+  assert set(config_lib.ADDED_MODEL_FIELDS.get(family, {})) <= set(fields)
+  model = build(section, 40, 40)  # and a section's value is the model's, field by field
+  assert all(getattr(model, field) == section[field] for field in fields)

@@ -6,14 +6,15 @@ import ml_collections
 import numpy as np
 import pytest
 
+from attnjax.config import rnn_model
 from attnjax.models import build
 from attnjax.tokens import PAD_ID
 from attnjax.models.rnn import reverse_words
 from tests.helpers import random_variables
 
-BASE = dict(family='rnn', dtype='float32', cell='lstm', embed_dim=8, hidden_dim=10,
-            num_layers=1, bidirectional=True, dropout=0.1, decoder='luong', score='general',
-            input_feeding=True)
+BASE = {**rnn_model().to_dict(), 'cell': 'lstm', 'embed_dim': 8, 'hidden_dim': 10, 'num_layers': 1,
+        'bidirectional': True, 'dropout': 0.1, 'decoder': 'luong', 'score': 'general',
+        'input_feeding': True}
 SRC = jnp.array([[5, 6, 7, 2, 0], [4, 5, 6, 7, 2], [9, 2, 0, 0, 0]], jnp.int32)
 TGT_IN = jnp.array([[1, 5, 6, 7], [1, 4, 4, 5], [1, 8, 0, 0]], jnp.int32)
 EXTRA_PAD = 3

@@ -20,6 +20,7 @@ REPORTS = [
     ("bottleneck", "cpu", "experiments/bottleneck"),
     ("interventions", "cpu", "experiments/interventions"),
     ("quality", "cpu", "experiments/quality"),
+    ("alignments", "cpu", "experiments/alignments"),
 ]
 
 
@@ -77,3 +78,21 @@ def test_every_number_in_the_readme_results_tables_is_in_a_file_it_cites():
       assert not missing, f"README row {row[:50]!r}: {missing} not in {', '.join(cited)}"
       checked += 1
   assert checked >= 20
+
+
+MACHINE = re.compile(r"AMD EPYC|Intel\(R\)|Xeon|NVIDIA|H100|H200|TPU v\d")
+
+
+def test_every_results_file_names_its_machine():
+  """A figure is read against the machine that made it (our 2-core machines differ 2-3x in
+  speed): every report and speed table names its CPU model or device, and counts the runs kept
+  without one rather than leaving them out."""
+  files = sorted({*REPO.glob("experiments/**/results_*.md"), *REPO.glob("experiments/speed/*.md")}
+                 - {REPO / "experiments/speed/README.md"})
+  assert len(files) >= 15
+  for path in files:
+    text = path.read_text()
+    where = path.relative_to(REPO)
+    assert MACHINE.search(text), f"{where} does not name the machine its figures come from"
+    for unnamed in re.finditer(r"not recorded(.{0,20})", text):
+      assert re.match(r" \(\d+ runs?", unnamed.group(1)), f"{where}: say how many runs lack a machine"

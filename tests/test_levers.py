@@ -201,12 +201,17 @@ def test_bench_takes_the_levers_and_names_them(capsys):
     assert message in capsys.readouterr().err
 
 
-def test_the_fused_residual_is_a_config_field_a_training_can_set():
-  from attnjax import models
-  from attnjax.config import transformer_model
+def test_the_fused_residual_is_a_config_field_a_training_can_set(tmp_path):
+  import json
+  from attnjax import models, workdir
+  from attnjax.config import base, transformer_model
   cfg = transformer_model("tiny")
   assert models.build(cfg, 32, 32).fused_residual is False
   cfg.fused_residual = True
   assert models.build(cfg, 32, 32).fused_residual is True
-  del cfg.fused_residual  # a workdir's config written before the field
-  assert models.build(cfg, 32, 32).fused_residual is False
+  config = base()  # a workdir's config written before the field reads as trained without it
+  config.model = transformer_model("tiny")
+  del config.model.fused_residual
+  (tmp_path / "config.json").write_text(config.to_json())
+  assert "fused_residual" not in json.loads((tmp_path / "config.json").read_text())["model"]
+  assert models.build(workdir.load_config(tmp_path).model, 32, 32).fused_residual is False

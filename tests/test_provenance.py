@@ -80,6 +80,34 @@ def test_every_number_in_the_readme_results_tables_is_in_a_file_it_cites():
   assert checked >= 20
 
 
+def test_the_demo_files_come_from_one_make_demo_and_the_readme_quotes_it():
+  """`experiments/demo/run.sh` keeps the log, scores, AER report and heatmap of one `make demo`:
+  the scores files agree with what the log printed, the log names its machine and commit, and
+  the README's quoted lines and wall time are the log's."""
+  import json
+  demo = REPO / "experiments" / "demo"
+  log = (demo / "make_demo.log").read_text()
+  assert re.search(r"^# machine: \S.*, \d+ cores", log, re.M), "make_demo.log names no machine"
+  assert re.search(r"^# make demo on a fresh clone of [0-9a-f]{7,}", log, re.M)
+  scores = json.loads((demo / "eval_test.json").read_text())
+  assert f"BLEU   {scores['bleu']:.2f}" in log and f"chrF   {scores['chrf']:.2f}" in log
+  for row in scores["by_length"]:
+    assert re.search(rf"{row['min_len']}-{row['max_len']}\s+{row['sentences']}\s+{row['bleu']:.2f}", log)
+  aer = json.loads((demo / "alignment_test.json").read_text())
+  assert re.search(rf"argmax per target word\s+{aer['aer']['argmax']:.3f}", log)
+  assert re.search(rf"monotone diagonal \(baseline\)\s+{aer['diagonal']:.3f}", log)
+  assert (demo / "alignment.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  readme = (REPO / "README.md").read_text()
+  intro = readme[:readme.index("## Results")]
+  quoted = intro[intro.index("experiments/demo/make_demo.log"):]
+  quoted = quoted[quoted.index("```") + 3:]
+  quoted = quoted[:quoted.index("```")]
+  for line in quoted.strip().splitlines():
+    assert line in log, f"README quotes {line!r}, which make_demo.log does not print"
+  (minutes, seconds), = re.findall(r"^# make demo: (\d+) min (\d+) s", log, re.M)
+  assert f"takes {minutes} min {seconds} s" in intro
+
+
 MACHINE = re.compile(r"AMD EPYC|Intel\(R\)|Xeon|NVIDIA|H100|H200|TPU v\d")
 
 

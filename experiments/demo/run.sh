@@ -36,6 +36,9 @@ echo "# jax: $(.venv/bin/python -c 'import jax; print(jax.__version__)')" >> "$l
 
 # machine paths in the log are those of the scratch clone: name them by what they are
 sed -i -e "s|$scratch/data|\$ATTNJAX_DATA_DIR|g" -e "s|$scratch/attnjax/||g" "$log"
+# pip's own warnings name this machine's package index and build folders: the set-up's
+# commands stay in the log, their output goes
+sed -i '/^\.venv\/bin\/python -m pip install/,/^touch \.venv\/\.installed$/{/^\.venv\/bin\/python -m pip install\|^touch /!d}' "$log"
 cp "$log" "$out/make_demo.log"
 cp runs/demo/eval_test.json runs/demo/alignment_test.json runs/demo/alignment.png "$out/"
 echo "wrote $out/make_demo.log, eval_test.json, alignment_test.json and alignment.png"

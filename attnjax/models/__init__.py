@@ -111,9 +111,7 @@ def _build_rnn(cfg, src_vocab_size, tgt_vocab_size, dtype):
   if reverse_source and decoder in ATTENTIVE:
     raise ValueError(f'model.reverse_source=True is for the decoders without attention, not '
                      f'{decoder!r}, whose alignment would be drawn over reversed words.')
-  encoder_impl = _get(cfg, 'encoder_impl')
-  if encoder_impl not in ENCODER_IMPLS:
-    raise ValueError(f'model.encoder_impl={encoder_impl!r} is not one of: {", ".join(ENCODER_IMPLS)}.')
+  encoder_impl = _choice(cfg, 'encoder_impl', ENCODER_IMPLS)
   if encoder_impl == 'cudnn' and (cfg.cell != 'lstm' or dtype != jnp.float32):
     raise ValueError(f"model.encoder_impl='cudnn' runs jax.experimental.rnn's LSTM in float32 "
                      f"only, not model.cell={cfg.cell!r} with model.dtype={cfg.dtype!r}.")

@@ -12,9 +12,7 @@ from attnjax.tokens import PAD_ID
 from attnjax.models.rnn import reverse_words
 from tests.helpers import random_variables
 
-BASE = {**rnn_model().to_dict(), 'cell': 'lstm', 'embed_dim': 8, 'hidden_dim': 10, 'num_layers': 1,
-        'bidirectional': True, 'dropout': 0.1, 'decoder': 'luong', 'score': 'general',
-        'input_feeding': True}
+BASE = {**rnn_model(decoder='luong', score='general').to_dict(), 'embed_dim': 8, 'hidden_dim': 10}
 SRC = jnp.array([[5, 6, 7, 2, 0], [4, 5, 6, 7, 2], [9, 2, 0, 0, 0]], jnp.int32)
 TGT_IN = jnp.array([[1, 5, 6, 7], [1, 4, 4, 5], [1, 8, 0, 0]], jnp.int32)
 EXTRA_PAD = 3

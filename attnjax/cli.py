@@ -134,24 +134,6 @@ def _file_flags(fv):
   flags.DEFINE_string("ref", None, "The references of --src, line for line.", flag_values=fv)
 
 
-def _pairs(fv, trained, progress):
-  """(source, reference) pairs: of --src/--ref when given, else of --split."""
-  from attnjax.data import builders, pipeline
-  from attnjax.data.prepare import prepare
-  src, ref = fv["src"].value, fv["ref"].value
-  if bool(src) != bool(ref):
-    raise UsageError("--src and --ref go together: the sources and their references")
-  if src:
-    sources, references = builders.read_text(src), builders.read_text(ref)
-    if len(sources) != len(references):
-      raise MismatchError(f"{ref} has {len(references):,} lines but {src} has {len(sources):,}")
-    if not sources:
-      raise UsageError(f"{src} is empty")
-    return list(zip(sources, references)), pathlib.Path(src).name
-  prepared = prepare(trained.config.data, progress=progress)
-  return pipeline.load_pairs(trained.config.data, fv["split"].value, prepared), fv["split"].value
-
-
 def _require_config(fv):
   if fv["config"].value is None:
     raise UsageError("--config is required, e.g. --config configs/default.py")
@@ -216,66 +198,64 @@ def _load(fv, command):
   return trained
 
 
+def _chosen(fv, *names) -> dict:
+  """The pairs to score and how, as the evaluators take them: --split or --src/--ref, and `names`."""
+  return {"split": fv["split"].value, "src": fv["src"].value, "ref": fv["ref"].value,
+          **{name: fv[name].value for name in names}}
+
+
+def _measured(fv, evaluator: str, progress, **arguments) -> tuple[dict, pathlib.Path]:
+  """`attnjax.evaluators`' figures for the workdir at --step, and the file they are kept in;
+  the flags are checked first, as `_load` checks them."""
+  from attnjax import evaluators
+  from attnjax.infer import trained as trained_lib
+  _check_beam(fv)
+  trained_lib.checked(fv["workdir"].value)
+  _check_outputs("eval", fv)
+  return (evaluators.evaluate(fv["workdir"].value, evaluator, fv["step"].value, progress=progress, **arguments),
+          evaluators.path_of(fv["workdir"].value, evaluator, **arguments))
+
+
 def _eval(fv, positional, progress) -> int:
   from attnjax.analysis import evaluate
-  trained = _load(fv, "eval")
   if fv["shift"].value and not fv["alignment"].value:
     raise UsageError("--shift goes with --alignment")
   if fv["intervene"].value:
-    return _eval_intervened(fv, trained, progress)
+    return _eval_intervened(fv, progress)
   if fv["alignment"].value:
-    return _eval_alignment(fv, trained, progress)
+    return _eval_alignment(fv, progress)
   if fv["gold"].value:
     raise UsageError("--gold goes with --alignment")
-  pairs, name = _pairs(fv, trained, progress)
-  if fv["limit"].value:
-    pairs = pairs[: fv["limit"].value]
-  report = trained.evaluate(pairs, fv["beam"].value)
-  hyps = report.pop("hypotheses")
-  report.update(split=name, step=trained.step,
-                beam=fv["beam"].value or trained.config.decode.beam_size)
-  json_path, hyp_path = evaluate.write(fv["workdir"].value, name, report, hyps)
+  report, path = _measured(fv, "scores", progress, **_chosen(fv, "limit", "beam"))
   print(evaluate.format_table(report))
-  print(f"wrote {json_path} and {hyp_path}")
+  print(f"scores in {path}, translations in {path.parent / report['hypotheses']}")
   return 0
 
 
-def _eval_intervened(fv, trained, progress) -> int:
+def _eval_intervened(fv, progress) -> int:
   """`eval --intervene`: teacher-forced perplexity (of a split) and BLEU with the attention
   replaced or heads switched off, beside the model's own perplexity."""
   from attnjax.analysis import evaluate
-  from attnjax.models import intervention as intervention_lib
-  try:
-    intervention, heads = intervention_lib.from_spec(fv["intervene"].value, fv["intervention_seed"].value)
-  except ValueError as err:
-    raise UsageError(str(err)) from None
   if fv["alignment"].value or fv["gold"].value:
     raise UsageError("--intervene scores perplexity and BLEU; measure alignments without it")
-  gold = intervention is not None and intervention.kind == "gold"
-  if gold and fv["src"].value:
-    raise UsageError("--intervene gold reads the corpus's gold alignments: score a --split")
-  name = intervention_lib.describe(intervention, heads)
-  report = {"intervention": name, "step": trained.step}
-  if not fv["src"].value:
-    split = fv["split"].value
-    report.update(split=split,
-                  perplexity=trained.perplexity(trained.config.data, split, intervention, heads),
-                  own_perplexity=trained.perplexity(trained.config.data, split))
-    print(f"{split}, teacher-forced perplexity under {name}: {report['perplexity']:.3f} "
-          f"(the model's own attention: {report['own_perplexity']:.3f})")
-  hyps = []
-  if not gold:
-    pairs, split = _pairs(fv, trained, progress)
-    if fv["limit"].value:
-      pairs = pairs[: fv["limit"].value]
-    scores = trained.evaluate(pairs, fv["beam"].value, intervention=intervention, heads=heads)
-    hyps = scores.pop("hypotheses")
-    report.update(scores, split=split, beam=fv["beam"].value or trained.config.decode.beam_size)
+  report, path = _measured(fv, "intervened", progress,
+                           **_chosen(fv, "limit", "beam", "intervene", "intervention_seed"))
+  if "perplexity" in report:
+    print(f"{report['split']}, teacher-forced perplexity under {report['intervention']}: "
+          f"{report['perplexity']:.3f} (the model's own attention: {report['own_perplexity']:.3f})")
+  if "bleu" in report:
     print(evaluate.format_table(report))
-  json_path, hyp_path = evaluate.write(fv["workdir"].value, f"{report['split']}.{name}", report, hyps)
-  print(f"wrote {json_path}" + ("" if gold else f" and {hyp_path}"))
-  if gold:
-    hyp_path.unlink()
+  print(f"scores in {path}" + (f", translations in {path.parent / report['hypotheses']}"
+                               if "hypotheses" in report else ""))
+  return 0
+
+
+def _eval_alignment(fv, progress) -> int:
+  """`eval --alignment`: AER of the teacher-forced attention against gold alignments."""
+  from attnjax.analysis import alignment
+  report, path = _measured(fv, "alignment", progress, **_chosen(fv, "gold", "limit", "shift"))
+  print(alignment.format_report(report))
+  print(f"kept in {path}")
   return 0
 
 
@@ -359,53 +339,30 @@ def _check_outputs(command: str, fv) -> None:
     outputs.output_file(fv["out"].value, "--out", formats=viz.image_formats())
 
 
-def _eval_alignment(fv, trained, progress) -> int:
-  """`eval --alignment`: AER of the teacher-forced attention against gold alignments."""
-  from attnjax.analysis import alignment
-  from attnjax.data import builders, pipeline
-  from attnjax.data.prepare import prepare
-  pairs, name = _pairs(fv, trained, progress)
-  if fv["gold"].value:
-    if not fv["src"].value:
-      raise UsageError("--gold is for --src/--ref files; a split's gold comes with the corpus")
-    gold = builders.read_text(fv["gold"].value)
-    if len(gold) != len(pairs):
-      raise MismatchError(f"{fv['gold'].value} has {len(gold):,} lines but {fv['src'].value} has {len(pairs):,}")
-  elif fv["src"].value:
-    raise UsageError("--alignment with --src/--ref needs --gold, the gold alignment of each pair")
-  else:
-    prepared = prepare(trained.config.data, progress=progress)
-    gold = pipeline.load_alignments(trained.config.data, fv["split"].value, prepared)
-    if gold is None:
-      raise UsageError(f"{trained.config.data.name} has no gold word alignments (en_fr_synth has); "
-                       "give --src, --ref and --gold")
-  if fv["limit"].value:
-    pairs, gold = pairs[: fv["limit"].value], gold[: fv["limit"].value]
-  try:
-    report = trained.alignment_error(pairs, gold, shift=fv["shift"].value)
-  except MismatchError as error:  # a malformed gold line, or links past their sentences
-    where = fv["gold"].value or f"the gold alignments of {trained.config.data.name}'s {name} split"
-    raise MismatchError(f"{where}: {error}") from None
-  report.update(split=name, step=trained.step)
-  path = pathlib.Path(fv["workdir"].value) / f"alignment_{name}{'.shifted' if fv['shift'].value else ''}.json"
-  path.write_text(json.dumps(report, indent=2) + "\n")
-  print(alignment.format_report(report))
-  print(f"wrote {path}")
-  return 0
-
-
 def _compare(fv, positional, progress) -> int:
-  """Both workdirs translate the same pairs; sacreBLEU's paired tests say whether B differs."""
+  """Both workdirs translate the same pairs (`evaluators`' `scores`, made once and kept);
+  sacreBLEU's paired tests say whether B differs."""
+  from attnjax import evaluators
   from attnjax.analysis import evaluate
-  from attnjax.infer import trained as trained_lib
+  from attnjax.workdir import load_config
   names = fv["workdir"].value
   if len(names) != 2:
     raise UsageError(f"compare takes two --workdir flags (the baseline first), not {len(names)}")
   _check_beam(fv)
-  trained = [trained_lib.load(name) for name in names]
-  pairs, what = _pairs(fv, trained[0], progress)
-  systems = [(name, t.translate([s for s, _ in pairs], fv["beam"].value)) for name, t in zip(names, trained)]
+  first = load_config(names[0]).data
+  pairs, what = evaluators.pairs_of(first, fv["split"].value, fv["src"].value, fv["ref"].value, progress)
   references = [r for _, r in pairs]
+  systems = []
+  for name in names:
+    own = fv["src"].value or load_config(name).data.to_dict() == first.to_dict()
+    report = evaluators.evaluate(name, "scores", split=fv["split"].value, src=fv["src"].value,
+                                 ref=fv["ref"].value, limit=0, beam=fv["beam"].value,
+                                 corpus=None if own else names[0], progress=progress)
+    hypotheses = (pathlib.Path(name) / report["hypotheses"]).read_text().splitlines()
+    if len(hypotheses) != len(references):
+      raise MismatchError(f"{pathlib.Path(name) / report['hypotheses']} has {len(hypotheses):,} lines "
+                          f"for {len(references):,} pairs; delete it and its eval_*.json to translate again")
+    systems.append((name, hypotheses))
   bs_signature, bootstrap = evaluate.paired_bootstrap(systems, references)
   ar_signature, randomized = evaluate.approximate_randomization(systems, references)
   print(f"{len(pairs):,} sentences of {what}; {bs_signature}; {ar_signature}")

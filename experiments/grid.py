@@ -129,10 +129,10 @@ def main(argv=None) -> int:
   if args.seeds < 1:
     p.error(f"--seeds {args.seeds}: want at least 1")
   names = [n for n in args.evaluators.split(",") if n]
-  unknown = [n for n in names if n not in evaluators.EVALUATORS]
+  unknown = [n for n in names if n not in evaluators.REPORTED]
   if unknown or not names:
     p.error(f"--evaluators {args.evaluators}: no evaluator {', '.join(unknown) or '(none)'}; "
-            f"there are {', '.join(evaluators.EVALUATORS)}")
+            f"there are {', '.join(evaluators.REPORTED)}")
   base = _load_config(args.config)
   axes = _axes(base, args.grid, p)
   name = args.name or pathlib.Path(args.config.partition(":")[0]).stem

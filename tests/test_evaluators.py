@@ -49,8 +49,45 @@ def test_attention_is_measured_against_the_stand_in_gold(counted, data_dir):
 
 
 def test_an_unknown_evaluator_or_an_untrained_workdir_is_a_clear_error(tmp_path, trained):
-  with pytest.raises(ConfigError, match="no evaluator 'blue'; there are bleu, attention"):
+  with pytest.raises(ConfigError, match="no evaluator 'blue'; there are bleu, attention, scores, alignment, intervened"):
     evaluators.evaluate(trained, "blue")
   (tmp_path / "empty").mkdir()
   with pytest.raises(ConfigError, match="no checkpoint to evaluate"):
     evaluators.evaluate(tmp_path / "empty", "bleu")
+
+
+def test_the_command_lines_eval_is_made_once_and_compare_reads_its_translations(counted, tmp_path, capsys):
+  import hashlib
+  from attnjax import cli
+  from attnjax.data import pipeline
+  from attnjax.workdir import load_config
+  workdir, calls = counted
+  pairs = pipeline.load_pairs(load_config(workdir).data, "test")[:12]
+  src, ref = tmp_path / "a.src", tmp_path / "a.ref"
+  write = lambda rows: (src.write_text("".join(s + "\n" for s, _ in rows)),
+                        ref.write_text("".join(r + "\n" for _, r in rows)))
+  write(pairs)
+  files = ["--src", str(src), "--ref", str(ref)]
+  assert cli.main(["attnjax", "eval", "--workdir", str(workdir), *files]) == 0 and calls["scores"] == 1
+  first = json.loads((workdir / "eval_a.src.json").read_text())
+  assert first["arguments"]["src"] == {"path": str(src), "sha256": hashlib.sha256(src.read_bytes()).hexdigest()}
+  assert first["sentences"] == 12 and (workdir / first["hypotheses"]).read_text().count("\n") == 12
+  capsys.readouterr()
+  # asked again: read back, not translated again
+  assert cli.main(["attnjax", "eval", "--workdir", str(workdir), *files]) == 0 and calls["scores"] == 1
+  assert "read back" in capsys.readouterr().out
+  # another limit, or the files changed, is another measurement
+  assert cli.main(["attnjax", "eval", "--workdir", str(workdir), *files, "--limit", "5"]) == 0
+  assert calls["scores"] == 2 and json.loads((workdir / "eval_a.src.json").read_text())["sentences"] == 5
+  write(pairs[:6])
+  assert cli.main(["attnjax", "eval", "--workdir", str(workdir), *files]) == 0
+  assert calls["scores"] == 3 and json.loads((workdir / "eval_a.src.json").read_text())["sentences"] == 6
+  # compare: the baseline's translations are the ones eval kept; only the other system translates
+  other = tmp_path / "other"
+  shutil.copytree(workdir, other, ignore=shutil.ignore_patterns("eval_*", "hyp_*"))
+  capsys.readouterr()
+  assert cli.main(["attnjax", "compare", "--workdir", str(workdir), "--workdir", str(other), *files]) == 0
+  assert calls["scores"] == 4
+  lines = capsys.readouterr().out.splitlines()
+  assert any(line.startswith("6 sentences of a.src") for line in lines)
+  assert any(line.startswith(f"{other}: BLEU") and "paired bootstrap p = " in line for line in lines)

@@ -4,9 +4,7 @@ Hypotheses and references are detokenised text, scored exactly as `sacrebleu` on
 command line scores them, so the numbers here can be checked against the hypothesis file.
 """
 
-import json
 import logging
-import pathlib
 
 import sacrebleu
 
@@ -119,15 +117,6 @@ def evaluate(translator, pairs: list[tuple[str, str]], bucket_width: int = 10) -
   report = corpus_scores(hypotheses, references)
   report["by_length"] = length_buckets(sources, hypotheses, references, bucket_width)
   return report, hypotheses
-
-
-def write(workdir, split: str, report: dict, hypotheses: list[str]) -> tuple[pathlib.Path, pathlib.Path]:
-  """`eval_<split>.json` and `hyp_<split>.txt` in the workdir (one hypothesis per line)."""
-  workdir = pathlib.Path(workdir)
-  json_path, hyp_path = workdir / f"eval_{split}.json", workdir / f"hyp_{split}.txt"
-  json_path.write_text(json.dumps(report, indent=2) + "\n")
-  hyp_path.write_text("".join(h + "\n" for h in hypotheses))
-  return json_path, hyp_path
 
 
 def format_table(report: dict) -> str:

@@ -346,20 +346,28 @@ def checked_gold(pairs, gold) -> list[tuple[set, set]]:
   return out
 
 
-def load(workdir, step: int | None = None) -> Trained:
-  """The config, tokenizers, model and parameters of the newest (or given) checkpoint."""
+def checked(workdir) -> object:
+  """The config of a workdir `load` can read (a folder `attnjax train` made, with a
+  tokenizer and checkpoints), else the error that says what it lacks."""
   workdir = pathlib.Path(workdir)
   if not workdir.is_dir():
     raise config_lib.ConfigError(f"workdir {workdir} does not exist")
   config = load_config(workdir)
   if not (workdir / "tokenizer").is_dir():
     raise config_lib.ConfigError(f"{workdir} has no tokenizer/ directory; it was not made by `attnjax train`")
+  if not (workdir / "checkpoints").is_dir():
+    raise checkpoint.CheckpointError(f"{workdir} has no checkpoints yet; train first")
+  return config
+
+
+def load(workdir, step: int | None = None) -> Trained:
+  """The config, tokenizers, model and parameters of the newest (or given) checkpoint."""
+  workdir = pathlib.Path(workdir)
+  config = checked(workdir)
   tokenizers = Tokenizers.load(workdir / "tokenizer")
   model = models.build(config.model, tokenizers.src.vocab_size, tokenizers.tgt.vocab_size)
 
   abstract = jax.eval_shape(lambda: models.init_params(model, 0))
-  if not (workdir / "checkpoints").is_dir():
-    raise checkpoint.CheckpointError(f"{workdir} has no checkpoints yet; train first")
   mngr = checkpoint.manager(workdir, read_only=True)
   try:
     saved = sorted(mngr.all_steps())

@@ -141,17 +141,10 @@ def keep(workdir: pathlib.Path, store: pathlib.Path, data_dir: str = "", gold_fi
   """`measure`, kept in `store/<workdir name>.json` with its provenance; read back while the
   workdir's step and the arguments are those it was made with."""
   from attnjax import evaluators
-  path = store / f"{workdir.name}.json"
-  arguments = {"gold": gold_file and str(gold_file)}
-  kept = evaluators.read_kept(path, evaluators.step_of(workdir), arguments)
-  if kept is not None:
-    print(f"  {workdir}: measured before, kept", flush=True)
-    return kept
-  store.mkdir(parents=True, exist_ok=True)
-  result = {**measure(workdir, data_dir, gold_file), "arguments": arguments,
-            "provenance": common.provenance()}
-  path.write_text(json.dumps(result, indent=1) + "\n")
-  return result
+  return evaluators.kept(store / f"{workdir.name}.json", evaluators.step_of(workdir),
+                         {"gold": gold_file and str(gold_file)},
+                         lambda: {**measure(workdir, data_dir, gold_file), "provenance": common.provenance()},
+                         indent=1)
 
 
 def own_runs(args) -> dict:

@@ -125,15 +125,10 @@ def main(argv=None) -> int:
     config, workdir = chosen[name]
     from attnjax import evaluators
     common.train(config, workdir, progress=args.preset != "smoke")
-    path = store / f"{name}.json"
-    arguments = {"preset": args.preset}  # the sentences scored, the pruning curve's points
-    if evaluators.read_kept(path, evaluators.step_of(workdir), arguments) is not None:
-      print(f"  {name}: measured before, kept", flush=True)
-      return
-    store.mkdir(parents=True, exist_ok=True)
-    result = {**measure(workdir, args.preset, args.data_dir), "arguments": arguments,
-              "provenance": common.provenance()}
-    path.write_text(json.dumps(result, indent=1) + "\n")
+    evaluators.kept(store / f"{name}.json", evaluators.step_of(workdir),
+                    {"preset": args.preset},  # the sentences scored, the pruning curve's points
+                    lambda: {**measure(workdir, args.preset, args.data_dir), "provenance": common.provenance()},
+                    indent=1)
 
   return common.run_all("interventions", list(chosen), do, args,
                         lambda: report.write(store, args.preset, args.report_dir))

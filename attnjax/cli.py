@@ -342,13 +342,17 @@ def _check_outputs(command: str, fv) -> None:
 def _compare(fv, positional, progress) -> int:
   """Both workdirs translate the same pairs (`evaluators`' `scores`, made once and kept);
   sacreBLEU's paired tests say whether B differs."""
-  from attnjax import evaluators
+  from attnjax import evaluators, outputs
   from attnjax.analysis import evaluate
+  from attnjax.infer import trained as trained_lib
   from attnjax.workdir import load_config
   names = fv["workdir"].value
   if len(names) != 2:
     raise UsageError(f"compare takes two --workdir flags (the baseline first), not {len(names)}")
   _check_beam(fv)
+  for name in names:  # each keeps its translations (`scores`): readable workdirs that take new files
+    trained_lib.checked(name)
+    outputs.output_dir(name, "--workdir")
   first = load_config(names[0]).data
   pairs, what = evaluators.pairs_of(first, fv["split"].value, fv["src"].value, fv["ref"].value, progress)
   references = [r for _, r in pairs]

@@ -73,6 +73,7 @@ CASES = [
     (["eval", "--workdir", "{trained}", "--src", "{tmp}/a.src", "--ref", "{tmp}/b.ref"],
      "{tmp}/b.ref has 1 lines but {tmp}/a.src has 2"),
     (["compare", "--workdir", "{trained}"], "compare takes two --workdir flags"),
+    (["compare", "--workdir", "{trained}", "--workdir", "{tmp}/missing"], "workdir {tmp}/missing does not exist"),
     (["eval", "--workdir", "{trained}", "--alignment"], "numbers:fr has no gold word alignments"),
     (["eval", "--workdir", "{trained}", "--alignment", "--src", "{tmp}/a.src", "--ref", "{tmp}/a.src"],
      "--alignment with --src/--ref needs --gold"),

@@ -345,20 +345,19 @@ def _compare(fv, positional, progress) -> int:
   from attnjax import evaluators, outputs
   from attnjax.analysis import evaluate
   from attnjax.infer import trained as trained_lib
-  from attnjax.workdir import load_config
   names = fv["workdir"].value
   if len(names) != 2:
     raise UsageError(f"compare takes two --workdir flags (the baseline first), not {len(names)}")
   _check_beam(fv)
-  for name in names:  # each keeps its translations (`scores`): readable workdirs that take new files
-    trained_lib.checked(name)
+  configs = [trained_lib.checked(name) for name in names]
+  for name in names:  # each keeps its translations (`scores`): workdirs that take new files
     outputs.output_dir(name, "--workdir")
-  first = load_config(names[0]).data
+  first = configs[0].data
   pairs, what = evaluators.pairs_of(first, fv["split"].value, fv["src"].value, fv["ref"].value, progress)
   references = [r for _, r in pairs]
   systems = []
-  for name in names:
-    own = fv["src"].value or load_config(name).data.to_dict() == first.to_dict()
+  for name, config in zip(names, configs):
+    own = fv["src"].value or config.data.to_dict() == first.to_dict()
     report = evaluators.evaluate(name, "scores", split=fv["split"].value, src=fv["src"].value,
                                  ref=fv["ref"].value, limit=0, beam=fv["beam"].value,
                                  corpus=None if own else names[0], progress=progress)
